@@ -1,0 +1,150 @@
+"""One config system for every entry point.
+
+Precedence, lowest first: typed dataclass defaults in code -> YAML file (which may name a
+``base:`` YAML it extends) -> ``key=value`` command-line overrides with dotted keys.
+An unknown key or a value of the wrong type raises :class:`ConfigError` naming the key and,
+for unknown keys, listing the valid ones. The resolved config is saved into every run dir.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema."""
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping shared by every trainable task."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    optimizer: str = "adam"  # adam | adamw
+    scheduler: str = "warmup_multistep"  # warmup_multistep | cosine | constant
+    warmup_epochs: int = 0
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+    grad_clip: float = 1.0  # 0 disables clipping
+    mixed_precision: str = "auto"  # auto (bf16/fp16 on GPU, off on CPU) | no | fp16 | bf16
+    num_workers: int = 0
+    val_every: int = 1  # epochs between validations (0 disables)
+    ckpt_every: int = 1  # epochs between numbered checkpoints (last/best always kept)
+    log_every: int = 10  # steps between console/TensorBoard scalars
+    max_steps_per_epoch: int = 0  # 0 = whole epoch
+
+
+@dataclass
+class RunConfig:
+    """Fields every task has; a task's schema subclasses this and adds ``data``/``model``."""
+
+    task: str = "???"
+    out_dir: str = "runs/default"
+    seed: int = 0
+    mode: str = "train"  # train | test
+    resume: str = ""  # "" | auto | path to a checkpoint dir
+    checkpoint: str = ""  # weights used by mode=test ("" = <out_dir>/checkpoints/best)
+    device: str = "auto"  # auto | cpu | cuda
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[str, dict]]:
+    """Read a YAML file and the chain of ``base:`` files it extends, base first."""
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: circular 'base:' chain")
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    base = data.pop("base", None)
+    chain = _read_yaml(path.parent / base, seen + (path,)) if base else []
+    return chain + [(str(path), data)]
+
+
+def _valid_keys(cfg: DictConfig, full_key: str) -> list[str]:
+    parent = full_key.rsplit(".", 1)[0] if "." in full_key else ""
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    return sorted(node.keys()) if isinstance(node, DictConfig) else []
+
+
+def _merge(cfg: DictConfig, layer: dict | DictConfig, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(cfg, layer)
+    except (ConfigKeyError, ConfigAttributeError) as err:
+        key = err.full_key or str(err)
+        valid = ", ".join(_valid_keys(cfg, key))
+        raise ConfigError(f"{source}: unknown config key '{key}'. Valid keys here: {valid}") from None
+    except OmegaConfBaseException as err:
+        msg = str(err).split("\n")[0]
+        raise ConfigError(f"{source}: bad value for '{err.full_key}': {msg}") from None
+
+
+def parse_overrides(overrides: Iterable[str]) -> dict:
+    """Turn ``["a.b=1", "c=x"]`` into a nested dict, values parsed as YAML scalars."""
+    nested: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw != "" else ""
+        node = nested
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def load_config(
+    path: str | os.PathLike | None = None,
+    overrides: Iterable[str] = (),
+    schema: type | None = None,
+) -> DictConfig:
+    """Resolve a config: ``schema`` defaults <- YAML at ``path`` <- ``overrides``.
+
+    Without ``schema`` the task's schema is looked up from the ``task`` key (YAML or override).
+    """
+    layers = _read_yaml(Path(path)) if path else []
+    cli = parse_overrides(overrides)
+    layers.append(("command line", cli))
+    if schema is None:
+        from react.tasks import task_schema
+
+        name = next((d["task"] for _, d in reversed(layers) if "task" in d), None)
+        if name is None:
+            raise ConfigError("no 'task' given: set task: <name> in the YAML or task=<name>")
+        schema = task_schema(name)
+    cfg = OmegaConf.structured(schema)
+    for source, data in layers:
+        cfg = _merge(cfg, data, source)
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"required config keys not set: {', '.join(missing)}")
+    return cfg
+
+
+def save_config(cfg: DictConfig, run_dir: str | os.PathLike, name: str = "config.yaml") -> Path:
+    """Write the fully resolved config into ``run_dir`` atomically."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    target = run_dir / name
+    with tempfile.NamedTemporaryFile("w", dir=run_dir, suffix=".tmp", delete=False) as fh:
+        fh.write(OmegaConf.to_yaml(cfg, resolve=True))
+    os.replace(fh.name, target)
+    return target

@@ -1,0 +1,28 @@
+"""Task registry: a task is a module with a ``Config`` dataclass and a ``Task`` class.
+
+Modules are imported lazily so that a command only pays for the task it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+TASKS = {
+    "regnn": "react.tasks.regnn",
+    "ser": "react.tasks.ser",
+}
+
+
+def task_module(name: str) -> ModuleType:
+    """Import the module of task ``name`` (e.g. ``regnn``)."""
+    from react.config import ConfigError
+
+    if name not in TASKS:
+        raise ConfigError(f"unknown task '{name}'. Valid tasks: {', '.join(sorted(TASKS))}")
+    return importlib.import_module(TASKS[name])
+
+
+def task_schema(name: str) -> type:
+    """The config dataclass of task ``name``."""
+    return task_module(name).Config
