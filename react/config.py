@@ -44,6 +44,7 @@ class TrainConfig:
     ckpt_every: int = 1  # epochs between numbered checkpoints (last/best always kept)
     log_every: int = 10  # steps between console/TensorBoard scalars
     max_steps_per_epoch: int = 0  # 0 = whole epoch
+    test_at_end: bool = True  # run the task's test with the best weights after training
 
 
 @dataclass
@@ -84,7 +85,8 @@ def _valid_keys(cfg: DictConfig, full_key: str) -> list[str]:
     return sorted(node.keys()) if isinstance(node, DictConfig) else []
 
 
-def _merge(cfg: DictConfig, layer: dict | DictConfig, source: str) -> DictConfig:
+def merge_config(cfg: DictConfig, layer: dict | DictConfig, source: str) -> DictConfig:
+    """Merge one layer (YAML data, overrides, a stored config) into ``cfg``, with clear errors."""
     try:
         return OmegaConf.merge(cfg, layer)
     except (ConfigKeyError, ConfigAttributeError) as err:
@@ -133,7 +135,7 @@ def load_config(
         schema = task_schema(name)
     cfg = OmegaConf.structured(schema)
     for source, data in layers:
-        cfg = _merge(cfg, data, source)
+        cfg = merge_config(cfg, data, source)
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(f"required config keys not set: {', '.join(missing)}")

@@ -1,0 +1,84 @@
+"""The training engine on a small regression task: checkpoints, resume, DDP, test mode, CLI errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from react.config import load_config
+from react.engine import checkpoint_file, load_checkpoint_model, run
+
+ROOT = Path(__file__).resolve().parents[1]
+TOY = "helpers.toy_task"
+BASE = [f"task={TOY}", "train.batch_size=8", "train.lr=0.05", "train.milestones=[3]", "train.gamma=0.5",
+        "train.scheduler=warmup_multistep", "train.warmup_epochs=1"]
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": f"{ROOT / 'tests'}:{ROOT}", "HF_HUB_OFFLINE": "1",
+            "OMP_NUM_THREADS": "1"}
+
+
+def _train(out: Path, *extra: str) -> dict:
+    cfg = load_config(None, [*BASE, f"out_dir={out}", *extra])
+    return run(cfg)
+
+
+def test_training_writes_config_checkpoints_and_learns(tmp_path):
+    metrics = _train(tmp_path, "train.epochs=4", "train.ckpt_every=2")
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["best", "epoch_0002", "epoch_0004", "last"]
+    assert (tmp_path / "config.yaml").read_text().count("lr: 0.05") == 1
+    assert (tmp_path / "log.txt").is_file() and any((tmp_path / "tb").iterdir())
+    last = torch.load(checkpoint_file(tmp_path / "checkpoints" / "last"), weights_only=False)
+    assert last["epoch"] == 4 and last["step"] == 4 * 8
+    tested = json.loads((tmp_path / "test_results.json").read_text())["val/loss"]
+    assert metrics["val/loss"] < 0.3 and tested == pytest.approx(last["best"])  # tested with best
+    model, cfg = load_checkpoint_model(tmp_path / "checkpoints" / "best")
+    assert cfg.task == TOY and not model.training
+
+
+def test_resume_continues_identically(tmp_path):
+    _train(tmp_path / "full", "train.epochs=5")
+    _train(tmp_path / "cut", "train.epochs=2")
+    _train(tmp_path / "cut", "train.epochs=5", "resume=auto")
+    full = torch.load(checkpoint_file(tmp_path / "full" / "checkpoints" / "last"), weights_only=False)
+    cut = torch.load(checkpoint_file(tmp_path / "cut" / "checkpoints" / "last"), weights_only=False)
+    assert cut["epoch"] == full["epoch"] == 5 and cut["step"] == full["step"]
+    for key, value in full["model"].items():
+        torch.testing.assert_close(cut["model"][key], value, rtol=0, atol=0)
+    assert cut["optimizer"]["state"][0]["exp_avg"].equal(full["optimizer"]["state"][0]["exp_avg"])
+
+
+def test_two_process_cpu_ddp(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           str(ROOT / "train.py"), *BASE, f"out_dir={tmp_path}", "train.epochs=2", "train.test_at_end=false"]
+    done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = {}
+    for rank in (0, 1):
+        rows = [json.loads(x) for x in (tmp_path / f"seen_rank{rank}.jsonl").read_text().splitlines()]
+        assert {r["world"] for r in rows} == {2}
+        seen[rank] = [i for r in rows[:4] for i in r["index"]]  # first epoch: 32 items per rank
+    assert len(seen[0]) == len(seen[1]) == 32 and not set(seen[0]) & set(seen[1])
+    assert "world size 2" in (tmp_path / "log.txt").read_text()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.lrr=0.1", "unknown config key 'train.lrr'. Valid keys here: batch_size"),
+    ("train.epochs=many", "bad value for 'train.epochs'"),
+    ("mode=predict", "mode: unknown 'predict'"),
+])
+def test_cli_rejects_bad_config(tmp_path, override, message):
+    cmd = [sys.executable, str(ROOT / "train.py"), *BASE, f"out_dir={tmp_path}", override]
+    done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr
+
+
+def test_test_mode_needs_a_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint found"):
+        run(load_config(None, [*BASE, f"out_dir={tmp_path}", "mode=test"]))
