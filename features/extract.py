@@ -1,0 +1,114 @@
+"""Extract per-frame video (Swin) or audio (SSL / log-mel / eGeMAPS) features for a REACT split.
+
+    python -m features.extract --split train --type video --data-dir D --save-dir S \\
+        [--backbone NAME] [--weights PATH] [--batch-size B] [--device cpu|cuda] [--workers N] \\
+        [--config configs/features_tiny.yaml] [key=value ...]
+
+Reads the clips of ``D/<split>.csv`` (speakers and listeners) and writes float32 ``frames x dim``
+tensors to ``S/<split>/{Video,Audio}_features/<clip>.pth`` with a JSON sidecar beside each.
+``--split all`` / ``--type all`` run every split / both types in one process. ``--backbone``,
+``--weights`` and ``--batch-size`` set ``<type>.backbone`` etc. of the chosen type; every other
+option is a config key (see ``features/config.py``). Exit status 1 when any clip failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from features.config import TYPES, FeatureConfig, validate
+from features.runner import Extractor, Job, Report, run_jobs
+from react.config import ConfigError, load_config
+from react.data.react_layout import SPLITS, LayoutError, audio_path, feature_path, read_split, video_path
+from react.utils.logging import get_logger, setup_logging
+
+log = get_logger(__name__)
+
+
+def parse_args(argv: list[str] | None = None) -> DictConfig:
+    """Command line -> validated config (YAML <- flags <- key=value overrides)."""
+    parser = argparse.ArgumentParser(prog="python -m features.extract",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--split", choices=SPLITS + ("all",))
+    parser.add_argument("--type", choices=TYPES + ("all",))
+    parser.add_argument("--data-dir")
+    parser.add_argument("--save-dir", help="root of the feature layout (default: --data-dir)")
+    parser.add_argument("--backbone", help="video: timm model name; audio: wav2vec2 | hubert | wavlm")
+    parser.add_argument("--weights", help="local checkpoint file or HF-format model directory")
+    parser.add_argument("--batch-size", type=int, help="video: frames per forward; audio: clips per forward")
+    parser.add_argument("--device", choices=("cpu", "cuda"))
+    parser.add_argument("--workers", type=int, help="decoding worker processes (0 = in-process)")
+    parser.add_argument("--config", help="YAML config (may name a base: it extends)")
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. audio.kind=logmel")
+    args = parser.parse_args(argv)
+    flags = {"split": args.split, "type": args.type, "data_dir": args.data_dir,
+             "save_dir": args.save_dir or args.data_dir, "device": args.device, "workers": args.workers}
+    typed = {"backbone": args.backbone, "weights": args.weights, "batch_size": args.batch_size}
+    if any(v is not None for v in typed.values()) and args.type not in TYPES:
+        raise ConfigError("--backbone/--weights/--batch-size need --type video or --type audio; with "
+                          "--type all set video.weights=... audio.weights=... instead")
+    overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
+    overrides += [f"{args.type}.{k}={v}" for k, v in typed.items() if v is not None]
+    cfg = load_config(args.config, overrides + list(args.overrides), schema=FeatureConfig)
+    validate(cfg)
+    return cfg
+
+
+def build_jobs(cfg: DictConfig, split: str, kind: str) -> list[Job]:
+    """One job per distinct clip of the split, in the official 2N order."""
+    clips = list(dict.fromkeys(read_split(cfg.data_dir, split).clips))
+    jobs = []
+    for clip in clips:
+        video = video_path(cfg.data_dir, split, clip)
+        source = video if kind == "video" else audio_path(cfg.data_dir, split, clip)
+        jobs.append(Job(clip, source, feature_path(cfg.save_dir, split, kind, clip), video, cfg.frames,
+                        Path(cfg.data_dir)))
+    return jobs
+
+
+def build_extractor(cfg: DictConfig, kind: str) -> Extractor:
+    """The video or audio extractor; its model is loaded when a clip needs it."""
+    if kind == "video":
+        from features.video import VideoExtractor
+
+        return VideoExtractor(cfg)
+    from features.audio import AudioExtractor
+
+    return AudioExtractor(cfg)
+
+
+def extract(cfg: DictConfig) -> dict[str, Report]:
+    """Run every requested (split, type); returns a report per ``"<split> <type>"``."""
+    reports = {}
+    for kind in TYPES if cfg.type == "all" else (cfg.type,):
+        extractor = build_extractor(cfg, kind)
+        for split in SPLITS if cfg.split == "all" else (cfg.split,):
+            name = f"{split} {kind}"
+            reports[name] = run_jobs(build_jobs(cfg, split, kind), extractor, cfg.workers, cfg.device, name)
+    return reports
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    try:
+        cfg = parse_args(argv)
+        reports = extract(cfg)
+    except (ConfigError, LayoutError, FileNotFoundError, ValueError) as err:
+        log.error("%s", err)
+        return 2
+    failed = {f"{name}: {clip}": why for name, r in reports.items() for clip, why in r.failed.items()}
+    for name, r in reports.items():
+        rate = f" in {r.seconds:.1f} s ({len(r.done) / r.seconds:.2f} clips/s)" if r.seconds else ""
+        log.info("%s: %d extracted, %d up to date, %d failed%s", name, len(r.done), len(r.skipped),
+                 len(r.failed), rate)
+    if failed:
+        log.error("%d clips FAILED:\n%s", len(failed), "\n".join(f"  {k} -- {v}" for k, v in failed.items()))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

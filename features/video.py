@@ -1,0 +1,168 @@
+"""Video features: decode (mp4 or a folder of numbered pngs) -> resize -> centre crop -> Swin -> 768-d.
+
+Decoding and cropping run in the reader (a worker process) and produce uint8 ``B x H x W x 3``
+chunks; normalisation and the timm Swin forward run batched in the main process.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from features.runner import Extractor, Job, Reader
+from features.weights import random_init_warning, resolve_weights, weights_settings
+from react.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def count_video_frames(path: Path) -> int:
+    """Frames of an mp4 (container metadata, else a decode) or of a png folder."""
+    if path.is_dir():
+        return sum(1 for _ in path.glob("*.png"))
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return stream.frames or sum(1 for _ in container.decode(stream))
+
+
+def iter_rgb_frames(path: Path) -> Iterator[np.ndarray]:
+    """``H x W x 3`` uint8 RGB frames in order, from an mp4 or a folder ``1.png .. T.png``."""
+    if path.is_dir():
+        from PIL import Image
+
+        pngs = sorted(path.glob("*.png"), key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
+        if not pngs or not pngs[0].stem.isdigit():
+            raise ValueError("not a folder of numbered png frames (1.png, 2.png, ...)")
+        for png in pngs:
+            with Image.open(png) as image:
+                yield np.asarray(image.convert("RGB"))
+        return
+    if not path.is_file():
+        raise FileNotFoundError("video file not found")
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1  # the forward pass has the other cores
+        for frame in container.decode(stream):
+            yield frame.to_ndarray(format="rgb24")
+
+
+def resize_and_crop(frame: np.ndarray, resize: int, crop: int) -> np.ndarray:
+    """Scale the shorter side to ``resize`` (bilinear) and cut the centre ``crop x crop``."""
+    h, w = frame.shape[:2]
+    if min(h, w) != resize:
+        from PIL import Image
+
+        scale = resize / min(h, w)
+        size = (max(resize, round(w * scale)), max(resize, round(h * scale)))
+        frame = np.asarray(Image.fromarray(frame).resize(size, Image.BILINEAR))
+        h, w = frame.shape[:2]
+    top, left = (h - crop) // 2, (w - crop) // 2
+    return frame[top:top + crop, left:left + crop]
+
+
+class FrameReader(Reader):
+    """Decodes a clip into uint8 chunks of at most ``batch_size`` cropped frames."""
+
+    def __init__(self, resize: int, crop: int, batch_size: int):
+        self.resize, self.crop, self.batch_size = resize, crop, batch_size
+
+    def __call__(self, job: Job) -> Iterator[torch.Tensor]:
+        chunk: list[np.ndarray] = []
+        count = 0
+        for frame in iter_rgb_frames(job.source):
+            chunk.append(resize_and_crop(frame, self.resize, self.crop))
+            count += 1
+            if len(chunk) == self.batch_size:
+                yield torch.from_numpy(np.stack(chunk))
+                chunk = []
+            if count == job.frames:
+                break
+        if chunk:
+            yield torch.from_numpy(np.stack(chunk))
+        if count == 0 or count < job.frames:
+            raise ValueError(f"video too short: {count} frames decoded, {job.frames} expected")
+
+
+def build_swin(cfg: DictConfig, seed: int) -> nn.Module:
+    """The timm backbone with its classifier removed: from a checkpoint file, an HF-format dir or random."""
+    import timm
+
+    weights = resolve_weights(cfg.weights, cfg.random_init, "video")
+    arch = OmegaConf.to_container(cfg.arch, resolve=True)
+    kwargs = {"num_classes": 0, "img_size": cfg.crop, **arch}
+    if weights is not None and weights.is_dir():
+        if arch:
+            raise ValueError(f"{weights}: video.arch overrides {sorted(arch)} cannot apply to an HF-format "
+                             "directory, whose config.json fixes the architecture")
+        return timm.create_model(f"local-dir:{weights}", pretrained=True, **kwargs)
+    torch.manual_seed(seed)
+    model = timm.create_model(cfg.backbone, pretrained=False, **kwargs)
+    if weights is None:
+        random_init_warning(f"video backbone {cfg.backbone}")
+    else:
+        _load_checkpoint(model, weights)
+    return model
+
+
+def _load_checkpoint(model: nn.Module, path: Path) -> None:
+    """Load a timm or original-format checkpoint file; classifier weights are dropped."""
+    from timm.models import load_state_dict
+
+    state = load_state_dict(str(path))
+    convert = getattr(sys.modules[type(model).__module__], "checkpoint_filter_fn", None)
+    if convert is not None:
+        state = convert(state, model)
+    own = model.state_dict()
+    state = {k: v for k, v in state.items() if k in own or not k.startswith("head")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: checkpoint does not fit {type(model).__name__}: missing keys "
+                         f"{missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected keys "
+                         f"{unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
+
+
+class VideoExtractor(Extractor):
+    """Swin pooled features per frame."""
+
+    def __init__(self, cfg: DictConfig, model: nn.Module | None = None):
+        v = cfg.video
+        self.batch_size = v.batch_size
+        self.reader = FrameReader(v.resize, v.crop, v.batch_size)
+        self.settings = self.describe(cfg)
+        self.cfg, self.model = cfg, model
+        self.mean, self.std = v.mean, v.std
+
+    def load(self) -> None:
+        if self.model is None:
+            self.model = build_swin(self.cfg.video, self.cfg.seed)
+        self.model.eval().to(self.cfg.device)
+
+    @staticmethod
+    def describe(cfg: DictConfig) -> dict[str, Any]:
+        """What the sidecar records and a rerun must match."""
+        v = cfg.video
+        return {"type": "video", "backbone": v.backbone, "arch": OmegaConf.to_container(v.arch),
+                **weights_settings(v.weights, v.random_init, "video", cfg.seed), "fps": cfg.fps,
+                "frames": cfg.frames, "resize": v.resize, "crop": v.crop, "mean": v.mean, "std": v.std}
+
+    def normalise(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 ``B x H x W x 3`` -> float ``B x 3 x H x W`` with ``(x / 255 - mean) / std``."""
+        x = batch.permute(0, 3, 1, 2).float()
+        return x.mul_(1.0 / (255.0 * self.std)).sub_(self.mean / self.std)
+
+    def encode(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.model(self.normalise(batch))
+
+    def finish(self, job: Job, rows: torch.Tensor) -> torch.Tensor:
+        return rows
