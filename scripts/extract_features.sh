@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Extract video and audio features for every split of a REACT dataset, in one process.
+#   scripts/extract_features.sh DATA_DIR [SAVE_DIR] [extra features.extract args / key=value ...]
+# e.g.  scripts/extract_features.sh data/react data/react video.weights=ckpt/swin_tiny.pth \
+#           audio.weights=ckpt/wav2vec2-base device=cuda
+#       scripts/extract_features.sh data/demo data/demo --config configs/features_tiny.yaml
+# Up-to-date clips are skipped; failed clips are listed at the end and the exit status is non-zero.
+set -euo pipefail
+if [ $# -lt 1 ] || [[ "$1" == -* ]]; then
+  echo "usage: $0 DATA_DIR [SAVE_DIR] [extra args]" >&2
+  exit 2
+fi
+DATA_DIR=$1; shift
+SAVE_DIR=$DATA_DIR
+if [ $# -gt 0 ] && [[ "$1" != -* ]] && [[ "$1" != *=* ]]; then SAVE_DIR=$1; shift; fi
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+exec "$PY" -m features.extract --split all --type all --data-dir "$DATA_DIR" --save-dir "$SAVE_DIR" "$@"

@@ -1,0 +1,165 @@
+"""End-to-end feature extraction on a tiny synthetic REACT set: layout, shapes, sidecars, resume, failures."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from helpers.features_data import FRAMES, TINY, copy_media, react_dataset, tiny_cfg
+from PIL import Image
+
+from features.extract import extract, main
+from features.video import count_video_frames, iter_rgb_frames
+from react.data.react_layout import feature_path, read_split, video_path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return react_dataset(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def extracted(data, tmp_path_factory):
+    """Video + audio features of the test split, extracted once."""
+    save = tmp_path_factory.mktemp("feats")
+    cfg = tiny_cfg(data, save)
+    return save, cfg, extract(cfg)
+
+
+def _sidecar(path: Path) -> dict:
+    return json.loads(path.with_suffix(".json").read_text())
+
+
+def test_paths_shapes_and_equal_frame_counts(data, extracted):
+    save, _, reports = extracted
+    clips = read_split(data, "test").clips
+    assert sorted(reports) == ["test audio", "test video"]
+    assert all(sorted(r.done) == sorted(clips) and not r.failed for r in reports.values())
+    for clip in clips:
+        video = torch.load(feature_path(save, "test", "video", clip))
+        audio = torch.load(feature_path(save, "test", "audio", clip))
+        assert feature_path(save, "test", "video", clip) == save / "test" / "Video_features" / f"{clip}.pth"
+        assert isinstance(video, torch.Tensor) and video.dtype == audio.dtype == torch.float32
+        assert video.shape == (FRAMES, 64) and audio.shape == (FRAMES, 32)  # tiny Swin / tiny Wav2Vec2
+        assert torch.isfinite(video).all() and torch.isfinite(audio).all()
+        assert video.std(0).mean() > 0  # frames differ: the face moves
+
+
+def test_sidecar_records_what_produced_the_features(data, extracted):
+    save, _, _ = extracted
+    clip = read_split(data, "test").clips[0]
+    video = _sidecar(feature_path(save, "test", "video", clip))
+    assert video["backbone"] == "swin_tiny_patch4_window7_224" and video["weights"] == "random"
+    assert video["seed"] == 0 and video["fps"] == 25 and video["shape"] == [FRAMES, 64]
+    assert (video["resize"], video["crop"], video["mean"], video["std"]) == (256, 224, 0.5, 0.5)
+    assert video["source"] == f"test/Video_files/{clip}.mp4" and video["dtype"] == "float32"
+    audio = _sidecar(feature_path(save, "test", "audio", clip))
+    assert audio["backbone"] == "wav2vec2" and audio["kind"] == "ssl" and audio["layers"] == [-1]
+    assert audio["weights"] == "random" and audio["shape"] == [FRAMES, 32] and audio["fps"] == 25
+    assert audio["source"] == f"test/Audio_files/{clip}.wav"
+
+
+def test_second_run_is_a_no_op(data, extracted):
+    save, cfg, _ = extracted
+    files = sorted(save.rglob("*.pth")) + sorted(save.rglob("*.json"))
+    stamps = [f.stat().st_mtime_ns for f in files]
+    reports = extract(cfg)
+    assert all(not r.done and not r.failed and len(r.skipped) == 2 for r in reports.values())
+    assert [f.stat().st_mtime_ns for f in files] == stamps
+    assert not [p for p in save.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_changed_settings_re_extract(data, extracted, tmp_path):
+    save, _, _ = extracted
+    target = tmp_path / "feats"
+    shutil.copytree(save, target)
+    clip = read_split(data, "test").clips[0]
+    before = torch.load(feature_path(target, "test", "audio", clip))
+    reports = extract(tiny_cfg(data, target, "type=audio", "audio.layers=[0,1]"))
+    assert sorted(reports["test audio"].done) == sorted(read_split(data, "test").clips)
+    after = torch.load(feature_path(target, "test", "audio", clip))
+    assert after.shape == before.shape and not torch.allclose(after, before)
+    assert _sidecar(feature_path(target, "test", "audio", clip))["layers"] == [0, 1]
+
+
+def test_corrupt_mp4_and_truncated_wav_are_reported_others_succeed(data, tmp_path, capsys):
+    copy = copy_media(data, tmp_path / "data")
+    speaker, listener = read_split(copy, "test").clips
+    mp4 = video_path(copy, "test", speaker)
+    mp4.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000))
+    wav = copy / "test" / "Audio_files" / f"{listener}.wav"
+    info = sf.info(str(wav))
+    wav.write_bytes(wav.read_bytes()[: 44 + 2 * info.samplerate // 2])  # header + 0.5 s, header unchanged
+    save = tmp_path / "feats"
+    rc = main(["--split", "test", "--type", "all", "--data-dir", str(copy), "--save-dir", str(save),
+               "--config", str(TINY), f"frames={FRAMES}"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "2 clips FAILED" in err and str(mp4) in err and str(wav) in err and "too short" in err
+    assert not feature_path(save, "test", "video", speaker).exists()
+    assert not feature_path(save, "test", "audio", listener).exists()
+    assert torch.load(feature_path(save, "test", "audio", speaker)).shape == (FRAMES, 32)
+    assert torch.load(feature_path(save, "test", "video", listener)).shape == (FRAMES, 64)
+    assert not [p for p in save.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_short_video_is_reported(data, tmp_path, capsys):
+    rc = main(["--split", "test", "--type", "video", "--data-dir", str(data), "--save-dir", str(tmp_path),
+               "--config", str(TINY), "frames=800", "video.batch_size=256"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "video too short: 760 frames decoded, 800 expected" in err
+
+
+@pytest.mark.parametrize("weights, message", [
+    ("", "no weights given"),
+    ("/nonexistent/swin.pth", "/nonexistent/swin.pth: video weights not found"),
+])
+def test_missing_weights_is_an_error_without_random_init(data, tmp_path, capsys, weights, message):
+    args = ["--split", "test", "--type", "video", "--data-dir", str(data), "--save-dir", str(tmp_path),
+            "--config", str(TINY), "video.random_init=false"]
+    rc = main(args + (["--weights", weights] if weights else []))
+    assert rc == 2 and message in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.pth"))
+
+
+def test_missing_audio_weights_is_an_error(data, tmp_path, capsys):
+    rc = main(["--split", "test", "--type", "audio", "--data-dir", str(data), "--save-dir", str(tmp_path),
+               "--weights", str(tmp_path / "no_w2v"), "--config", str(TINY), "audio.random_init=false"])
+    assert rc == 2 and "no_w2v: audio weights not found" in capsys.readouterr().err
+
+
+def test_png_folder_gives_the_same_features_as_the_mp4(data, extracted, tmp_path):
+    save, _, _ = extracted
+    copy = copy_media(data, tmp_path / "data")
+    clip = read_split(copy, "test").clips[0]
+    mp4 = video_path(copy, "test", clip)
+    folder = mp4.with_suffix("")
+    folder.mkdir()
+    for i, frame in enumerate(iter_rgb_frames(mp4), start=1):
+        Image.fromarray(frame).save(folder / f"{i}.png")
+        if i == FRAMES:
+            break
+    mp4.unlink()
+    assert video_path(copy, "test", clip) == folder and count_video_frames(folder) == FRAMES
+    out = tmp_path / "feats"
+    reports = extract(tiny_cfg(copy, out, "type=video"))
+    assert not reports["test video"].failed
+    torch.testing.assert_close(torch.load(feature_path(out, "test", "video", clip)),
+                               torch.load(feature_path(save, "test", "video", clip)))
+
+
+@pytest.mark.parametrize("kind, dim", [("logmel", 128), ("egemaps", 25)])
+def test_weight_free_audio_follows_the_video_frame_count(data, tmp_path, kind, dim):
+    clip = read_split(data, "test").clips[1]
+    reports = extract(tiny_cfg(data, tmp_path, "type=audio", f"audio.kind={kind}", "frames=0"))
+    assert not reports["test audio"].failed
+    features = torch.load(feature_path(tmp_path, "test", "audio", clip))
+    assert features.shape == (count_video_frames(video_path(data, "test", clip)), dim) == (760, dim)
+    side = _sidecar(feature_path(tmp_path, "test", "audio", clip))
+    assert side["kind"] == kind and side["frames"] == 0 and "weights" not in side
+    if kind == "logmel":  # the voice's energy varies, so the frames' log-mel spectra do too
+        assert np.ptp(features.mean(1).numpy()) > 0.5
