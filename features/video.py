@@ -125,11 +125,17 @@ def _load_checkpoint(model: nn.Module, path: Path) -> None:
         state = convert(state, model)
     own = model.state_dict()
     state = {k: v for k, v in state.items() if k in own or not k.startswith("head")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path}: checkpoint does not fit {type(model).__name__}: missing keys "
-                         f"{missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected keys "
-                         f"{unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
+                  if k in own and v.shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        problems = {"missing keys": missing, "unexpected keys": unexpected, "shape mismatches": mismatched}
+        detail = "; ".join(f"{name} {items[:3]}{'...' if len(items) > 3 else ''}"
+                           for name, items in problems.items() if items)
+        raise ValueError(f"{path}: checkpoint does not fit {type(model).__name__} with this video.arch: "
+                         f"{detail}")
+    model.load_state_dict(state)
 
 
 class VideoExtractor(Extractor):
