@@ -1,0 +1,268 @@
+"""Speech-emotion models: an encoder (SSL Wav2Vec2/HuBERT/WavLM, or a small log-mel CNN) gives a
+frame sequence, masked attention pooling gives one vector, an MLP gives emotion logits.
+
+Optional: a log-mel spectrogram branch pooled beside an SSL encoder, and an auxiliary sex head.
+Every module takes ``(B, L)`` waveforms with a ``(B, L)`` validity mask and keeps padding out of
+the result: a padded batch gives the same outputs as its utterances one by one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from react.data.augment import AugmentConfig, SpecAugment
+from react.models.ssl_audio import FAMILIES, build_ssl_encoder
+
+ENCODER_MODES = ("frozen", "full", "last_n")
+
+
+@dataclass
+class SERModelConfig:
+    encoder: str = "logmel_cnn"  # logmel_cnn | wav2vec2 | hubert | wavlm
+    weights: str = ""  # local HF-format directory of the SSL encoder
+    random_init: bool = False  # build a small random SSL encoder instead (tests / smoke runs)
+    random_init_config: dict[str, Any] = field(default_factory=dict)  # overrides of ssl_audio.TINY_CONFIG
+    encoder_mode: str = "frozen"  # frozen | full | last_n
+    unfreeze_last_n: int = 0  # transformer layers trained when encoder_mode = last_n
+    layer_weighting: bool = True  # learned softmax-weighted sum of all SSL layers (else last layer)
+    n_mels: int = 64
+    cnn_channels: list[int] = field(default_factory=lambda: [16, 32, 64])
+    embed_dim: int = 128  # width of the log-mel CNN's frame features
+    pool_heads: int = 1
+    hidden_dim: int = 256
+    dropout: float = 0.2
+    spec_branch: bool = False  # add a pooled log-mel CNN branch beside an SSL encoder
+    aux_sex_weight: float = 0.0  # > 0 adds a sex head; its loss weight in the multi-task loss
+
+
+def _mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """Triangular HTK-mel filters, (n_fft // 2 + 1, n_mels)."""
+    def hz_to_mel(f):
+        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
+
+    def mel_to_hz(m):
+        return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
+
+    freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    edges = mel_to_hz(np.linspace(hz_to_mel(20.0), hz_to_mel(sample_rate / 2), n_mels + 2))
+    lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
+    up = (freqs[:, None] - lower) / (centre - lower)
+    down = (upper - freqs[:, None]) / (upper - centre)
+    return np.clip(np.minimum(up, down), 0.0, None).astype(np.float32)
+
+
+def masked_mean_std(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, ...]:
+    """Mean and std of ``x`` (B, T, ...) over valid positions of ``mask`` (B, T), shaped (B, 1, ...)."""
+    m = mask.to(x.dtype).view(*mask.shape, *([1] * (x.dim() - 2)))
+    n = m.sum(1, keepdim=True).clamp_min(1.0)
+    mean = (x * m).sum(1, keepdim=True) / n
+    var = ((x - mean).pow(2) * m).sum(1, keepdim=True) / n
+    return mean, (var + eps).sqrt()
+
+
+class LogMel(nn.Module):
+    """Log-mel spectrogram as a strided convolution with a windowed DFT basis (exports to ONNX)."""
+
+    def __init__(self, sample_rate: int, n_mels: int, win_s: float = 0.025, hop_s: float = 0.010):
+        super().__init__()
+        self.n_fft = round(win_s * sample_rate)
+        self.hop = round(hop_s * sample_rate)
+        n = torch.arange(self.n_fft, dtype=torch.float64)
+        k = torch.arange(self.n_fft // 2 + 1, dtype=torch.float64).unsqueeze(1)
+        window = torch.hann_window(self.n_fft, periodic=True, dtype=torch.float64)
+        angle = 2 * math.pi * k * n / self.n_fft
+        basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window
+        self.register_buffer("basis", basis.float().unsqueeze(1), persistent=False)
+        self.register_buffer("mel", torch.from_numpy(_mel_filterbank(sample_rate, self.n_fft, n_mels)),
+                             persistent=False)
+
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return (torch.div(lengths - self.n_fft, self.hop, rounding_mode="floor") + 1).clamp_min(1)
+
+    def forward(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) -> log-mel (B, T, n_mels) normalised per utterance, frame mask (B, T)."""
+        # n_fft zeros on the right: a clip shorter than one window still gives a frame, and
+        # the graph has no shape-dependent branch (the extra frames are masked out)
+        wave = nn.functional.pad(wave * mask.to(wave.dtype), (0, self.n_fft))
+        spec = nn.functional.conv1d(wave.unsqueeze(1), self.basis, stride=self.hop)  # (B, 2F, T)
+        real, imag = spec.chunk(2, dim=1)
+        power = (real.pow(2) + imag.pow(2)).transpose(1, 2)  # (B, T, F)
+        logmel = torch.log(power @ self.mel + 1e-6)
+        frames = self.frame_lengths(mask.sum(1))
+        fmask = torch.arange(logmel.shape[1], device=wave.device).unsqueeze(0) < frames.unsqueeze(1)
+        mean, std = masked_mean_std(logmel.flatten(1).view(logmel.shape[0], -1, 1),
+                                    fmask.repeat_interleave(logmel.shape[2], dim=1))
+        logmel = (logmel - mean) / std
+        return logmel * fmask.unsqueeze(-1).to(logmel.dtype), fmask
+
+
+class MelCNN(nn.Module):
+    """2-D CNN over (mel, time): each block halves frequency and time; padding stays zero."""
+
+    def __init__(self, n_mels: int, channels: list[int], out_dim: int):
+        super().__init__()
+        blocks, c_in, f = [], 1, n_mels
+        for c in channels:
+            blocks.append(nn.ModuleDict({
+                "conv": nn.Conv2d(c_in, c, kernel_size=3, stride=(1, 2), padding=1),
+                "norm": nn.BatchNorm2d(c),
+            }))
+            c_in, f = c, f // 2
+        if f < 1:
+            raise ValueError(f"{len(channels)} CNN blocks halve {n_mels} mel bins to nothing")
+        self.blocks = nn.ModuleList(blocks)
+        self.proj = nn.Linear(c_in * f, out_dim)
+        self.out_dim = out_dim
+
+    def forward(self, feats: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, n_mels), (B, T) -> (B, T', out_dim), (B, T')."""
+        x = feats.transpose(1, 2).unsqueeze(1)  # (B, 1, F, T)
+        lengths = mask.sum(1)
+        for block in self.blocks:
+            x = nn.functional.gelu(block["norm"](block["conv"](x)))
+            x = nn.functional.max_pool2d(x, kernel_size=(2, 1))
+            lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
+            mask = torch.arange(x.shape[-1], device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
+            x = x * mask.view(mask.shape[0], 1, 1, -1).to(x.dtype)
+        x = x.flatten(1, 2).transpose(1, 2)  # (B, T', C*F')
+        return self.proj(x) * mask.unsqueeze(-1).to(x.dtype), mask
+
+
+class LogMelCNNEncoder(nn.Module):
+    """Log-mel -> SpecAugment (training) -> CNN: a small encoder for CPU work."""
+
+    def __init__(self, sample_rate: int, n_mels: int, channels: list[int], out_dim: int,
+                 specaug: SpecAugment):
+        super().__init__()
+        self.logmel = LogMel(sample_rate, n_mels)
+        self.specaug = specaug
+        self.cnn = MelCNN(n_mels, channels, out_dim)
+        self.out_dim = out_dim
+
+    def forward(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, fmask = self.logmel(wave, mask)
+        return self.cnn(self.specaug(feats, fmask), fmask)
+
+
+class SSLEncoder(nn.Module):
+    """A Wav2Vec2-family encoder: frozen, fully trained, or last N transformer layers trained;
+    output is a learned softmax-weighted sum of its layers (or the last layer), then SpecAugment."""
+
+    def __init__(self, cfg: SERModelConfig, specaug: SpecAugment):
+        super().__init__()
+        if cfg.encoder_mode not in ENCODER_MODES:
+            raise ValueError(f"model.encoder_mode '{cfg.encoder_mode}' not in {', '.join(ENCODER_MODES)}")
+        overrides = {"layerdrop": 0.0, "apply_spec_augment": False, **cfg.random_init_config}
+        self.model = build_ssl_encoder(cfg.encoder, cfg.weights or None, cfg.random_init, **overrides)
+        conf = self.model.config
+        self.use_attention_mask = conf.feat_extract_norm == "layer"
+        self.mode = cfg.encoder_mode
+        self.frozen = self._freeze(cfg)
+        n_layers = conf.num_hidden_layers + 1
+        self.layer_logits = nn.Parameter(torch.zeros(n_layers)) if cfg.layer_weighting else None
+        self.specaug = specaug
+        self.out_dim = conf.hidden_size
+
+    def _freeze(self, cfg: SERModelConfig) -> list[nn.Module]:
+        """Set ``requires_grad``; return the modules that stay frozen (kept in eval mode)."""
+        if self.mode == "full":
+            return []
+        self.model.requires_grad_(False)
+        if self.mode == "frozen":
+            return [self.model]
+        layers = self.model.encoder.layers
+        n = cfg.unfreeze_last_n
+        if not 1 <= n <= len(layers):
+            raise ValueError(f"model.unfreeze_last_n={n} must be in 1..{len(layers)} for encoder_mode last_n")
+        trained = list(layers[len(layers) - n:])
+        if self.model.config.do_stable_layer_norm:  # the final layer norm follows the last layer
+            trained.append(self.model.encoder.layer_norm)
+        for module in trained:
+            module.requires_grad_(True)
+        trained_ids = {id(p) for m in trained for p in m.parameters()}
+        return [m for m in self.model.modules() if not list(m.children())
+                and any(id(p) not in trained_ids for p in m.parameters(recurse=False))]
+
+    def train(self, mode: bool = True) -> SSLEncoder:
+        super().train(mode)
+        for module in self.frozen:
+            module.eval()
+        return self
+
+    def forward(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, std = masked_mean_std(wave, mask)
+        wave = (wave - mean) / std * mask.to(wave.dtype)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.mode != "frozen"):
+            out = self.model(wave, attention_mask=mask.long() if self.use_attention_mask else None,
+                             output_hidden_states=self.layer_logits is not None)
+        if self.layer_logits is None:
+            feats = out.last_hidden_state
+        else:
+            weights = torch.softmax(self.layer_logits, 0).to(out.last_hidden_state.dtype)
+            feats = (torch.stack(out.hidden_states, 0) * weights.view(-1, 1, 1, 1)).sum(0)
+        frames = self.model._get_feat_extract_output_lengths(mask.sum(1))
+        fmask = torch.arange(feats.shape[1], device=feats.device).unsqueeze(0) < frames.unsqueeze(1)
+        return self.specaug(feats, fmask), fmask
+
+
+class AttentionPooling(nn.Module):
+    """Masked multi-head attention pooling: (B, T, D) -> (B, heads * D)."""
+
+    def __init__(self, dim: int, heads: int = 1):
+        super().__init__()
+        self.score = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, heads))
+        self.out_dim = dim * heads
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = self.score(x).float().masked_fill(~mask.unsqueeze(-1), -1e4)  # (B, T, H)
+        weights = torch.softmax(scores, dim=1).to(x.dtype)
+        return torch.einsum("bth,btd->bhd", weights, x).flatten(1)
+
+
+class SERModel(nn.Module):
+    """Encoder -> attention pooling (+ optional log-mel branch) -> MLP emotion logits (+ sex logits)."""
+
+    def __init__(self, cfg: SERModelConfig, augment: AugmentConfig, n_classes: int, sample_rate: int):
+        super().__init__()
+        specaug = SpecAugment.from_config(augment)
+        def mel_cnn() -> LogMelCNNEncoder:
+            return LogMelCNNEncoder(sample_rate, cfg.n_mels, cfg.cnn_channels, cfg.embed_dim, specaug)
+
+        if cfg.encoder == "logmel_cnn":
+            if cfg.spec_branch:
+                raise ValueError("model.spec_branch duplicates the logmel_cnn encoder; use it with SSL ones")
+            self.encoder = mel_cnn()
+        elif cfg.encoder in FAMILIES:
+            self.encoder = SSLEncoder(cfg, specaug)
+        else:
+            raise ValueError(f"unknown model.encoder '{cfg.encoder}'. Valid: logmel_cnn, "
+                             + ", ".join(FAMILIES))
+        self.pool = AttentionPooling(self.encoder.out_dim, cfg.pool_heads)
+        width = self.pool.out_dim
+        self.spec_branch = None
+        if cfg.spec_branch:
+            self.spec_branch = mel_cnn()
+            self.spec_pool = AttentionPooling(cfg.embed_dim, cfg.pool_heads)
+            width += self.spec_pool.out_dim
+        self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(width, cfg.hidden_dim), nn.GELU(),
+                                  nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden_dim, n_classes))
+        self.sex_head = nn.Linear(width, 2) if cfg.aux_sex_weight > 0 else None
+
+    def forward(self, wave: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``wave`` (B, L) at the model's sample rate, ``mask`` (B, L) True on real samples."""
+        if mask is None:
+            mask = torch.ones_like(wave, dtype=torch.bool)
+        feats, fmask = self.encoder(wave, mask)
+        pooled = self.pool(feats, fmask)
+        if self.spec_branch is not None:
+            pooled = torch.cat([pooled, self.spec_pool(*self.spec_branch(wave, mask))], dim=1)
+        out = {"logits": self.head(pooled)}
+        if self.sex_head is not None:
+            out["sex_logits"] = self.sex_head(pooled)
+        return out

@@ -1,0 +1,1 @@
+"""Speech-emotion tools: evaluation report, file/stream inference, ONNX export."""

@@ -1,0 +1,90 @@
+"""Export a trained speech-emotion model to ONNX (dynamic batch and length) and check it against
+PyTorch with onnxruntime.
+
+    python -m react.ser.export --checkpoint runs/ser_tiny --out runs/ser_tiny/ser.onnx
+
+The graph maps ``wave`` (batch, samples) float32 at the training sample rate to ``probs``
+(batch, classes); the class names and sample rate are stored in the model's metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from react.utils.io import atomic_path
+
+
+class ProbabilityModel(nn.Module):
+    """Waveforms (all valid samples) -> class probabilities."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(wave)["logits"], dim=-1)
+
+
+def export_onnx(model: nn.Module, target: str | os.PathLike, classes: list[str], sample_rate: int,
+                opset: int = 17, atol: float = 1e-4, check_seconds: tuple[float, ...] = (1.0, 2.7)) -> float:
+    """Write ``target`` (atomically) and return the largest |ONNX - PyTorch| probability difference
+    over test inputs of ``check_seconds`` lengths; raise if it exceeds ``atol``."""
+    import onnx
+    import onnxruntime as ort
+
+    wrapper = ProbabilityModel(model).eval()
+    example = torch.randn(2, int(sample_rate * check_seconds[0])) * 0.1
+    target = Path(target)
+    with atomic_path(target) as tmp:
+        with torch.no_grad():
+            torch.onnx.export(wrapper, (example,), str(tmp), input_names=["wave"], output_names=["probs"],
+                              dynamic_axes={"wave": {0: "batch", 1: "samples"}, "probs": {0: "batch"}},
+                              opset_version=opset, dynamo=False)
+        proto = onnx.load(str(tmp))
+        for key, value in (("classes", ",".join(classes)), ("sample_rate", str(sample_rate))):
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(proto, str(tmp))
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        worst = 0.0
+        gen = torch.Generator().manual_seed(0)
+        for batch, seconds in enumerate(check_seconds, start=1):
+            wave = torch.randn(batch, int(sample_rate * seconds), generator=gen) * 0.1
+            with torch.no_grad():
+                expected = wrapper(wave).numpy()
+            got = session.run(["probs"], {"wave": wave.numpy()})[0]
+            worst = max(worst, float(np.abs(got - expected).max()))
+        if worst > atol:
+            raise RuntimeError(f"{target}: ONNX output differs from PyTorch by {worst:.3g} > {atol}")
+    return worst
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Export a speech-emotion checkpoint to ONNX")
+    parser.add_argument("--checkpoint", required=True, help="run dir, checkpoint dir or state.pt")
+    parser.add_argument("--out", required=True, help="output .onnx file")
+    parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--atol", type=float, default=1e-4, help="largest allowed probability difference")
+    args = parser.parse_args(argv)
+    from react.ser.predict import load_ser_model
+
+    try:
+        model, classes, sample_rate = load_ser_model(args.checkpoint)
+        worst = export_onnx(model, args.out, classes, sample_rate, args.opset, args.atol)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}: classes {', '.join(classes)}, {sample_rate} Hz; "
+          f"max |ONNX - PyTorch| = {worst:.2e}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

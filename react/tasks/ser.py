@@ -1,0 +1,282 @@
+"""Task ``ser``: speech-emotion recognition on RAVDESS and/or CREMA-D, speaker-independent.
+
+Each dataset is split by actor (seeded, sex-balanced; or k-fold by actor), then the splits are
+merged; the actor lists go to ``<run_dir>/splits.json`` and are reused when present, so a test run
+evaluates exactly the speakers that training never saw. Training crops and augments waveforms;
+validation and test use whole, clean utterances. ``test`` writes the report (see
+:mod:`react.ser.report`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.utils.data import Dataset
+
+from react.config import ConfigError, RunConfig
+from react.data.augment import AugmentConfig, WaveAugment
+from react.data.ser_corpus import (
+    SEXES,
+    AudioCache,
+    CorpusError,
+    Utterance,
+    label_space,
+    scan_cremad,
+    scan_ravdess,
+    select_emotions,
+    speaker_split,
+)
+from react.models.ser import SERModel, SERModelConfig
+from react.models.ssl_audio import FAMILIES
+from react.utils.io import save_json
+from react.utils.logging import get_logger
+
+log = get_logger(__name__)
+SPLITS_FILE = "splits.json"
+IGNORE = -100  # label of an unknown sex
+
+
+@dataclass
+class SERDataConfig:
+    root: str = "data/synthetic_ravdess"  # RAVDESS folder with Actor_XX/ ("" = not used)
+    cremad_root: str = ""  # CREMA-D AudioWAV folder ("" = not used)
+    cremad_demographics: str = ""  # CREMA-D VideoDemographics.csv (sex of each actor)
+    include_song: bool = False  # RAVDESS song files (vocal channel 02) too
+    emotions: str = "all8"  # all8 | basic6 | basic4 | cremad6: the one label space of all datasets
+    sample_rate: int = 16000
+    max_seconds: float = 3.0  # training crop length (random position); evaluation uses whole files
+    val_fraction: float = 0.15  # of each dataset's actors
+    test_fraction: float = 0.15
+    kfold: int = 0  # > 1: k-fold by actor, fold `fold` is the test set
+    fold: int = 0
+    cache_audio: bool = True  # keep decoded audio in memory
+
+
+@dataclass
+class SERLossConfig:
+    class_weights: bool = False  # inverse class frequency of the training split
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class SERReportConfig:
+    copy_misclassified: bool = False  # copy misclassified test wavs into report/misclassified/
+    eval_batch_size: int = 16
+
+
+@dataclass
+class Config(RunConfig):
+    task: str = "ser"
+    data: SERDataConfig = field(default_factory=SERDataConfig)
+    model: SERModelConfig = field(default_factory=SERModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    loss: SERLossConfig = field(default_factory=SERLossConfig)
+    report: SERReportConfig = field(default_factory=SERReportConfig)
+
+
+class SERDataset(Dataset):
+    """Utterances -> ``{"wave", "label", "sex", "index"}``; with ``augment`` (training) random
+    crops of ``crop_seconds`` and waveform augmentation, else the whole clean file."""
+
+    def __init__(self, utterances: list[Utterance], classes: tuple[str, ...], audio: AudioCache,
+                 augment: WaveAugment | None = None, crop_seconds: float = 0.0):
+        self.utterances = utterances
+        self.class_index = {c: i for i, c in enumerate(classes)}
+        self.audio = audio
+        self.augment = augment
+        self.crop = int(crop_seconds * audio.sample_rate) if augment is not None else 0
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def labels(self) -> np.ndarray:
+        return np.array([self.class_index[u.emotion] for u in self.utterances])
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        u = self.utterances[i]
+        wave = torch.from_numpy(self.audio(u.path))
+        if self.augment is not None:
+            wave = self.augment(wave)
+        if self.crop and wave.numel() > self.crop:
+            start = int(torch.randint(wave.numel() - self.crop + 1, ()))
+            wave = wave[start:start + self.crop]
+        sex = SEXES.index(u.sex) if u.sex in SEXES else IGNORE
+        return {"wave": wave, "label": self.class_index[u.emotion], "sex": sex, "index": i}
+
+
+def pad_batch(waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad 1-D waves to ``(B, L_max)`` with a ``(B, L_max)`` validity mask."""
+    lengths = torch.tensor([w.numel() for w in waves])
+    batch = torch.zeros(len(waves), int(lengths.max()))
+    for row, w in zip(batch, waves):
+        row[: w.numel()] = w
+    return batch, torch.arange(batch.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def collate(items: list[dict]) -> dict[str, torch.Tensor]:
+    wave, mask = pad_batch([it["wave"] for it in items])
+    return {"wave": wave, "mask": mask, "label": torch.tensor([it["label"] for it in items]),
+            "sex": torch.tensor([it["sex"] for it in items]),
+            "index": torch.tensor([it["index"] for it in items])}
+
+
+@torch.no_grad()
+def predict_dataset(model: nn.Module, dataset: SERDataset, device: torch.device,
+                    batch_size: int) -> np.ndarray:
+    """Class probabilities (N, C) of a dataset, batching utterances of similar length."""
+    lengths = [dataset.audio(u.path).size for u in dataset.utterances]
+    order = np.argsort(lengths)
+    probs = np.zeros((len(dataset), 0), dtype=np.float32)
+    chunks = []
+    for start in range(0, len(order), batch_size):
+        batch = collate([dataset[int(i)] for i in order[start:start + batch_size]])
+        logits = model(batch["wave"].to(device), batch["mask"].to(device))["logits"]
+        chunks.append(torch.softmax(logits.float(), -1).cpu().numpy())
+    if chunks:
+        probs = np.zeros((len(dataset), chunks[0].shape[1]), dtype=np.float32)
+        probs[order] = np.concatenate(chunks)
+    return probs
+
+
+def _typed(section: Any) -> Any:
+    """The dataclass instance behind a structured config section."""
+    return OmegaConf.to_object(section) if isinstance(section, DictConfig) else section
+
+
+class Task:
+    monitor = "val/uar"
+    monitor_mode = "max"
+
+    def __init__(self, cfg: DictConfig, run_dir: Path):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.classes = label_space(cfg.data.emotions)
+        self.audio = AudioCache(cfg.data.sample_rate, cfg.data.cache_audio)
+        self._class_weights: torch.Tensor | None = None
+
+    # ----- data -----------------------------------------------------------------------------
+    def _corpora(self) -> dict[str, list[Utterance]]:
+        d = self.cfg.data
+        corpora = {}
+        if d.root:
+            corpora["ravdess"] = scan_ravdess(d.root, d.include_song)
+        if d.cremad_root:
+            corpora["cremad"] = scan_cremad(d.cremad_root, d.cremad_demographics or None)
+        if not corpora:
+            raise ConfigError("data.root (RAVDESS) and data.cremad_root (CREMA-D) are both empty")
+        everything = select_emotions([u for us in corpora.values() for u in us], self.classes)
+        return {name: [u for u in everything if u.dataset == name] for name in corpora}
+
+    @cached_property
+    def splits(self) -> dict[str, list[Utterance]]:
+        """Utterances of ``train``/``val``/``test``, no actor in two splits."""
+        d = self.cfg.data
+        corpora = self._corpora()
+        saved = self.run_dir / SPLITS_FILE
+        if saved.is_file():
+            actors = json.loads(saved.read_text())
+            known = {u.actor for us in corpora.values() for u in us}
+            unknown = sorted({a for per in actors.values() for s in per.values() for a in s} - known)
+            if unknown:
+                raise CorpusError(f"{saved}: actors {', '.join(unknown)} are not in the corpus")
+            log.info("using the saved speaker splits of %s", saved)
+        else:
+            actors = {name: speaker_split(us, d.val_fraction, d.test_fraction, self.cfg.seed, d.kfold, d.fold)
+                      for name, us in corpora.items()}
+            save_json(actors, saved)
+        result = {}
+        for split in ("train", "val", "test"):
+            chosen = {a for per in actors.values() for a in per[split]}
+            result[split] = [u for us in corpora.values() for u in us if u.actor in chosen]
+        for split, us in result.items():
+            log.info("%s: %d utterances of %d actors", split, len(us), len({u.actor for u in us}))
+        return result
+
+    def _dataset(self, split: str) -> SERDataset:
+        utterances = self.splits[split]
+        if not utterances:
+            raise CorpusError(f"the {split} split is empty: raise data.{split}_fraction or add actors")
+        if split == "train":
+            augment = WaveAugment(self.cfg.augment, self.cfg.data.sample_rate)
+            return SERDataset(utterances, self.classes, self.audio, augment, self.cfg.data.max_seconds)
+        return SERDataset(utterances, self.classes, self.audio)
+
+    def train_dataset(self) -> SERDataset:
+        return self._dataset("train")
+
+    def collate(self, items: list) -> dict[str, torch.Tensor]:
+        return collate(items)
+
+    # ----- model and loss -------------------------------------------------------------------
+    def build_model(self) -> SERModel:
+        m, sample_rate = self.cfg.model, self.cfg.data.sample_rate
+        if m.encoder in FAMILIES and sample_rate != 16000:
+            raise ConfigError(f"SSL encoders take 16 kHz audio, data.sample_rate is {sample_rate}")
+        try:
+            return SERModel(_typed(m), _typed(self.cfg.augment), len(self.classes), sample_rate)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+
+    def class_weights(self) -> torch.Tensor | None:
+        """Inverse-frequency weights of the training labels (mean 1), when enabled."""
+        if not self.cfg.loss.class_weights:
+            return None
+        if self._class_weights is None:
+            counts = np.bincount(self._dataset("train").labels(), minlength=len(self.classes)).astype(float)
+            weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(self.classes), 0.0)
+            self._class_weights = torch.tensor(weights / weights[counts > 0].mean(), dtype=torch.float32)
+        return self._class_weights
+
+    def training_step(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        out = model(batch["wave"], batch["mask"])
+        logits = out["logits"].float()
+        weights = self.class_weights()
+        loss = nn.functional.cross_entropy(logits, batch["label"],
+                                           weight=None if weights is None else weights.to(logits.device),
+                                           label_smoothing=self.cfg.loss.label_smoothing)
+        scalars = {"emotion_loss": loss.item(),
+                   "acc": (logits.argmax(-1) == batch["label"]).float().mean().item()}
+        known = batch["sex"] != IGNORE
+        if "sex_logits" in out and bool(known.any()):
+            sex_loss = nn.functional.cross_entropy(out["sex_logits"].float(), batch["sex"],
+                                                   ignore_index=IGNORE)
+            loss = loss + self.cfg.model.aux_sex_weight * sex_loss
+            scalars["sex_loss"] = sex_loss.item()
+        return loss, scalars
+
+    # ----- evaluation -----------------------------------------------------------------------
+    def _evaluate(self, model: nn.Module, accelerator: Any, split: str) -> tuple[SERDataset, np.ndarray]:
+        dataset = self._dataset(split)
+        probs = predict_dataset(model, dataset, accelerator.device, self.cfg.report.eval_batch_size)
+        return dataset, probs
+
+    def validate(self, model: nn.Module, accelerator: Any) -> dict[str, float]:
+        from react.ser.report import classification_metrics
+
+        dataset, probs = self._evaluate(model, accelerator, "val")
+        labels = dataset.labels()
+        metrics = classification_metrics(labels, probs, list(self.classes))
+        nll = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean()
+        return {"val/loss": float(nll), "val/accuracy": metrics["accuracy"], "val/uar": metrics["uar"],
+                "val/macro_f1": metrics["macro_f1"]}
+
+    def test(self, model: nn.Module, accelerator: Any) -> dict:
+        from react.ser.report import write_report
+
+        dataset, probs = self._evaluate(model, accelerator, "test")
+        metrics = write_report(self.run_dir, dataset.labels(), probs, list(self.classes),
+                               [u.path for u in dataset.utterances], self.cfg.report.copy_misclassified)
+        log.info("test (%d utterances, %d unseen actors): accuracy %.4f, UAR %.4f, macro-F1 %.4f "
+                 "(chance UAR %.4f)", metrics["n"], len({u.actor for u in dataset.utterances}),
+                 metrics["accuracy"], metrics["uar"], metrics["macro_f1"], metrics["chance_uar"])
+        keys = ("n", "accuracy", "uar", "macro_f1", "chance_uar")
+        return {**{k: metrics[k] for k in keys}, "report": str(self.run_dir / "report"),
+                "test_actors": sorted({u.actor for u in dataset.utterances})}
