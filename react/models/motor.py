@@ -1,0 +1,140 @@
+"""Motor processor: a reversible graph network whose residual branches are Lipschitz-constrained.
+
+Each layer is ``y = x + f(x, E)`` (i-ResNet style) on node series ``x`` of shape ``(B, nodes, T)``
+with the cognitive edges ``E`` ``(B, C, nodes, nodes)``:
+
+    f(x, E) = s * sum_c a_c E_c act(x U + u) V_c
+
+``act`` is 1-Lipschitz (ELU or ReLU), so ``Lip_x(f) <= s * ||U||_2 * sum_c |a_c| ||E_c||_2 ||V_c||_2``
+(spectral norms; ``||E_c||_2 <= sqrt(||E_c||_1 ||E_c||_inf)``). The scale ``s`` divides by that bound
+whenever it exceeds ``coeff`` < 1, so every layer is a contraction plus identity and is exactly
+invertible by the fixed-point iteration ``x <- y - f(x)``. The node-to-node mixing is the
+attention that the cognitive processor computed over the speaker's node series; attention over ``x``
+itself is left out because softmax attention has no global Lipschitz bound (Kim et al., 2021).
+``log|det(I + J_f)|`` is the truncated power series ``sum_k (-1)^(k+1) tr(J_f^k) / k`` with a
+Hutchinson trace estimate; optional ActNorm layers (per-node scale and shift) sit between layers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+ACTIVATIONS = {"elu": F.elu, "relu": F.relu}
+
+
+def edge_norm_bound(edges: torch.Tensor) -> torch.Tensor:
+    """Upper bound of the spectral norm of each ``(N, N)`` edge matrix: ``sqrt(||E||_1 ||E||_inf)``."""
+    mag = edges.abs()
+    return torch.sqrt(mag.sum(-2).amax(-1) * mag.sum(-1).amax(-1))
+
+
+class LipschitzGraphLayer(nn.Module):
+    """The residual branch ``f(x, E)`` with ``Lip_x(f) <= coeff`` for every edge tensor ``E``."""
+
+    def __init__(self, frames: int, hidden: int, edge_dim: int, activation: str = "elu", coeff: float = 0.9):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got '{activation}'")
+        if not 0 < coeff < 1:
+            raise ValueError(f"Lipschitz coefficient must be in (0, 1), got {coeff}")
+        self.act, self.coeff = ACTIVATIONS[activation], coeff
+        self.U = nn.Parameter(torch.randn(frames, hidden) / math.sqrt(frames))
+        self.u = nn.Parameter(torch.zeros(hidden))
+        self.V = nn.Parameter(torch.randn(edge_dim, hidden, frames) / math.sqrt(hidden))
+        self.mix = nn.Parameter(torch.full((edge_dim,), 1.0 / edge_dim))
+
+    def lipschitz_bound(self, edges: torch.Tensor) -> torch.Tensor:
+        """Per-sample bound ``(B,)`` of the unscaled branch's Lipschitz constant in ``x``."""
+        norm_u = torch.linalg.matrix_norm(self.U.float(), ord=2)
+        norm_v = torch.linalg.matrix_norm(self.V.float(), ord=2)  # (C,)
+        return norm_u * (edge_norm_bound(edges.float()) * (self.mix.abs() * norm_v)).sum(-1)
+
+    def mixing(self, edges: torch.Tensor) -> torch.Tensor:
+        """``s * a_c * E_c`` ``(B, C, N, N)``: the edges with the channel weights and the bounding scale."""
+        scale = self.coeff / torch.clamp(self.lipschitz_bound(edges), min=self.coeff)
+        return edges * (self.mix[None, :] * scale[:, None].to(edges.dtype))[:, :, None, None]
+
+    def forward(self, x: torch.Tensor, mixing: torch.Tensor) -> torch.Tensor:
+        """``f(x)`` for node series ``x`` ``(B, N, T)`` and ``mixing`` from :meth:`mixing`."""
+        b, c, n, _ = mixing.shape
+        h = self.act(x @ self.U + self.u)  # (B, N, H)
+        spread = (mixing.flatten(1, 2) @ h).view(b, c, n, -1)  # (B, C, N, H)
+        return spread.transpose(1, 2).flatten(2) @ self.V.flatten(0, 1)  # (B, N, T)
+
+
+class ActNorm(nn.Module):
+    """Per-node affine map ``x * exp(log_scale) + shift`` (identity at initialisation)."""
+
+    def __init__(self, nodes: int):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.zeros(nodes, 1))
+        self.shift = nn.Parameter(torch.zeros(nodes, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logdet = self.log_scale.sum() * x.shape[-1]
+        return x * self.log_scale.exp() + self.shift, logdet.expand(x.shape[0])
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return (y - self.shift) * torch.exp(-self.log_scale)
+
+
+def residual_logdet(branch: torch.Tensor, x: torch.Tensor, terms: int, create_graph: bool) -> torch.Tensor:
+    """Hutchinson estimate ``(B,)`` of ``log|det(I + J)|``, ``J = d branch / d x``, by a power series."""
+    probe = torch.randn_like(x)
+    w, total = probe, torch.zeros(x.shape[0], device=x.device, dtype=torch.float32)
+    for k in range(1, terms + 1):
+        w = torch.autograd.grad(branch, x, w, create_graph=create_graph, retain_graph=True)[0]
+        total = total + (-1) ** (k + 1) * (w * probe).flatten(1).sum(-1).float() / k
+    return total
+
+
+class MotorProcessor(nn.Module):
+    """Invertible map between reactions (as node series ``(B, nodes, T)``) and the latent space."""
+
+    def __init__(self, frames: int, nodes: int = 25, layers: int = 4, hidden: int = 64, edge_dim: int = 8,
+                 activation: str = "elu", coeff: float = 0.9, actnorm: bool = True):
+        super().__init__()
+        self.blocks = nn.ModuleList(LipschitzGraphLayer(frames, hidden, edge_dim, activation, coeff)
+                                    for _ in range(layers))
+        self.norms = nn.ModuleList(ActNorm(nodes) for _ in range(layers)) if actnorm else None
+
+    def forward(self, x: torch.Tensor, edges: torch.Tensor, logdet_terms: int = 0
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Reaction -> latent; with ``logdet_terms > 0`` also the estimated ``log|det J|`` ``(B,)``."""
+        differentiable = torch.is_grad_enabled()
+        logdet = torch.zeros(x.shape[0], device=x.device) if logdet_terms else None
+        for i, block in enumerate(self.blocks):
+            if self.norms is not None:
+                x, ld = self.norms[i](x)
+                logdet = logdet + ld if logdet is not None else None
+            if logdet_terms:
+                with torch.enable_grad():
+                    x_in = x if x.requires_grad else x.detach().requires_grad_(True)
+                    branch = block(x_in, block.mixing(edges))
+                    logdet = logdet + residual_logdet(branch, x_in, logdet_terms, differentiable)
+                    x = x_in + branch
+                if not differentiable:
+                    x, logdet = x.detach(), logdet.detach()
+            else:
+                x = x + block(x, block.mixing(edges))
+        return x, logdet
+
+    def inverse(self, z: torch.Tensor, edges: torch.Tensor, iters: int = 100, tol: float = 0.0
+                ) -> torch.Tensor:
+        """Latent -> reaction: per layer, the fixed point of ``x <- y - f(x)`` (``tol > 0``: stop early)."""
+        for i in reversed(range(len(self.blocks))):
+            block, y = self.blocks[i], z
+            mixing = block.mixing(edges)
+            x = y
+            for _ in range(iters):
+                x_next = y - block(x, mixing)
+                converged = tol > 0 and (x_next - x).abs().max().item() < tol
+                x = x_next
+                if converged:
+                    break
+            z = self.norms[i].inverse(x) if self.norms is not None else x
+        return z

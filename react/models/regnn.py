@@ -1,0 +1,135 @@
+"""REGNN: perceptual (MULT) -> cognitive (reaction graph) -> motor (reversible Lipschitz GNN).
+
+Training maps every appropriate real listener reaction of a window forward through the motor
+processor onto the cognitive processor's node series (the centre of the reaction distribution);
+generation draws ``n`` points around that centre and inverts the motor processor for each, so one
+speaker window yields ``n`` different reactions ``(T, 25)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from react.models.cognitive import CognitiveProcessor
+from react.models.motor import MotorProcessor
+from react.models.mult import PerceptualProcessor
+
+
+@dataclass
+class PerceptualConfig:
+    video_dim: int = 768
+    audio_dim: int = 768
+    dim: int = 128
+    heads: int = 4
+    layers: int = 5
+    memory_layers: int = 2
+    dropout: float = 0.1
+    attn_dropout: float = 0.1
+    out_dim: int = 64
+
+
+@dataclass
+class CognitiveConfig:
+    hidden: int = 32
+    mode: str = "direct"  # direct | indirect
+    edge_dim: int = 8
+    neighbours: int = 6  # k of the top-k edge sparsification
+    attn_dim: int = 16
+
+
+@dataclass
+class MotorConfig:
+    layers: int = 4
+    hidden: int = 64
+    activation: str = "elu"  # elu | relu
+    coeff: float = 0.9  # Lipschitz bound of every residual branch
+    actnorm: bool = True
+    logdet_terms: int = 0  # power-series terms of the log-determinant estimate (0 = off)
+    inverse_iters: int = 100  # fixed-point iterations per layer at generation (max)
+    inverse_tol: float = 1e-6
+    train_inverse_iters: int = 8  # unrolled iterations when decoding during training
+
+
+@dataclass
+class ModelConfig:
+    nodes: int = 25
+    perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
+    cognitive: CognitiveConfig = field(default_factory=CognitiveConfig)
+    motor: MotorConfig = field(default_factory=MotorConfig)
+    noise_std: float = 0.1  # spread of the latent samples around the cognitive centre
+    noise_clip: float = 0.0  # clip the standard-normal noise to +-noise_clip (0 = off)
+
+
+class REGNN(nn.Module):
+    """Speaker window ``(B, T, video_dim)`` + ``(B, T, audio_dim)`` -> reactions ``(B, n, T, nodes)``."""
+
+    def __init__(self, cfg: ModelConfig, frames: int):
+        super().__init__()
+        p, c, m = cfg.perceptual, cfg.cognitive, cfg.motor
+        self.frames, self.nodes = frames, cfg.nodes
+        self.noise_std, self.noise_clip = cfg.noise_std, cfg.noise_clip
+        self.logdet_terms, self.train_inverse_iters = m.logdet_terms, m.train_inverse_iters
+        self.inverse_iters, self.inverse_tol = m.inverse_iters, m.inverse_tol
+        self.perceptual = PerceptualProcessor(p.video_dim, p.audio_dim, p.dim, p.heads, p.layers,
+                                              p.memory_layers, p.dropout, p.attn_dropout, p.out_dim)
+        self.cognitive = CognitiveProcessor(p.out_dim, frames, cfg.nodes, c.hidden, c.mode, c.edge_dim,
+                                            c.neighbours, c.attn_dim)
+        self.motor = MotorProcessor(frames, cfg.nodes, m.layers, m.hidden, c.edge_dim, m.activation,
+                                    m.coeff, m.actnorm)
+
+    def condition(self, video: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distribution centre ``(B, nodes, T)`` and edges ``(B, edge_dim, nodes, nodes)``."""
+        if video.shape[1] != self.frames:
+            raise ValueError(f"model was built for windows of {self.frames} frames, got {video.shape[1]}")
+        return self.cognitive(self.perceptual(video, audio))
+
+    def decode(self, latent: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+        """Latent ``(B, nodes, T)`` -> reaction ``(B, T, nodes)`` (unrolled when training)."""
+        if self.training:
+            return self.motor.inverse(latent, edges, self.train_inverse_iters).transpose(1, 2)
+        return self.motor.inverse(latent, edges, self.inverse_iters, self.inverse_tol).transpose(1, 2)
+
+    def forward(self, video: torch.Tensor, audio: torch.Tensor, reactions: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None, decode: bool = True) -> dict[str, torch.Tensor]:
+        """Training pass.
+
+        ``reactions`` ``(B, K, T, nodes)`` are the appropriate real reactions, ``mask`` ``(B, K)`` marks
+        the real ones among padding. Returns ``centre`` ``(B, nodes, T)``, ``edges``, ``decoded``
+        ``(B, T, nodes)`` (the reaction at the centre, if ``decode``), ``latent`` ``(B, K, nodes, T)``
+        (the reactions mapped forward) and ``logdet`` ``(B, K)`` (if ``logdet_terms`` and training).
+        """
+        centre, edges = self.condition(video, audio)
+        out = {"centre": centre, "edges": edges}
+        if decode:
+            out["decoded"] = self.decode(centre, edges)
+        if reactions is not None:
+            if mask is None:
+                mask = torch.ones(reactions.shape[:2], dtype=torch.bool, device=reactions.device)
+            owner, slot = mask.nonzero(as_tuple=True)
+            terms = self.logdet_terms if self.training else 0
+            latent, logdet = self.motor(reactions[owner, slot].transpose(1, 2), edges[owner], terms)
+            out["latent"] = latent.new_zeros(*mask.shape, *latent.shape[1:]).index_put((owner, slot), latent)
+            if logdet is not None:
+                out["logdet"] = logdet.new_zeros(mask.shape).index_put((owner, slot), logdet)
+        return out
+
+    @torch.no_grad()
+    def sample(self, video: torch.Tensor, audio: torch.Tensor, n: int,
+               generator: torch.Generator | None = None, noise_std: float | None = None) -> torch.Tensor:
+        """``n`` reactions per window, ``(B, n, T, nodes)``: centre + noise, inverted by the motor processor.
+
+        The noise is drawn on the CPU from ``generator`` so results do not depend on the device.
+        """
+        centre, edges = self.condition(video, audio)
+        b = centre.shape[0]
+        noise = torch.randn((b, n, *centre.shape[1:]), generator=generator).to(centre)
+        if self.noise_clip > 0:
+            noise = noise.clamp(-self.noise_clip, self.noise_clip)
+        std = self.noise_std if noise_std is None else noise_std
+        latent = (centre[:, None] + std * noise).flatten(0, 1)
+        edges = edges.repeat_interleave(n, dim=0)
+        reactions = self.motor.inverse(latent, edges, self.inverse_iters, self.inverse_tol)
+        return reactions.view(b, n, self.nodes, self.frames).transpose(2, 3)

@@ -1,0 +1,179 @@
+"""The ``regnn`` task: REGNN reaction generation trained and tested by the shared engine.
+
+    accelerate launch train.py --config configs/regnn.yaml [key=value ...]
+    python train.py --config configs/regnn.yaml mode=test checkpoint=RUN_OR_CKPT
+
+Training items are speaker windows with their appropriate real reactions
+(:mod:`react.data.dyadic`); the model is :class:`react.models.regnn.REGNN`; the losses are
+:func:`react.losses.regnn_losses`. Validation computes the losses on val windows and scores
+generated reactions with the evaluation library; test mode writes ``generate.samples`` reactions
+per clip of ``generate.split`` and scores them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader
+
+from react.config import ConfigError, RunConfig
+from react.data import react_layout as L
+from react.data.dyadic import PATTERNS, DyadicWindows, FeatureAugment, collate_windows
+from react.generate import generate_split
+from react.losses import LossConfig, regnn_losses
+from react.models.regnn import REGNN, ModelConfig
+
+
+@dataclass
+class DataConfig:
+    root: str = "data/demo"  # REACT layout: split CSVs, Emotion/, neighbour_emotion_*.npy
+    features_root: str = ""  # <root>/<split>/{Video,Audio}_features ("" = root)
+    split: str = "train"
+    num_frames: int = 50
+    stride: int = 25
+    neighbour_pattern: str = "all"  # nearest | pair | all
+    max_neighbours: int = 10  # random subset size when training
+    noise_std: float = 0.0  # feature augmentation (training only)
+    feature_dropout: float = 0.0
+
+
+@dataclass
+class ValConfig:
+    split: str = "val"
+    max_clips: int = 16  # first clips of the split used for validation (0 = all)
+    samples: int = 2  # generated reactions per clip for the metrics (0 = losses only)
+    batch_size: int = 64
+    monitor: str = "val/loss"
+    monitor_mode: str = "min"
+
+
+@dataclass
+class GenerateConfig:
+    split: str = "test"
+    pred_dir: str = ""  # "" = <out_dir>/pred
+    samples: int = L.NUM_PREDICTIONS
+    seed: int = 0
+    metrics: bool = True  # score the predictions after writing them
+    tlcc_samples: str = "first"  # first (official) | all
+    workers: int = 0  # metric processes (0 = the library's default)
+
+
+@dataclass
+class Config(RunConfig):
+    task: str = "regnn"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    val: ValConfig = field(default_factory=ValConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    log_sample_indices: bool = False  # append each step's window indices to <out_dir>/sample_indices/
+
+
+def _rank() -> int:
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+class Task:
+    """Engine hooks for REGNN (see ``react/tasks/__init__.py``)."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path):
+        if cfg.data.neighbour_pattern not in PATTERNS:
+            raise ConfigError(f"data.neighbour_pattern: unknown '{cfg.data.neighbour_pattern}'. "
+                              f"Valid: {', '.join(PATTERNS)}")
+        if cfg.val.monitor_mode not in ("min", "max"):
+            raise ConfigError(f"val.monitor_mode: must be min or max, got '{cfg.val.monitor_mode}'")
+        if cfg.generate.tlcc_samples not in ("first", "all"):
+            raise ConfigError(f"generate.tlcc_samples: must be first or all, got "
+                              f"'{cfg.generate.tlcc_samples}'")
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.monitor, self.monitor_mode = cfg.val.monitor, cfg.val.monitor_mode
+        self._val: DyadicWindows | None = None
+
+    def build_model(self) -> REGNN:
+        return REGNN(self.cfg.model, self.cfg.data.num_frames)
+
+    def dataset(self, split: str, training: bool = False, clips: list[int] | None = None) -> DyadicWindows:
+        d, p = self.cfg.data, self.cfg.model.perceptual
+        return DyadicWindows(d.root, split, video_dim=p.video_dim, audio_dim=p.audio_dim,
+                             features_root=d.features_root or None, num_frames=d.num_frames, stride=d.stride,
+                             pattern=d.neighbour_pattern, max_neighbours=d.max_neighbours, training=training,
+                             augment=FeatureAugment(d.noise_std, d.feature_dropout), clips=clips)
+
+    def train_dataset(self) -> DyadicWindows:
+        return self.dataset(self.cfg.data.split, training=True)
+
+    def collate(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        return collate_windows(items)
+
+    def _losses(self, model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        w = self.cfg.loss
+        out = model(batch["video"], batch["audio"], batch["reactions"], batch["mask"],
+                    decode=w.recon > 0 or w.smooth > 0)
+        return regnn_losses(out, batch["reactions"], batch["mask"], w, self.cfg.data.neighbour_pattern)
+
+    def training_step(self, model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        loss, parts = self._losses(model, batch)
+        if self.cfg.log_sample_indices:
+            log = self.run_dir / "sample_indices" / f"rank{_rank()}.txt"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "a") as fh:
+                fh.write(" ".join(map(str, batch["index"].tolist())) + "\n")
+        return loss, {name: value.item() for name, value in parts.items()}
+
+    def _val_dataset(self) -> DyadicWindows:
+        if self._val is None:
+            split = L.read_split(self.cfg.data.root, self.cfg.val.split)
+            n = self.cfg.val.max_clips or len(split)
+            self._val = self.dataset(self.cfg.val.split, clips=list(range(min(n, len(split)))))
+        return self._val
+
+    def validate(self, model: torch.nn.Module, accelerator: Any) -> dict[str, float]:
+        """Losses over the val windows of the first ``val.max_clips`` clips, then metrics of
+        ``val.samples`` generated reactions per clip (appropriate sets restricted to those clips).
+        The log-determinant term needs gradients and is left out of ``val/loss``."""
+        dataset, device = self._val_dataset(), accelerator.device
+        loader = DataLoader(dataset, batch_size=self.cfg.val.batch_size, collate_fn=collate_windows)
+        sums: dict[str, float] = {}
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            loss, parts = self._losses(model, batch)
+            for name, value in {"loss": loss, **parts}.items():
+                sums[name] = sums.get(name, 0.0) + value.item() * len(batch["index"])
+        metrics = {f"val/{name}": value / len(dataset) for name, value in sums.items()}
+        if self.cfg.val.samples > 0:
+            preds = generate_split(model, dataset, None, self.cfg.val.samples, self.cfg.generate.seed, device,
+                                   progress=False)
+            scores = self.score(dataset, preds)
+            metrics.update({f"val/{k}": float(v) for k, v in scores.items() if isinstance(v, (int, float))})
+        return metrics
+
+    def score(self, dataset: DyadicWindows, preds: torch.Tensor) -> dict:
+        """The evaluation library's metrics of ``preds`` ``(C, S, 750, 25)`` for ``dataset.clips``."""
+        from evaluation import compute_metrics
+
+        clips = dataset.clips
+        split = dataset.split
+        listener = dataset.emotions[[split.listener_index(c) for c in clips]]
+        matrix = L.read_appropriateness(split)[np.ix_(clips, clips)]
+        workers = self.cfg.generate.workers or None
+        return compute_metrics(preds.numpy(), listener.numpy(), dataset.emotions[clips].numpy(), matrix,
+                               tlcc_samples=self.cfg.generate.tlcc_samples, workers=workers)
+
+    def test(self, model: torch.nn.Module, accelerator: Any) -> dict:
+        """Write ``generate.samples`` reactions per clip of ``generate.split``, then score them."""
+        g = self.cfg.generate
+        dataset = self.dataset(g.split)
+        pred_dir = Path(g.pred_dir or os.path.join(self.cfg.out_dir, "pred"))
+        preds = generate_split(model, dataset, pred_dir, g.samples, g.seed, accelerator.device)
+        summary: dict[str, Any] = {"split": g.split, "pred_dir": str(pred_dir), "clips": len(dataset.clips),
+                                   "samples": g.samples}
+        if g.metrics:
+            summary["metrics"] = self.score(dataset, preds)
+        return summary
