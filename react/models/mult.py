@@ -24,12 +24,13 @@ def sinusoidal_positions(frames: int, dim: int, device: torch.device) -> torch.T
 
 
 class CrossModalBlock(nn.Module):
-    """Pre-norm transformer block: queries from ``x``, keys/values from ``context`` (``x`` if None)."""
+    """Pre-norm transformer block: queries from ``x``, keys/values from ``context`` (cross-modal)
+    or from ``x`` itself (``cross=False``, self-attention)."""
 
-    def __init__(self, dim: int, heads: int, dropout: float, attn_dropout: float):
+    def __init__(self, dim: int, heads: int, dropout: float, attn_dropout: float, cross: bool = True):
         super().__init__()
         self.norm_q = nn.LayerNorm(dim)
-        self.norm_kv = nn.LayerNorm(dim)
+        self.norm_kv = nn.LayerNorm(dim) if cross else None
         self.attn = nn.MultiheadAttention(dim, heads, dropout=attn_dropout, batch_first=True)
         self.norm_ff = nn.LayerNorm(dim)
         self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.ReLU(), nn.Dropout(dropout),
@@ -38,7 +39,7 @@ class CrossModalBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         q = self.norm_q(x)
-        kv = q if context is None else self.norm_kv(context)
+        kv = q if self.norm_kv is None else self.norm_kv(context)
         x = x + self.drop(self.attn(q, kv, kv, need_weights=False)[0])
         return x + self.drop(self.ff(self.norm_ff(x)))
 
@@ -53,11 +54,11 @@ class PerceptualProcessor(nn.Module):
         self.proj_v = nn.Conv1d(video_dim, dim, kernel_size=1, bias=False)
         self.proj_a = nn.Conv1d(audio_dim, dim, kernel_size=1, bias=False)
         self.scale = math.sqrt(dim)
-        def stack(width: int, depth: int) -> nn.ModuleList:
-            return nn.ModuleList(CrossModalBlock(width, heads, dropout, attn_dropout) for _ in range(depth))
+        def stack(width: int, depth: int, cross: bool) -> nn.ModuleList:
+            return nn.ModuleList(CrossModalBlock(width, heads, dropout, attn_dropout, cross) for _ in range(depth))
 
-        self.v_from_a, self.a_from_v = stack(dim, layers), stack(dim, layers)
-        self.memory = stack(2 * dim, memory_layers)
+        self.v_from_a, self.a_from_v = stack(dim, layers, True), stack(dim, layers, True)
+        self.memory = stack(2 * dim, memory_layers, False)
         self.norm = nn.LayerNorm(2 * dim)
         self.head = nn.Sequential(nn.Linear(2 * dim, 2 * dim), nn.ReLU(), nn.Dropout(dropout),
                                   nn.Linear(2 * dim, out_dim))
