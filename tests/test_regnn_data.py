@@ -9,7 +9,8 @@ from react.data import react_layout as L
 from react.data.dyadic import DyadicWindows, FeatureAugment, collate_windows, window_starts
 from react.generate import blend_windows, taper
 
-CLIPS = ["NoXI/001_a/Expert_video/1", "RECOLA/group-1/P25/1", "NoXI/001_a/Novice_video/1", "RECOLA/group-1/P26/1"]
+CLIPS = ["NoXI/001_a/Expert_video/1", "RECOLA/group-1/P25/1", "NoXI/001_a/Novice_video/1",
+         "RECOLA/group-1/P26/1"]
 # Rows k, columns j: reaction L[j] (the listener of clip j) is appropriate for clip k.
 MATRIX = np.array([[1, 0, 1, 1], [0, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 1]], dtype=np.float32)
 VIDEO_DIM, AUDIO_DIM = 3, 2

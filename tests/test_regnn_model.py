@@ -86,7 +86,10 @@ def test_logdet_estimate_matches_exact_determinant():
         motor.norms[0].log_scale.fill_(0.1)
     edges = random_edges(1)
     x = torch.rand(1, 25, FRAMES)
-    jac = torch.autograd.functional.jacobian(lambda t: motor(t.view(1, 25, FRAMES), edges)[0].flatten(), x.flatten())
+    def flat_motor(t: torch.Tensor) -> torch.Tensor:
+        return motor(t.view(1, 25, FRAMES), edges)[0].flatten()
+
+    jac = torch.autograd.functional.jacobian(flat_motor, x.flatten())
     exact = torch.linalg.slogdet(jac)[1]
     probes = 3000  # the batch holds independent Hutchinson probes of the same point
     _, est = motor(x.expand(probes, -1, -1), edges.expand(probes, -1, -1, -1), logdet_terms=12)

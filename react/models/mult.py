@@ -55,7 +55,8 @@ class PerceptualProcessor(nn.Module):
         self.proj_a = nn.Conv1d(audio_dim, dim, kernel_size=1, bias=False)
         self.scale = math.sqrt(dim)
         def stack(width: int, depth: int, cross: bool) -> nn.ModuleList:
-            return nn.ModuleList(CrossModalBlock(width, heads, dropout, attn_dropout, cross) for _ in range(depth))
+            return nn.ModuleList(CrossModalBlock(width, heads, dropout, attn_dropout, cross)
+                                 for _ in range(depth))
 
         self.v_from_a, self.a_from_v = stack(dim, layers, True), stack(dim, layers, True)
         self.memory = stack(2 * dim, memory_layers, False)
