@@ -12,6 +12,7 @@ per clip of ``generate.split`` and scores them.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader
 
 from react.config import ConfigError, RunConfig
 from react.data import react_layout as L
@@ -72,12 +72,14 @@ class Config(RunConfig):
     loss: LossConfig = field(default_factory=LossConfig)
     val: ValConfig = field(default_factory=ValConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
-    log_sample_indices: bool = False  # append each step's window indices to <out_dir>/sample_indices/
+    log_sample_indices: bool = False  # log each step's window indices: <out_dir>/sample_indices/rank<r>.jsonl
 
 
-def _rank() -> int:
+def _rank_and_world() -> tuple[int, int]:
     dist = torch.distributed
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 class Task:
@@ -121,10 +123,11 @@ class Task:
     def training_step(self, model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         loss, parts = self._losses(model, batch)
         if self.cfg.log_sample_indices:
-            log = self.run_dir / "sample_indices" / f"rank{_rank()}.txt"
+            rank, world = _rank_and_world()
+            log = self.run_dir / "sample_indices" / f"rank{rank}.jsonl"
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "a") as fh:
-                fh.write(" ".join(map(str, batch["index"].tolist())) + "\n")
+                fh.write(json.dumps({"world": world, "index": batch["index"].tolist()}) + "\n")
         return loss, {name: value.item() for name, value in parts.items()}
 
     def _val_dataset(self) -> DyadicWindows:
@@ -137,12 +140,13 @@ class Task:
     def validate(self, model: torch.nn.Module, accelerator: Any) -> dict[str, float]:
         """Losses over the val windows of the first ``val.max_clips`` clips, then metrics of
         ``val.samples`` generated reactions per clip (appropriate sets restricted to those clips).
-        The log-determinant term needs gradients and is left out of ``val/loss``."""
-        dataset, device = self._val_dataset(), accelerator.device
-        loader = DataLoader(dataset, batch_size=self.cfg.val.batch_size, collate_fn=collate_windows)
+        The log-determinant term needs gradients and is left out of ``val/loss``. Validation draws
+        nothing from the global RNG, so it does not change the course of training."""
+        dataset, device, size = self._val_dataset(), accelerator.device, self.cfg.val.batch_size
         sums: dict[str, float] = {}
-        for batch in loader:
-            batch = {k: v.to(device) for k, v in batch.items()}
+        for first in range(0, len(dataset), size):  # no DataLoader: it would draw from the global RNG
+            items = [dataset[i] for i in range(first, min(first + size, len(dataset)))]
+            batch = {k: v.to(device) for k, v in collate_windows(items).items()}
             loss, parts = self._losses(model, batch)
             for name, value in {"loss": loss, **parts}.items():
                 sums[name] = sums.get(name, 0.0) + value.item() * len(batch["index"])

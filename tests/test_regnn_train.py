@@ -1,0 +1,156 @@
+"""REGNN through the training engine: losses by hand, exact resume, 2-process CPU DDP via
+``accelerate launch``, test-mode generation of 10 reactions per clip, and learning on the synthetic
+set (generated reactions beat random and mean-reaction predictions in FRC and FRD)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers.regnn_data import synthetic_react, tiny_overrides, write_features
+
+from react.config import load_config
+from react.data import react_layout as L
+from react.engine import checkpoint_file, load_checkpoint_model, run
+from react.generate import generate_split
+from react.losses import LossConfig, regnn_losses
+from react.tasks.regnn import Task
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "regnn_tiny.yaml"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = synthetic_react(tmp_path_factory.mktemp("syn"), pairs=8, eval_pairs=4, seed=1)
+    write_features(root)
+    return root
+
+
+def test_losses_match_hand_computation():
+    # One window, two appropriate reactions, 1 node x 2 frames.
+    out = {"centre": torch.zeros(1, 1, 2), "latent": torch.tensor([[[[1.0, 1.0]], [[3.0, 3.0]]]]),
+           "logdet": torch.tensor([[5.0, 7.0]]), "decoded": torch.tensor([[[0.0], [2.0]]])}
+    reactions = torch.tensor([[[[0.0], [0.0]], [[1.0], [1.0]]]])
+    cfg = LossConfig(recon=1.0, dist=1.0, threshold=2.0, mid=0.1, logdet=0.5, smooth=0.1)
+    total, parts = regnn_losses(out, reactions, torch.tensor([[True, True]]), cfg, "all")
+    # latent MSEs to the centre: 1 and 9 -> min 1 + mean(relu(1-2), relu(9-2)) = 1 + 3.5
+    expected = {"dist": 4.5, "mid": 1.0, "logdet": -3.0, "recon": 1.0, "smooth": 2.0}
+    assert {k: v.item() for k, v in parts.items()} == pytest.approx(expected)
+    assert total.item() == pytest.approx(1.0 + 4.5 + 0.1 - 1.5 + 0.2)
+    _, parts = regnn_losses(out, reactions, torch.tensor([[True, False]]), cfg, "all")
+    assert parts["dist"].item() == 1.0 and parts["mid"].item() == 0.0 and parts["recon"].item() == 2.0
+    _, parts = regnn_losses(out, reactions, torch.tensor([[True, True]]), cfg, "nearest")
+    assert parts["dist"].item() == 1.0 and "mid" not in parts
+
+
+def _config(data: Path, out: Path, *extra: str):
+    return load_config(TINY, [*tiny_overrides(data, out), *extra])
+
+
+def test_training_step_on_a_batch(data, tmp_path):
+    task = Task(_config(data, tmp_path), tmp_path)
+    model, dataset = task.build_model(), task.train_dataset()
+    batch = task.collate([dataset[i] for i in (0, 40, 300)])
+    loss, scalars = task.training_step(model, batch)
+    loss.backward()
+    assert torch.isfinite(loss) and set(scalars) == {"dist", "mid", "logdet", "recon", "smooth"}
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_resume_after_checkpoint_matches_uninterrupted_run(data, tmp_path):
+    short = ["train.max_steps_per_epoch=3", "train.batch_size=8", "train.test_at_end=false", "val.samples=0",
+             "val.max_clips=2", "train.milestones=[2]"]
+    run(_config(data, tmp_path / "full", *short, "train.epochs=3"))
+    run(_config(data, tmp_path / "cut", *short, "train.epochs=2"))
+    run(_config(data, tmp_path / "cut", *short, "train.epochs=3", "resume=auto"))
+    full = torch.load(checkpoint_file(tmp_path / "full" / "checkpoints" / "last"), weights_only=False)
+    cut = torch.load(checkpoint_file(tmp_path / "cut" / "checkpoints" / "last"), weights_only=False)
+    assert full["epoch"] == cut["epoch"] == 3 and full["step"] == cut["step"] == 9
+    for key, value in full["model"].items():
+        torch.testing.assert_close(cut["model"][key], value, rtol=0, atol=0)
+    assert "resumed from" in (tmp_path / "cut" / "log.txt").read_text()
+
+
+def test_two_process_cpu_ddp_with_accelerate_launch(data, tmp_path):
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+           "29571", str(ROOT / "train.py"), "--config", str(TINY), *tiny_overrides(data, tmp_path),
+           "train.epochs=1", "train.max_steps_per_epoch=3", "train.batch_size=8", "train.test_at_end=false",
+           "val.samples=0", "val.max_clips=2", "log_sample_indices=true"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = {}
+    for rank in (0, 1):
+        log = tmp_path / "sample_indices" / f"rank{rank}.jsonl"
+        rows = [json.loads(x) for x in log.read_text().splitlines()]
+        assert len(rows) == 3 and {r["world"] for r in rows} == {2}
+        seen[rank] = {i for r in rows for i in r["index"]}
+    assert len(seen[0]) == len(seen[1]) == 24 and not seen[0] & seen[1]
+    assert "world size 2" in (tmp_path / "log.txt").read_text()
+    assert (tmp_path / "checkpoints" / "last" / "rng_rank1.pt").is_file()
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    """A short CPU training, then mode=test on the held-out test split."""
+    out = tmp_path_factory.mktemp("run")
+    common = ["train.epochs=5", "train.milestones=[4]", "train.val_every=5", "val.max_clips=4",
+              "generate.workers=1"]
+    val = run(_config(data, out, *common, "train.test_at_end=false"))
+    summary = run(_config(data, out, *common, "mode=test", f"checkpoint={out}/checkpoints/best"))
+    return out, val, summary
+
+
+def _predictions(pred_dir: Path, split: L.Split) -> torch.Tensor:
+    return torch.stack([torch.stack([torch.load(L.prediction_path(pred_dir, "test", c, k), weights_only=True)
+                                     for k in range(10)]) for c in split.clips])
+
+
+def test_generation_writes_ten_distinct_reproducible_reactions_per_clip(data, trained):
+    out, val, summary = trained
+    assert {"val/loss", "val/FRC", "val/FRD"} <= set(val)
+    split = L.read_split(data, "test")
+    assert summary["clips"] == len(split) == 8 and summary["samples"] == 10
+    preds = _predictions(out / "pred", split)
+    assert preds.shape == (8, 10, 750, 25) and preds.dtype == torch.float32
+    gaps = (preds[:, :, None] - preds[:, None]).abs().flatten(3).amax(-1)  # (clip, k, k')
+    assert (gaps + torch.eye(10) > 1e-3).all()  # every pair of a clip's samples differs
+    model, cfg = load_checkpoint_model(out / "checkpoints" / "best")
+    dataset = Task(cfg, out).dataset("test")
+    again = generate_split(model, dataset, out / "again", seed=cfg.generate.seed, progress=False)
+    assert torch.equal(again, preds) and torch.equal(_predictions(out / "again", split), preds)
+    stamp = out / "again" / "test" / ".generation.json"
+    before = stamp.stat().st_mtime_ns
+    assert torch.equal(generate_split(model, dataset, out / "again", seed=cfg.generate.seed), preds)
+    assert stamp.stat().st_mtime_ns == before  # same weights and settings: read back, not redone
+
+
+def test_generated_reactions_beat_random_and_mean_reaction(data, trained):
+    out, _, summary = trained
+    model_scores = summary["metrics"]
+    task = Task(_config(data, out), out)
+    dataset = task.dataset("test")
+    train = L.read_split(data, "train")
+    train_listeners = L.read_emotions(train)[[train.listener_index(i) for i in range(len(train))]]
+    shape = (len(dataset.clips), 10, 750, 25)
+    mean = torch.from_numpy(np.broadcast_to(train_listeners.mean((0, 1)), shape).copy())
+    random = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    baselines = {"mean": task.score(dataset, mean), "random": task.score(dataset, random)}
+    print({"model": model_scores, **baselines})
+    for scores in baselines.values():
+        assert model_scores["FRC"] > scores["FRC"] + 3.0  # FRC sums 10 samples' CCCs: ~0.3 each
+        assert model_scores["FRD"] < 0.6 * scores["FRD"]
