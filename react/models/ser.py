@@ -150,6 +150,14 @@ class LogMelCNNEncoder(nn.Module):
         return self.cnn(self.specaug(feats, fmask), fmask)
 
 
+def _frozen_subtrees(module: nn.Module) -> list[nn.Module]:
+    """The largest submodules that have parameters, none of them trainable."""
+    params = list(module.parameters())
+    if params and not any(p.requires_grad for p in params):
+        return [module]
+    return [m for child in module.children() for m in _frozen_subtrees(child)]
+
+
 class SSLEncoder(nn.Module):
     """A Wav2Vec2-family encoder: frozen, fully trained, or last N transformer layers trained;
     output is a learned softmax-weighted sum of its layers (or the last layer), then SpecAugment."""
@@ -185,9 +193,7 @@ class SSLEncoder(nn.Module):
             trained.append(self.model.encoder.layer_norm)
         for module in trained:
             module.requires_grad_(True)
-        trained_ids = {id(p) for m in trained for p in m.parameters()}
-        return [m for m in self.model.modules() if not list(m.children())
-                and any(id(p) not in trained_ids for p in m.parameters(recurse=False))]
+        return _frozen_subtrees(self.model)
 
     def train(self, mode: bool = True) -> SSLEncoder:
         super().train(mode)

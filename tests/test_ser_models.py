@@ -1,0 +1,133 @@
+"""Speech-emotion models: log-mel front end, padding masks, partial unfreezing, SSL weight loading,
+ONNX parity."""
+
+import onnx
+import pytest
+import torch
+
+from react.data.augment import AugmentConfig
+from react.models.ser import AttentionPooling, LogMel, SERModel, SERModelConfig
+from react.models.ssl_audio import build_ssl_encoder
+from react.ser.export import export_onnx
+
+SR = 16000
+NO_AUG = AugmentConfig(p_specaug=0.0)
+
+
+def _model(**kw) -> SERModel:
+    torch.manual_seed(0)
+    return SERModel(SERModelConfig(**kw), NO_AUG, n_classes=4, sample_rate=SR)
+
+
+def test_logmel_matches_stft_power():
+    logmel = LogMel(SR, n_mels=20)
+    wave = torch.randn(1, 4000)
+    conv = torch.nn.functional.conv1d(wave.unsqueeze(1), logmel.basis, stride=logmel.hop)
+    real, imag = conv.chunk(2, dim=1)
+    stft = torch.stft(wave, logmel.n_fft, logmel.hop, window=torch.hann_window(logmel.n_fft), center=False,
+                      return_complex=True)
+    assert torch.allclose(real.pow(2) + imag.pow(2), stft.abs().pow(2), rtol=1e-3, atol=1e-3)
+    feats, fmask = logmel(wave, torch.ones_like(wave, dtype=torch.bool))
+    assert feats.shape[1] == fmask.shape[1] and int(fmask.sum()) == (4000 - 400) // 160 + 1
+    valid = feats[0][fmask[0]]
+    assert abs(valid.mean().item()) < 1e-4 and valid.std(unbiased=False).item() == pytest.approx(1, abs=1e-3)
+
+
+def test_attention_pooling_ignores_padding():
+    pool = AttentionPooling(8, heads=2)
+    x = torch.randn(2, 10, 8)
+    mask = torch.arange(10).unsqueeze(0) < torch.tensor([[10], [6]])
+    out = pool(x, mask)
+    x2 = x.clone()
+    x2[1, 6:] = 1e3  # garbage in the padding
+    assert out.shape == (2, 16)
+    assert torch.allclose(pool(x2, mask), out)
+    assert torch.allclose(pool(x[1:, :6], mask[1:, :6]), out[1:], atol=1e-6)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(encoder="logmel_cnn", aux_sex_weight=0.5),
+    dict(encoder="wav2vec2", random_init=True, spec_branch=True),
+    dict(encoder="hubert", random_init=True),
+    dict(encoder="wavlm", random_init=True, layer_weighting=False),
+])
+def test_padded_batch_equals_single_utterances(kw):
+    model = _model(**kw).eval()
+    a, b = torch.randn(9000) * 0.1, torch.randn(16000) * 0.1
+    wave = torch.zeros(2, 16000)
+    wave[0, :9000], wave[1] = a, b
+    wave[0, 9000:] = 5.0  # padding content must not matter
+    mask = torch.arange(16000).unsqueeze(0) < torch.tensor([[9000], [16000]])
+    with torch.no_grad():
+        batch = model(wave, mask)
+        single_a, single_b = model(a[None]), model(b[None])
+    assert batch["logits"].shape == (2, 4)
+    assert torch.allclose(batch["logits"][0], single_a["logits"][0], atol=1e-5)
+    assert torch.allclose(batch["logits"][1], single_b["logits"][0], atol=1e-5)
+    assert ("sex_logits" in batch) == (kw.get("aux_sex_weight", 0) > 0)
+
+
+def _grads(model: SERModel):
+    model.train()
+    wave = torch.randn(2, 8000) * 0.1
+    model(wave, torch.ones_like(wave, dtype=torch.bool))["logits"].pow(2).sum().backward()
+    ssl = model.encoder.model
+    layer = [any(p.grad is not None and p.grad.abs().sum() > 0 for p in lay.parameters())
+             for lay in ssl.encoder.layers]
+    feature = any(p.grad is not None for p in ssl.feature_extractor.parameters())
+    return layer, feature
+
+
+def test_partial_unfreezing_trains_only_the_last_layers():
+    model = _model(encoder="wav2vec2", random_init=True, random_init_config={"num_hidden_layers": 3},
+                   encoder_mode="last_n", unfreeze_last_n=1)
+    layers, feature = _grads(model)
+    assert layers == [False, False, True] and not feature
+    assert model.encoder.layer_logits.grad.abs().sum() > 0
+    assert all(p.grad.abs().sum() > 0 for p in model.head.parameters())
+    assert not model.encoder.model.feature_extractor.training  # frozen parts stay in eval mode
+    layers = model.encoder.model.encoder.layers
+    assert not layers[0].training and layers[2].training
+
+    layers, feature = _grads(_model(encoder="hubert", random_init=True, encoder_mode="full"))
+    assert layers == [True, True] and feature
+    frozen = _model(encoder="wavlm", random_init=True, encoder_mode="frozen")
+    layers, feature = _grads(frozen)
+    assert layers == [False, False] and not feature
+    assert not any(p.requires_grad for p in frozen.encoder.model.parameters())
+    assert not frozen.encoder.model.training
+    with pytest.raises(ValueError, match="unfreeze_last_n=3 must be in 1..2"):
+        _model(encoder="wav2vec2", random_init=True, encoder_mode="last_n", unfreeze_last_n=3)
+
+
+def test_ssl_encoder_loads_local_weights_and_rejects_bad_paths(tmp_path):
+    with pytest.warns(UserWarning, match="RANDOMLY INITIALISED"):
+        tiny = build_ssl_encoder("hubert", None, True)
+    tiny.save_pretrained(tmp_path / "hubert")
+    loaded = build_ssl_encoder("hubert", tmp_path / "hubert", False)
+    assert type(loaded).__name__ == "HubertModel"
+    for key, value in tiny.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    with pytest.raises(FileNotFoundError, match="no weights path given"):
+        build_ssl_encoder("wavlm", None, False)
+    with pytest.raises(FileNotFoundError, match="not a local HF-format model directory"):
+        build_ssl_encoder("wavlm", tmp_path / "nothing", False)
+    with pytest.raises(ValueError, match="holds a 'hubert' model, expected 'wavlm'"):
+        build_ssl_encoder("wavlm", tmp_path / "hubert", False)
+    with pytest.raises(ValueError, match="unknown SSL encoder family 'bert'"):
+        build_ssl_encoder("bert", None, True)
+    model = SERModel(SERModelConfig(encoder="hubert", weights=str(tmp_path / "hubert")), NO_AUG, 3, SR)
+    assert torch.equal(model.encoder.model.feature_projection.projection.weight,
+                       tiny.feature_projection.projection.weight)
+
+
+@pytest.mark.parametrize("kw", [dict(encoder="logmel_cnn"), dict(encoder="wav2vec2", random_init=True)])
+def test_onnx_export_matches_pytorch_at_any_length(tmp_path, kw):
+    model = _model(**kw).eval()
+    target = tmp_path / "ser.onnx"
+    worst = export_onnx(model, target, ["a", "b", "c", "d"], SR, check_seconds=(0.6, 1.7))
+    assert worst < 1e-4
+    meta = {p.key: p.value for p in onnx.load(str(target)).metadata_props}
+    assert meta == {"classes": "a,b,c,d", "sample_rate": "16000"}
+    dims = onnx.load(str(target)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ["batch", "samples"]

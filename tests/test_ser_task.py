@@ -1,0 +1,178 @@
+"""The ``ser`` task end to end on a small synthetic RAVDESS corpus: corpus, splits, training step,
+training through train.py, test report, inference CLI (file, stream), ONNX export CLI."""
+
+import csv
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from react.config import load_config
+from react.data.ser_corpus import scan_ravdess
+from react.ser import export, predict
+from react.ser.report import write_report
+from react.tasks.ser import Task
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import make_synthetic_ravdess as gen  # noqa: E402
+
+import train  # noqa: E402
+
+TINY = ["task=ser", "model.n_mels=16", "model.cnn_channels=[4,8]", "model.embed_dim=16",
+        "model.hidden_dim=16",
+        "model.aux_sex_weight=0.3", "data.max_seconds=1.5", "train.batch_size=16", "train.lr=3e-3",
+        "report.eval_batch_size=64"]
+CPU = SimpleNamespace(device=torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ravdess")
+    gen.generate(root, actors=6, repetitions=1)
+    return root
+
+
+def _f0(wave: np.ndarray, sr: int = 16000) -> float:
+    """Median autocorrelation pitch of the loud 40 ms frames."""
+    frame = 640
+    frames = wave[: wave.size // frame * frame].reshape(-1, frame)
+    frames = frames[frames.std(1) > 0.5 * frames.std(1).max()]
+    estimates = []
+    for f in frames:
+        ac = np.correlate(f, f, "full")[frame - 1:]
+        lo, hi = sr // 400, sr // 70
+        estimates.append(sr / (lo + ac[lo:hi].argmax()))
+    return float(np.median(estimates))
+
+
+def test_synthetic_corpus_layout_and_prosody(corpus):
+    utterances = scan_ravdess(corpus)
+    assert len(utterances) == 6 * 30
+    assert {u.actor for u in utterances} == {f"ravdess:{a:02d}" for a in range(1, 7)}
+    assert not any(u.emotion == "neutral" and u.intensity == "02" for u in utterances)
+
+    def stats(actor: int, emotion: int) -> tuple[float, float, float]:
+        files = sorted((corpus / f"Actor_{actor:02d}").glob(f"03-01-{emotion:02d}-*"))
+        waves = [sf.read(p)[0] for p in files]
+        return (np.mean([np.sqrt(np.mean(w ** 2)) for w in waves]), np.mean([w.size / 16000 for w in waves]),
+                np.mean([_f0(w) for w in waves]))
+
+    for actor in (1, 2):
+        angry, sad = stats(actor, 5), stats(actor, 4)
+        assert angry[0] > 1.5 * sad[0]  # louder
+        assert angry[1] < sad[1]  # faster
+        assert angry[2] > sad[2]  # higher pitch
+    assert stats(2, 1)[2] > 1.4 * stats(1, 1)[2]  # female voice higher than male in neutral
+    before = {p: p.stat().st_mtime_ns for p in corpus.rglob("*.wav")}
+    gen.generate(corpus, actors=6, repetitions=1)  # existing files are kept
+    assert {p: p.stat().st_mtime_ns for p in corpus.rglob("*.wav")} == before
+
+
+def test_task_splits_step_validate_and_report(corpus, tmp_path):
+    cfg = load_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}", "data.val_fraction=0.2",
+                             "data.test_fraction=0.2", "loss.class_weights=true"])
+    task = Task(cfg, tmp_path)
+    assert not (tmp_path / "splits.json").exists()  # nothing is read or written until data is needed
+    actors = {k: {u.actor for u in v} for k, v in task.splits.items()}
+    assert [len(actors[k]) for k in ("train", "val", "test")] == [4, 1, 1]
+    assert not (actors["train"] & actors["val"]) and not (actors["train"] & actors["test"])
+    assert not (actors["val"] & actors["test"])
+    saved = json.loads((tmp_path / "splits.json").read_text())["ravdess"]
+    assert {k: set(v) for k, v in saved.items()} == actors
+    # a later run in this dir (e.g. mode=test with another seed) reuses the saved speakers
+    cfg2 = load_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}", "seed=99"])
+    assert {k: {u.actor for u in v} for k, v in Task(cfg2, tmp_path).splits.items()} == actors
+
+    dataset = task.train_dataset()
+    batch = task.collate([dataset[i] for i in range(5)])
+    assert batch["wave"].shape == (5, 24000) and batch["mask"].shape == (5, 24000)
+    assert batch["mask"].sum(1).tolist() == [min(24000, dataset.audio(u.path).size) for u in
+                                             dataset.utterances[:5]]
+    # RAVDESS has no strong neutral: half as many neutral files, twice the weight (mean weight 1)
+    assert np.allclose(task.class_weights().numpy(), [16 / 9] + [8 / 9] * 7)
+    model = task.build_model()
+    loss, scalars = task.training_step(model, batch)
+    loss.backward()
+    assert torch.isfinite(loss) and {"emotion_loss", "acc", "sex_loss"} <= set(scalars)
+    model.eval()
+    with torch.no_grad():
+        metrics = task.validate(model, CPU)
+        summary = task.test(model, CPU)
+    assert set(metrics) == {"val/loss", "val/accuracy", "val/uar", "val/macro_f1"}
+    assert summary["n"] == 30 and summary["test_actors"] == sorted(actors["test"])
+    assert (tmp_path / "test_metrics.json").is_file() and (tmp_path / "report" / "roc.png").is_file()
+
+
+def test_report_metrics_by_hand(tmp_path):
+    labels = ["a", "b", "c"]
+    y_true = np.array([0, 0, 1, 1, 2, 2])
+    pred = np.array([0, 1, 1, 1, 2, 0])
+    probs = np.full((6, 3), 0.1)
+    probs[np.arange(6), pred] = 0.8
+    files = []
+    for i in range(6):
+        files.append(str(tmp_path / f"f{i}.wav"))
+        sf.write(files[-1], np.zeros(10, dtype=np.float32), 16000)
+    m = write_report(tmp_path / "run", y_true, probs, labels, files, copy_misclassified=True)
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["uar"] == pytest.approx((0.5 + 1 + 0.5) / 3)
+    assert m["macro_f1"] == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+    assert m["per_class"]["b"]["precision"] == pytest.approx(2 / 3)
+    assert m["confusion"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    stored = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    assert {"accuracy", "uar", "macro_f1", "per_class", "confusion"} <= set(stored)
+    report = tmp_path / "run" / "report"
+    assert sorted(p.name for p in report.iterdir()) == ["confusion.png", "misclassified", "misclassified.csv",
+                                                        "per_class.csv", "roc.png"]
+    rows = list(csv.DictReader((report / "misclassified.csv").open()))
+    assert [(Path(r["file"]).name, r["true"], r["predicted"]) for r in rows] == [("f1.wav", "a", "b"),
+                                                                               ("f5.wav", "c", "a")]
+    assert (report / "misclassified" / "c_as_a" / "f5.wav").is_file()
+    per_class = list(csv.DictReader((report / "per_class.csv").open()))
+    assert [r["class"] for r in per_class] == labels and per_class[1]["recall"] == "1.0000"
+    with pytest.raises(ValueError, match="probs must be"):
+        write_report(tmp_path / "run", y_true, probs[:, :2], labels, files)
+
+
+def test_train_test_predict_stream_export(corpus, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["--config", str(ROOT / "configs" / "ser_tiny.yaml"), *TINY, f"data.root={corpus}",
+            f"out_dir={run}", "train.epochs=1", "data.val_fraction=0.2", "data.test_fraction=0.2"]
+    assert train.main(args) == 0
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert {"accuracy", "uar", "macro_f1", "per_class", "confusion"} <= set(metrics)
+    assert np.array(metrics["confusion"]).sum() == 30
+    assert (run / "checkpoints" / "best" / "state.pt").is_file() and (run / "splits.json").is_file()
+    first = metrics["accuracy"]
+    assert train.main(args + ["mode=test"]) == 0  # same best weights, same saved test speakers
+    assert json.loads((run / "test_metrics.json").read_text())["accuracy"] == pytest.approx(first)
+
+    wav = next(iter(sorted((corpus / "Actor_01").glob("*.wav"))))
+    capsys.readouterr()
+    assert predict.main([str(wav), "--checkpoint", str(run), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["file"] == str(wav) and sum(out["probs"].values()) == pytest.approx(1, abs=1e-5)
+    assert out["label"] == max(out["probs"], key=out["probs"].get) and len(out["probs"]) == 8
+
+    speech = sf.read(wav, dtype="float32")[0]
+    long = np.concatenate([speech, np.zeros(32000, dtype=np.float32), speech])
+    sf.write(tmp_path / "long.wav", long, 16000)
+    assert predict.main([str(tmp_path / "long.wav"), "--checkpoint", str(run), "--stream", "--window", "1.0",
+                         "--hop", "0.5", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["timeline"]
+    assert len(rows) == len(predict.window_starts(long.size, 16000, 8000))
+    assert rows[-1]["end"] == pytest.approx(long.size / 16000)
+    gap = (speech.size / 16000, speech.size / 16000 + 2)
+    silent = [r for r in rows if gap[0] <= r["start"] and r["end"] <= gap[1]]
+    assert silent and all(r["label"] == "silence" for r in silent)
+    assert predict.main([str(tmp_path / "missing.wav"), "--checkpoint", str(run)]) == 1
+    assert "missing.wav" in capsys.readouterr().err
+
+    assert export.main(["--checkpoint", str(run), "--out", str(tmp_path / "ser.onnx")]) == 0
+    assert "max |ONNX - PyTorch|" in capsys.readouterr().out and (tmp_path / "ser.onnx").is_file()
