@@ -29,6 +29,8 @@ from react.generate import generate_split
 from react.losses import LossConfig, regnn_losses
 from react.models.regnn import REGNN, ModelConfig
 
+METRICS = ("FRC", "FRD", "S-MSE", "FRVar", "FRDvs", "TLCC")
+
 
 @dataclass
 class DataConfig:
@@ -155,7 +157,7 @@ class Task:
             preds = generate_split(model, dataset, None, self.cfg.val.samples, self.cfg.generate.seed, device,
                                    progress=False)
             scores = self.score(dataset, preds)
-            metrics.update({f"val/{k}": float(v) for k, v in scores.items() if isinstance(v, (int, float))})
+            metrics.update({f"val/{k}": float(scores[k]) for k in METRICS})
         return metrics
 
     def score(self, dataset: DyadicWindows, preds: torch.Tensor) -> dict:
