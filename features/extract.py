@@ -81,10 +81,15 @@ def build_extractor(cfg: DictConfig, kind: str) -> Extractor:
 
 
 def extract(cfg: DictConfig) -> dict[str, Report]:
-    """Run every requested (split, type); returns a report per ``"<split> <type>"``."""
+    """Run every requested (split, type); returns a report per ``"<split> <type>"``.
+
+    Both extractors are set up (weights checked and hashed) before any clip is read, so that a
+    missing audio checkpoint fails at once rather than after the whole video pass.
+    """
+    kinds = TYPES if cfg.type == "all" else (cfg.type,)
+    extractors = {kind: build_extractor(cfg, kind) for kind in kinds}
     reports = {}
-    for kind in TYPES if cfg.type == "all" else (cfg.type,):
-        extractor = build_extractor(cfg, kind)
+    for kind, extractor in extractors.items():
         for split in SPLITS if cfg.split == "all" else (cfg.split,):
             name = f"{split} {kind}"
             reports[name] = run_jobs(build_jobs(cfg, split, kind), extractor, cfg.workers, cfg.device, name)

@@ -72,7 +72,6 @@ class Report:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
-    rows: int = 0  # frames (video) or clips (audio) encoded
     seconds: float = 0.0
 
 
@@ -115,7 +114,6 @@ class _Batcher:
         self.extractor, self.device = extractor, device
         self.chunks: list[tuple[int, torch.Tensor]] = []
         self.rows = 0
-        self.encoded = 0
 
     def add(self, index: int, chunk: torch.Tensor, parts: dict[int, list[torch.Tensor]]) -> None:
         if self.chunks and (self.rows + len(chunk) > self.extractor.batch_size
@@ -143,7 +141,6 @@ class _Batcher:
         for index, chunk in self.chunks:
             parts[index].append(out[start:start + len(chunk)])
             start += len(chunk)
-        self.encoded += self.rows
         self.chunks, self.rows = [], 0
 
 
@@ -199,7 +196,6 @@ def run_jobs(jobs: list[Job], extractor: Extractor, workers: int = 1, device: st
             finalise()
         batcher.flush(parts)
         finalise(force=True)
-    report.rows = batcher.encoded
     report.seconds = time.perf_counter() - start
     return report
 

@@ -90,7 +90,9 @@ class FrameReader(Reader):
                 break
         if chunk:
             yield torch.from_numpy(np.stack(chunk))
-        if count == 0 or count < job.frames:
+        if count == 0:
+            raise ValueError("no frames decoded")
+        if count < job.frames:
             raise ValueError(f"video too short: {count} frames decoded, {job.frames} expected")
 
 

@@ -55,7 +55,7 @@ def test_sidecar_records_what_produced_the_features(data, extracted):
     video = _sidecar(feature_path(save, "test", "video", clip))
     assert video["backbone"] == "swin_tiny_patch4_window7_224" and video["weights"] == "random"
     assert video["seed"] == 0 and video["fps"] == 25 and video["shape"] == [FRAMES, 64]
-    assert (video["resize"], video["crop"], video["mean"], video["std"]) == (256, 224, 0.5, 0.5)
+    assert (video["resize"], video["crop"], video["mean"], video["std"]) == (128, 112, 0.5, 0.5)  # tiny yaml
     assert video["source"] == f"test/Video_files/{clip}.mp4" and video["dtype"] == "float32"
     audio = _sidecar(feature_path(save, "test", "audio", clip))
     assert audio["backbone"] == "wav2vec2" and audio["kind"] == "ssl" and audio["layers"] == [-1]

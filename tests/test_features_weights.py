@@ -18,7 +18,7 @@ from react.data.react_layout import audio_path, feature_path, read_split, video_
 from react.models.ssl_audio import build_ssl_encoder
 
 BACKBONE = "swin_tiny_patch4_window7_224"
-TINY_SWIN = {"embed_dim": 32, "depths": [1, 1], "num_heads": [1, 2], "patch_size": 16}
+TINY_SWIN = {"embed_dim": 32, "depths": [1, 1], "num_heads": [1, 2], "patch_size": 8}  # as features_tiny.yaml
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +27,15 @@ def data(tmp_path_factory) -> Path:
     return react_dataset(tmp_path_factory)
 
 
-def _swin(seed: int, num_classes: int = 0) -> torch.nn.Module:
+def _swin(seed: int, crop: int, num_classes: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return timm.create_model(BACKBONE, pretrained=False, num_classes=num_classes, **TINY_SWIN).eval()
+    return timm.create_model(BACKBONE, pretrained=False, num_classes=num_classes, img_size=crop,
+                             **TINY_SWIN).eval()
 
 
-def _expected_video(model: torch.nn.Module, data: Path, clip: str) -> torch.Tensor:
+def _expected_video(model: torch.nn.Module, data: Path, clip: str, resize: int, crop: int) -> torch.Tensor:
     """The reference: decode the first frames independently and run the model by hand."""
-    reader = FrameReader(256, 224, FRAMES)
+    reader = FrameReader(resize, crop, FRAMES)
     frames = torch.cat(list(reader(_job(data, clip, video_path(data, "test", clip)))))
     x = frames.permute(0, 3, 1, 2).float() / 255.0
     with torch.inference_mode():
@@ -48,7 +49,7 @@ def _job(data: Path, clip: str, source: Path):
 
 
 def test_video_checkpoint_file_with_classifier_loads(data, tmp_path):
-    trained = _swin(seed=11, num_classes=7)  # a checkpoint of a classifier: its head is dropped
+    trained = _swin(seed=11, crop=112, num_classes=7)  # a checkpoint of a classifier: its head is dropped
     ckpt = tmp_path / "swin.pth"
     torch.save({"state_dict": trained.state_dict()}, ckpt)
     out = tmp_path / "feats"
@@ -57,15 +58,15 @@ def test_video_checkpoint_file_with_classifier_loads(data, tmp_path):
     trained.reset_classifier(0)
     clip = read_split(data, "test").clips[0]
     got = torch.load(feature_path(out, "test", "video", clip))
-    torch.testing.assert_close(got, _expected_video(trained, data, clip), rtol=1e-4, atol=1e-5)
-    assert not torch.allclose(got, _expected_video(_swin(seed=12), data, clip), atol=1e-3)
+    torch.testing.assert_close(got, _expected_video(trained, data, clip, 128, 112), rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(got, _expected_video(_swin(seed=12, crop=112), data, clip, 128, 112), atol=1e-3)
     side = json.loads(feature_path(out, "test", "video", clip).with_suffix(".json").read_text())
     assert side["weights"] == "sha256:" + hashlib.sha256(ckpt.read_bytes()).hexdigest()
     assert "seed" not in side
 
 
 def test_video_hf_directory_loads(data, tmp_path):
-    trained = _swin(seed=21)
+    trained = _swin(seed=21, crop=224)  # with the default preprocessing: 224 px crops of 256 px frames
     hf_dir = tmp_path / "swin_hf"
     timm.models.save_for_hf(trained, str(hf_dir), safe_serialization=True)
     out = tmp_path / "feats"
@@ -74,7 +75,7 @@ def test_video_hf_directory_loads(data, tmp_path):
     assert not reports["test video"].failed
     clip = read_split(data, "test").clips[1]
     torch.testing.assert_close(torch.load(feature_path(out, "test", "video", clip)),
-                               _expected_video(trained, data, clip), rtol=1e-4, atol=1e-5)
+                               _expected_video(trained, data, clip, 256, 224), rtol=1e-4, atol=1e-5)
 
 
 def test_checkpoint_of_another_architecture_is_a_clear_error(data, tmp_path, capsys):
