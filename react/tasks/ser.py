@@ -134,15 +134,13 @@ def predict_dataset(model: nn.Module, dataset: SERDataset, device: torch.device,
     """Class probabilities (N, C) of a dataset, batching utterances of similar length."""
     lengths = [dataset.audio(u.path).size for u in dataset.utterances]
     order = np.argsort(lengths)
-    probs = np.zeros((len(dataset), 0), dtype=np.float32)
     chunks = []
     for start in range(0, len(order), batch_size):
         batch = collate([dataset[int(i)] for i in order[start:start + batch_size]])
         logits = model(batch["wave"].to(device), batch["mask"].to(device))["logits"]
         chunks.append(torch.softmax(logits.float(), -1).cpu().numpy())
-    if chunks:
-        probs = np.zeros((len(dataset), chunks[0].shape[1]), dtype=np.float32)
-        probs[order] = np.concatenate(chunks)
+    probs = np.empty((len(dataset), chunks[0].shape[1]), dtype=np.float32)
+    probs[order] = np.concatenate(chunks)
     return probs
 
 
