@@ -64,7 +64,7 @@ def resample_index(frames: torch.Tensor, src: int, dst: int
 
 
 class FeatureStore:
-    """Per-clip feature tensors, loaded lazily (memory-mapped) and checked once."""
+    """Per-clip feature tensors, loaded lazily (memory-mapped) and checked once (shape, NaN/inf)."""
 
     def __init__(self, root: str | os.PathLike, split: str, kind: str, dim: int, min_frames: int):
         self.root, self.split, self.kind, self.dim, self.min_frames = Path(root), split, kind, dim, min_frames
@@ -88,15 +88,14 @@ class FeatureStore:
             if feats.shape[1] != self.dim or feats.shape[0] < self.min_frames:
                 raise L.LayoutError(f"{path}: expected at least {self.min_frames} frames x {self.dim} "
                                     f"(the model's {self.kind}_dim), got {tuple(feats.shape)}")
+            if not torch.isfinite(feats).all():
+                raise L.LayoutError(f"{path}: contains NaN or inf")
             self._cache[clip] = feats
         return self._cache[clip]
 
     def read(self, clip: str, rows: torch.Tensor) -> torch.Tensor:
-        """Rows ``rows`` (any shape) as float32, NaN/inf rejected."""
-        out = self[clip][rows].float()
-        if not torch.isfinite(out).all():
-            raise L.LayoutError(f"{self.path(clip)}: contains NaN or inf")
-        return out
+        """Rows ``rows`` (any shape) as float32."""
+        return self[clip][rows].float()
 
 
 class DyadicWindows(Dataset):
