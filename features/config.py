@@ -59,6 +59,7 @@ class FeatureConfig:
     save_dir: str = "???"
     device: str = "cpu"  # cpu | cuda
     workers: int = 1  # decoding processes overlapped with the forward pass (0 = in-process)
+    threads: int = 0  # torch threads of the forward pass; 0 = torch's default (one per core)
     frames: int = NUM_VIDEO_FRAMES  # frames kept per clip; 0 = every decoded video frame
     fps: int = FPS
     seed: int = 0  # seeds random_init models
@@ -85,6 +86,7 @@ def validate(cfg: DictConfig) -> None:
     if cfg.audio.kind == "ssl":
         _choice("audio.backbone", cfg.audio.backbone, SSL_FAMILIES)
     _positive("workers", cfg.workers, allow_zero=True)
+    _positive("threads", cfg.threads, allow_zero=True)
     _positive("frames", cfg.frames, allow_zero=True)
     _positive("fps", cfg.fps)
     for key in ("video.batch_size", "video.resize", "video.crop", "video.std", "audio.batch_size",

@@ -17,6 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig
 
 from features.config import TYPES, FeatureConfig, validate
@@ -89,10 +90,15 @@ def extract(cfg: DictConfig) -> dict[str, Report]:
     kinds = TYPES if cfg.type == "all" else (cfg.type,)
     extractors = {kind: build_extractor(cfg, kind) for kind in kinds}
     reports = {}
-    for kind, extractor in extractors.items():
-        for split in SPLITS if cfg.split == "all" else (cfg.split,):
-            name = f"{split} {kind}"
-            reports[name] = run_jobs(build_jobs(cfg, split, kind), extractor, cfg.workers, cfg.device, name)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads or threads)
+    try:
+        for kind, extractor in extractors.items():
+            for split in SPLITS if cfg.split == "all" else (cfg.split,):
+                name, jobs = f"{split} {kind}", build_jobs(cfg, split, kind)
+                reports[name] = run_jobs(jobs, extractor, cfg.workers, cfg.device, name)
+    finally:
+        torch.set_num_threads(threads)
     return reports
 
 
