@@ -83,14 +83,18 @@ def test_partial_unfreezing_trains_only_the_last_layers():
                    encoder_mode="last_n", unfreeze_last_n=1)
     layers, feature = _grads(model)
     assert layers == [False, False, True] and not feature
+    assert model.encoder.model.encoder.layer_norm.weight.grad.abs().sum() > 0  # follows the last layer
     assert model.encoder.layer_logits.grad.abs().sum() > 0
     assert all(p.grad.abs().sum() > 0 for p in model.head.parameters())
     assert not model.encoder.model.feature_extractor.training  # frozen parts stay in eval mode
     layers = model.encoder.model.encoder.layers
     assert not layers[0].training and layers[2].training
 
-    layers, feature = _grads(_model(encoder="hubert", random_init=True, encoder_mode="full"))
+    full = _model(encoder="hubert", random_init=True, encoder_mode="full")
+    layers, feature = _grads(full)
     assert layers == [True, True] and feature
+    unused = [n for n, p in full.named_parameters() if p.requires_grad and p.grad is None]
+    assert unused == []  # DDP needs every trainable weight used
     frozen = _model(encoder="wavlm", random_init=True, encoder_mode="frozen")
     layers, feature = _grads(frozen)
     assert layers == [False, False] and not feature

@@ -86,14 +86,17 @@ class LogMel(nn.Module):
         return (torch.div(lengths - self.n_fft, self.hop, rounding_mode="floor") + 1).clamp_min(1)
 
     def forward(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) -> log-mel (B, T, n_mels) normalised per utterance, frame mask (B, T)."""
+        """(B, L) -> log-mel (B, T, n_mels) normalised per utterance, frame mask (B, T).
+
+        Computed in float32 even under autocast (fp16 powers of loud audio overflow)."""
         # n_fft zeros on the right: a clip shorter than one window still gives a frame, and
         # the graph has no shape-dependent branch (the extra frames are masked out)
-        wave = nn.functional.pad(wave * mask.to(wave.dtype), (0, self.n_fft))
-        spec = nn.functional.conv1d(wave.unsqueeze(1), self.basis, stride=self.hop)  # (B, 2F, T)
-        real, imag = spec.chunk(2, dim=1)
-        power = (real.pow(2) + imag.pow(2)).transpose(1, 2)  # (B, T, F)
-        logmel = torch.log(power @ self.mel + 1e-6)
+        with torch.autocast(wave.device.type, enabled=False):
+            wave = nn.functional.pad(wave.float() * mask.float(), (0, self.n_fft))
+            spec = nn.functional.conv1d(wave.unsqueeze(1), self.basis, stride=self.hop)  # (B, 2F, T)
+            real, imag = spec.chunk(2, dim=1)
+            power = (real.pow(2) + imag.pow(2)).transpose(1, 2)  # (B, T, F)
+            logmel = torch.log(power @ self.mel + 1e-6)
         frames = self.frame_lengths(mask.sum(1))
         fmask = torch.arange(logmel.shape[1], device=wave.device).unsqueeze(0) < frames.unsqueeze(1)
         mean, std = masked_mean_std(logmel.flatten(1).view(logmel.shape[0], -1, 1),
@@ -172,6 +175,8 @@ class SSLEncoder(nn.Module):
         self.use_attention_mask = conf.feat_extract_norm == "layer"
         self.mode = cfg.encoder_mode
         self.frozen = self._freeze(cfg)
+        if getattr(self.model, "masked_spec_embed", None) is not None:  # unused without HF SpecAugment;
+            self.model.masked_spec_embed.requires_grad_(False)  # a trainable unused weight breaks DDP
         n_layers = conf.num_hidden_layers + 1
         self.layer_logits = nn.Parameter(torch.zeros(n_layers)) if cfg.layer_weighting else None
         self.specaug = specaug
@@ -210,8 +215,11 @@ class SSLEncoder(nn.Module):
         if self.layer_logits is None:
             feats = out.last_hidden_state
         else:
-            weights = torch.softmax(self.layer_logits, 0).to(out.last_hidden_state.dtype)
-            feats = (torch.stack(out.hidden_states, 0) * weights.view(-1, 1, 1, 1)).sum(0)
+            # the last entry is the encoder output (in pre-norm variants hidden_states[-1] lacks the
+            # final layer norm)
+            layers = torch.stack([*out.hidden_states[:-1], out.last_hidden_state], 0)
+            weights = torch.softmax(self.layer_logits, 0).to(layers.dtype)
+            feats = (layers * weights.view(-1, 1, 1, 1)).sum(0)
         frames = self.model._get_feat_extract_output_lengths(mask.sum(1))
         fmask = torch.arange(feats.shape[1], device=feats.device).unsqueeze(0) < frames.unsqueeze(1)
         return self.specaug(feats, fmask), fmask
