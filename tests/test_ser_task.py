@@ -3,6 +3,7 @@ training through train.py, test report, inference CLI (file, stream), ONNX expor
 
 import csv
 import json
+import logging
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -74,7 +75,7 @@ def test_synthetic_corpus_layout_and_prosody(corpus):
     assert {p: p.stat().st_mtime_ns for p in corpus.rglob("*.wav")} == before
 
 
-def test_task_splits_step_validate_and_report(corpus, tmp_path):
+def test_task_splits_step_validate_and_report(corpus, tmp_path, caplog):
     cfg = load_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}", "data.val_fraction=0.2",
                              "data.test_fraction=0.2", "loss.class_weights=true"])
     task = Task(cfg, tmp_path)
@@ -83,11 +84,15 @@ def test_task_splits_step_validate_and_report(corpus, tmp_path):
     assert [len(actors[k]) for k in ("train", "val", "test")] == [4, 1, 1]
     assert not (actors["train"] & actors["val"]) and not (actors["train"] & actors["test"])
     assert not (actors["val"] & actors["test"])
-    saved = json.loads((tmp_path / "splits.json").read_text())["ravdess"]
-    assert {k: set(v) for k, v in saved.items()} == actors
-    # a later run in this dir (e.g. mode=test with another seed) reuses the saved speakers
+    saved = json.loads((tmp_path / "splits.json").read_text())
+    assert {k: set(v) for k, v in saved["actors"]["ravdess"].items()} == actors
+    assert saved["params"] == {"seed": 0, "val_fraction": 0.2, "test_fraction": 0.2, "kfold": 0, "fold": 0,
+                               "datasets": ["ravdess"]}
+    # a later run in this dir (e.g. mode=test with another seed) reuses the saved speakers, with a warning
     cfg2 = load_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}", "seed=99"])
-    assert {k: {u.actor for u in v} for k, v in Task(cfg2, tmp_path).splits.items()} == actors
+    with caplog.at_level(logging.WARNING, logger="react"):
+        assert {k: {u.actor for u in v} for k, v in Task(cfg2, tmp_path).splits.items()} == actors
+    assert "made with other settings" in caplog.text and "'seed': (0, 99)" in caplog.text
 
     dataset = task.train_dataset()
     batch = task.collate([dataset[i] for i in range(5)])

@@ -169,7 +169,8 @@ class SSLEncoder(nn.Module):
         super().__init__()
         if cfg.encoder_mode not in ENCODER_MODES:
             raise ValueError(f"model.encoder_mode '{cfg.encoder_mode}' not in {', '.join(ENCODER_MODES)}")
-        overrides = {"layerdrop": 0.0, "apply_spec_augment": False, **cfg.random_init_config}
+        overrides = {"layerdrop": 0.0, "apply_spec_augment": False,
+                     **(cfg.random_init_config if cfg.random_init else {})}
         self.model = build_ssl_encoder(cfg.encoder, cfg.weights or None, cfg.random_init, **overrides)
         conf = self.model.config
         self.use_attention_mask = conf.feat_extract_norm == "layer"

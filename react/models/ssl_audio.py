@@ -44,7 +44,8 @@ def build_ssl_encoder(family: str, weights: str | os.PathLike | None, random_ini
     ``from_pretrained``; its ``model_type`` must match ``family``. With ``random_init`` the weights
     are ignored and a randomly initialised model is built from :data:`TINY_CONFIG` updated with
     ``tiny_cfg`` (a loud warning is issued: such a model has learned nothing). Without weights and
-    without ``random_init`` this is an error.
+    without ``random_init`` this is an error. ``tiny_cfg`` also overrides fields of a loaded
+    config (e.g. ``layerdrop=0.0``); architecture fields there must match the weights.
     """
     config_cls, model_cls = _classes(family)
     if random_init:

@@ -10,6 +10,7 @@ validation and test use whole, clean utterances. ``test`` writes the report (see
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -178,18 +179,25 @@ class Task:
         """Utterances of ``train``/``val``/``test``, no actor in two splits."""
         d = self.cfg.data
         corpora = self._corpora()
+        params = {"seed": self.cfg.seed, "val_fraction": d.val_fraction, "test_fraction": d.test_fraction,
+                  "kfold": d.kfold, "fold": d.fold, "datasets": sorted(corpora)}
         saved = self.run_dir / SPLITS_FILE
         if saved.is_file():
-            actors = json.loads(saved.read_text())
+            stored = json.loads(saved.read_text())
+            actors = stored["actors"]
             known = {u.actor for us in corpora.values() for u in us}
             unknown = sorted({a for per in actors.values() for s in per.values() for a in s} - known)
             if unknown:
                 raise CorpusError(f"{saved}: actors {', '.join(unknown)} are not in the corpus")
-            log.info("using the saved speaker splits of %s", saved)
+            before = stored["params"]
+            changed = {k: (before.get(k), v) for k, v in params.items() if before.get(k) != v}
+            note = f" (made with other settings, saved vs now: {changed})" if changed else ""
+            log.log(logging.WARNING if changed else logging.INFO, "using the saved speaker splits of %s%s",
+                    saved, note)
         else:
             actors = {name: speaker_split(us, d.val_fraction, d.test_fraction, self.cfg.seed, d.kfold, d.fold)
                       for name, us in corpora.items()}
-            save_json(actors, saved)
+            save_json({"params": params, "actors": actors}, saved)
         result = {}
         for split in ("train", "val", "test"):
             chosen = {a for per in actors.values() for a in per[split]}
