@@ -163,7 +163,12 @@ def _frozen_subtrees(module: nn.Module) -> list[nn.Module]:
 
 class SSLEncoder(nn.Module):
     """A Wav2Vec2-family encoder: frozen, fully trained, or last N transformer layers trained;
-    output is a learned softmax-weighted sum of its layers (or the last layer), then SpecAugment."""
+    output is a learned softmax-weighted sum of its layers (or the last layer), then SpecAugment.
+
+    Waves are normalised per utterance over their valid samples. Models with a layer-norm feature
+    encoder get the attention mask; group-norm ones (wav2vec2-base, hubert-base) were trained
+    without one, so, as in ``transformers``, they see zero padding (evaluation batches utterances
+    of similar length to keep it small); pooling ignores padded frames either way."""
 
     def __init__(self, cfg: SERModelConfig, specaug: SpecAugment):
         super().__init__()

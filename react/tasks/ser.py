@@ -84,7 +84,7 @@ class Config(RunConfig):
 
 
 class SERDataset(Dataset):
-    """Utterances -> ``{"wave", "label", "sex", "index"}``; with ``augment`` (training) random
+    """Utterances -> ``{"wave", "label", "sex"}``; with ``augment`` (training) random
     crops of ``crop_seconds`` and waveform augmentation, else the whole clean file."""
 
     def __init__(self, utterances: list[Utterance], classes: tuple[str, ...], audio: AudioCache,
@@ -110,7 +110,7 @@ class SERDataset(Dataset):
             start = int(torch.randint(wave.numel() - self.crop + 1, ()))
             wave = wave[start:start + self.crop]
         sex = SEXES.index(u.sex) if u.sex in SEXES else IGNORE
-        return {"wave": wave, "label": self.class_index[u.emotion], "sex": sex, "index": i}
+        return {"wave": wave, "label": self.class_index[u.emotion], "sex": sex}
 
 
 def pad_batch(waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,8 +125,7 @@ def pad_batch(waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 def collate(items: list[dict]) -> dict[str, torch.Tensor]:
     wave, mask = pad_batch([it["wave"] for it in items])
     return {"wave": wave, "mask": mask, "label": torch.tensor([it["label"] for it in items]),
-            "sex": torch.tensor([it["sex"] for it in items]),
-            "index": torch.tensor([it["index"] for it in items])}
+            "sex": torch.tensor([it["sex"] for it in items])}
 
 
 @torch.no_grad()
