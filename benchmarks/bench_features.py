@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -45,34 +46,51 @@ def bare_batches(extractor: Extractor, jobs: list[Job], prepare) -> list[torch.T
     return [prepare(rows[i:i + extractor.batch_size]) for i in range(0, len(rows), extractor.batch_size)]
 
 
-def time_bare(model, batches: list[torch.Tensor], **kwargs) -> float:
-    start = time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the decoding workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def time_bare(model, batches: list[torch.Tensor], **kwargs) -> tuple[float, float]:
+    """(wall, cpu) seconds of the model alone on ready batches."""
+    start, cpu = time.perf_counter(), cpu_seconds()
     with torch.inference_mode():
         for batch in batches:
             model(batch, **kwargs)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu_seconds() - cpu
 
 
-def time_pipeline(extractor: Extractor, jobs: list[Job], workers: int) -> float:
+def time_pipeline(extractor: Extractor, jobs: list[Job], workers: int) -> tuple[float, float]:
+    """(wall, cpu) seconds of ``run_jobs`` over the clips, writing to a temporary folder."""
     with tempfile.TemporaryDirectory() as out:
         moved = [Job(j.clip, j.source, Path(out) / f"{i}.pth", j.video, j.frames, j.data_dir)
                  for i, j in enumerate(jobs)]
+        cpu = cpu_seconds()
         report = run_jobs(moved, extractor, workers=workers, desc="pipeline")
         if report.failed:
             raise SystemExit(f"benchmark clips failed: {report.failed}")
-        return report.seconds
+        return report.seconds, cpu_seconds() - cpu
 
 
 def measure(name: str, extractor: Extractor, jobs: list[Job], batches: list[torch.Tensor], frames: int,
             workers: int, repeats: int, **forward_kwargs) -> float:
-    """Print and return the overhead of the pipeline over the bare forward."""
+    """Print and return the overhead of the pipeline over the bare forward (best wall times).
+
+    Bare and pipeline runs alternate so that a change in machine load hits both alike.
+    """
     with torch.inference_mode():
         extractor.model(batches[0], **forward_kwargs)  # warm-up
-    bare = min(time_bare(extractor.model, batches, **forward_kwargs) for _ in range(repeats))
-    pipe = min(time_pipeline(extractor, jobs, workers) for _ in range(repeats))
-    overhead = pipe / bare - 1
-    print(f"{name}: bare forward {frames / bare:8.1f} frames/s | pipeline {frames / pipe:8.1f} frames/s | "
-          f"overhead {100 * overhead:5.1f} % ({frames} frames, best of {repeats})", flush=True)
+    bare, pipe = [], []
+    for _ in range(repeats):
+        bare.append(time_bare(extractor.model, batches, **forward_kwargs))
+        pipe.append(time_pipeline(extractor, jobs, workers))
+    (bare_wall, bare_cpu), (pipe_wall, pipe_cpu) = min(bare), min(pipe)
+    overhead = pipe_wall / bare_wall - 1
+    print(f"{name}: bare forward {frames / bare_wall:8.1f} frames/s | pipeline "
+          f"{frames / pipe_wall:8.1f} frames/s | overhead {100 * overhead:5.1f} % wall, "
+          f"{100 * (pipe_cpu / bare_cpu - 1):5.1f} % cpu time"
+          f" ({frames} frames, best of {repeats}, load average {os.getloadavg()[0]:.1f})", flush=True)
     return overhead
 
 
@@ -80,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", help="a REACT-layout dataset (default: a synthetic one in a temp dir)")
     parser.add_argument("--clips", type=int, default=2, help="clips of the test split used")
-    parser.add_argument("--frames", type=int, default=96, help="video frames per clip")
+    parser.add_argument("--frames", type=int, default=64, help="video frames per clip")
     parser.add_argument("--audio-frames", type=int, default=751, help="audio grid frames per clip (30 s)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the target is on 2 cores)")
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="alternating bare/pipeline runs; best kept")
     parser.add_argument("--config", help="feature YAML (default: real-size Swin-T and Wav2Vec2-base)")
     parser.add_argument("--skip-audio", action="store_true")
     args = parser.parse_args(argv)
@@ -95,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                 "video.random_init=true", "audio.random_init=true"]
         if not args.config:
             base += [f"audio.arch.{key}={json.dumps(value)}" for key, value in W2V2_BASE.items()]
-        print(f"torch threads {torch.get_num_threads()}, decoding workers {args.workers}, cpu count "
+        print(f"\ntorch threads {torch.get_num_threads()}, decoding workers {args.workers}, cpu count "
               f"{os.cpu_count()}, load average {os.getloadavg()[0]:.1f}", flush=True)
 
         cfg = load_config(args.config, base + ["type=video", f"frames={args.frames}"], schema=FeatureConfig)

@@ -168,41 +168,39 @@ def run_jobs(jobs: list[Job], extractor: Extractor, workers: int = 1, device: st
     start = time.perf_counter()
     with tqdm(total=len(todo), desc=desc, unit="clip", dynamic_ncols=True) as bar:
 
-        def finalise(force: bool = False) -> None:
-            for index in [i for i in closing if force or not batcher.holds(i)]:
-                del closing[index]
-                job, rows = todo[index], parts.pop(index, [])
+        def close(index: int, error: str | None = None) -> None:
+            """Save a complete clip (or record why it failed) and advance the progress bar."""
+            job, rows = todo[index], parts.pop(index, [])
+            batcher.drop(index)
+            if error is None:
                 try:
                     _save(job, extractor, rows)
                     report.done.append(job.clip)
                 except Exception as err:  # noqa: BLE001 - reported with the clip, the run goes on
-                    _fail(report, job, f"{job.source}: {type(err).__name__}: {err}")
-                bar.update(1)
-                bar.set_postfix(failed=len(report.failed))
+                    error = f"{job.source}: {type(err).__name__}: {err}"
+            if error is not None:
+                report.failed[job.clip] = error
+                log.error("FAILED %s: %s", job.clip, error)
+            bar.update(1)
+            bar.set_postfix(failed=len(report.failed))
 
         for index, chunk, last, error in loader:
             parts.setdefault(index, [])
             if error is not None:
-                batcher.drop(index)
-                parts.pop(index, None)
-                _fail(report, todo[index], error)
-                bar.update(1)
-                bar.set_postfix(failed=len(report.failed))
+                close(index, error)
                 continue
             if chunk is not None:
                 batcher.add(index, chunk, parts)
             if last:
                 closing[index] = None
-            finalise()
+            for done in [i for i in closing if not batcher.holds(i)]:
+                del closing[done]
+                close(done)
         batcher.flush(parts)
-        finalise(force=True)
+        for done in closing:
+            close(done)
     report.seconds = time.perf_counter() - start
     return report
-
-
-def _fail(report: Report, job: Job, message: str) -> None:
-    report.failed[job.clip] = message
-    log.error("FAILED %s: %s", job.clip, message)
 
 
 def _save(job: Job, extractor: Extractor, rows: list[torch.Tensor]) -> None:
