@@ -1,0 +1,107 @@
+"""``evaluation.py``: score a prediction folder against a REACT split, print the official table.
+
+Flags become a typed :class:`EvalConfig` through the project's one config system. Bad input is
+listed on stderr (every missing or malformed file), the exit code is 2 and no JSON is written.
+Heavy modules (torch, numba) are imported only once the flags are valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+
+from react.config import ConfigError, load_config
+
+CHOICES = {"split": ("val", "test"), "device": ("cpu", "cuda"), "tlcc_samples": ("first", "all")}
+
+
+@dataclass
+class EvalConfig:
+    """Settings of one evaluation run."""
+
+    data_root: str = "???"  # REACT dataset root (split CSVs, Emotion/, neighbour_emotion_*.npy)
+    pred_dir: str = "???"  # <pred_dir>/<split>/<speaker_path>/result-<k>.pth
+    split: str = "test"  # val | test
+    out: str = ""  # metrics JSON ("" = none)
+    workers: int = 0  # CPU threads (0 = all cores)
+    device: str = "cpu"  # cpu | cuda (DTW on the GPU with torch)
+    tlcc_samples: str = "first"  # first (official) | all
+
+
+def validate(cfg: EvalConfig) -> None:
+    """Raise :class:`ConfigError` for a value outside its allowed set."""
+    for key, allowed in CHOICES.items():
+        if getattr(cfg, key) not in allowed:
+            raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {getattr(cfg, key)!r}")
+    if cfg.workers < 0:
+        raise ConfigError(f"workers must be >= 0 (0 = all cores), got {cfg.workers}")
+
+
+def parse_args(argv: list[str] | None = None) -> EvalConfig:
+    parser = argparse.ArgumentParser(prog="evaluation.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", required=True, help="REACT dataset root")
+    parser.add_argument("--pred-dir", required=True, help="folder with <split>/<clip>/result-<k>.pth")
+    parser.add_argument("--split", default="test", choices=CHOICES["split"])
+    parser.add_argument("--out", default="", help="write the metrics as JSON here")
+    parser.add_argument("--workers", type=int, default=0, help="CPU threads (0 = all cores)")
+    parser.add_argument("--device", default="cpu", choices=CHOICES["device"])
+    parser.add_argument("--tlcc-samples", default="first", choices=CHOICES["tlcc_samples"],
+                        help="first: sample 0 of each clip, as the official code; all: all 10")
+    args = parser.parse_args(argv)
+    values = {"data_root": args.data_dir, "pred_dir": args.pred_dir, "split": args.split, "out": args.out,
+              "workers": args.workers, "device": args.device, "tlcc_samples": args.tlcc_samples}
+    # JSON scalars are YAML scalars: strings stay strings whatever they contain.
+    cfg = load_config(schema=EvalConfig, overrides=[f"{k}={json.dumps(v)}" for k, v in values.items()])
+    cfg = EvalConfig(**cfg)
+    validate(cfg)
+    return cfg
+
+
+def run(cfg: EvalConfig) -> dict:
+    """Load, score, print; returns the metrics dict (what ``--out`` holds)."""
+    from evaluation.loading import load_split
+    from evaluation.metrics import compute_metrics
+    from evaluation.report import report
+
+    start = time.perf_counter()
+    pred, listener, speaker, appropriate = load_split(cfg.data_root, cfg.pred_dir, cfg.split, progress=True)
+    load_s = time.perf_counter() - start
+    if cfg.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("device=cuda but torch sees no CUDA device")
+    metrics = compute_metrics(pred, listener, speaker, appropriate, tlcc_samples=cfg.tlcc_samples,
+                              device=cfg.device, workers=cfg.workers or None, progress=True)
+    metrics["seconds"]["load"] = round(load_s, 4)
+    metrics["seconds"]["total"] = round(time.perf_counter() - start, 4)
+    metrics.update(split=cfg.split, clips=int(pred.shape[0]), samples=int(pred.shape[1]),
+                   tlcc_samples=cfg.tlcc_samples, device=cfg.device)
+    print(report(metrics))
+    if cfg.out:
+        from react.utils.io import save_json
+
+        save_json(metrics, cfg.out)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cfg = parse_args(argv)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from react.data.react_layout import LayoutError
+
+    try:
+        run(cfg)
+    except LayoutError as err:  # includes EvalInputError, which lists every problem
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (ConfigError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

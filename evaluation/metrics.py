@@ -1,0 +1,266 @@
+"""The six REACT metrics (SPEC.md section 2) over arrays, vectorised.
+
+Shapes: ``pred`` (C, S, T, 25) predictions of the C clips of a split in its 2N order, S samples
+each; ``listener`` (C, T, 25) with ``listener[j]`` the real listener reaction to clip j;
+``speaker`` (C, T, 25) with ``speaker[k]`` the Emotion of clip k; ``appropriate`` (C, C) bool,
+``appropriate[k, j]`` when the reaction to clip j also suits clip k. Sums run in float64.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+METRIC_KEYS = ("FRC", "FRD", "S-MSE", "FRVar", "FRDvs", "TLCC")
+CCC_EPS = 1e-8
+TLCC_MAX_LAG = 49  # lags -49..49 (2 s at 25 fps, as the official code)
+
+
+def _as_numpy(x: Any, dtype: type = np.float32) -> np.ndarray:
+    if hasattr(x, "detach"):  # a torch tensor
+        x = x.detach().cpu().numpy()
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def _constant_columns(x: np.ndarray) -> np.ndarray:
+    """``(..., T, D) -> (..., D)``: whether a column takes a single value over the frames."""
+    return (x.max(axis=-2) == x.min(axis=-2))
+
+
+def _candidates(appropriate: np.ndarray) -> list[np.ndarray]:
+    rows = [np.flatnonzero(row) for row in appropriate]
+    empty = [k for k, row in enumerate(rows) if len(row) == 0]
+    if empty:
+        raise ValueError(f"clips {empty[:10]}{'...' if len(empty) > 10 else ''} have no appropriate "
+                         "listener in the matrix (an all-zero row): FRC/FRD are undefined for them")
+    return rows
+
+
+def frc(pred: np.ndarray, listener: np.ndarray, appropriate: np.ndarray) -> float:
+    """Mean over clips of the sum over samples of the max CCC with an appropriate listener."""
+    c, s, t, d = pred.shape
+    p = pred.astype(np.float64)
+    g = listener.astype(np.float64)
+    p_mean, g_mean = p.mean(axis=2), g.mean(axis=1)  # (C, S, D), (C, D)
+    p_c = p - p_mean[:, :, None]
+    g_c = g - g_mean[:, None]
+    p_var, g_var = (p_c**2).mean(axis=2), (g_c**2).mean(axis=1)
+    p_const, g_const = _constant_columns(pred), _constant_columns(listener)
+    g_cols = np.ascontiguousarray(g_c.transpose(2, 1, 0))  # (D, T, C)
+    total = 0.0
+    for k, cand in enumerate(_candidates(appropriate)):
+        cov = np.matmul(p_c[k].transpose(2, 0, 1), g_cols[:, :, cand]) / t  # (D, S, |A|)
+        cov = cov.transpose(1, 2, 0)  # (S, |A|, D)
+        cov = np.where(p_const[k][:, None, :] | g_const[cand][None], 0.0, cov)  # r := 0 if constant
+        denom = p_var[k][:, None] + g_var[cand][None] + (p_mean[k][:, None] - g_mean[cand][None]) ** 2
+        ccc = (2 * cov / (denom + CCC_EPS)).mean(axis=-1)  # (S, |A|)
+        total += ccc.max(axis=1).sum()
+    return total / c
+
+
+def frd_minima(
+    pred: np.ndarray, listener: np.ndarray, appropriate: np.ndarray, *, backend: str = "numba",
+    device: str = "cpu", progress: bool = False,
+) -> tuple[np.ndarray, dict[str, int]]:
+    """(C, S) min over appropriate listeners of the combined group DTW, and pruning counts."""
+    c, s = pred.shape[:2]
+    cands = _candidates(appropriate)
+    counts = np.repeat([len(a) for a in cands], s)
+    cand_ptr = np.concatenate([[0], np.cumsum(counts)])
+    cand = np.concatenate([a for a in cands for _ in range(s)])
+    queries = pred.reshape(c * s, *pred.shape[2:])
+    if backend == "torch":
+        from evaluation.dtw_torch import min_group_dtw_torch
+
+        values = min_group_dtw_torch(queries, listener, cand_ptr, cand, device=device, progress=progress)
+        stats = {"pairs": int(len(cand)), "screen_passed": 0, "exact_pairs": int(len(cand))}
+    else:
+        from evaluation.dtw import min_group_dtw
+
+        values, st = min_group_dtw(queries, listener, cand_ptr, cand, chunk=64, progress=progress)
+        stats = {"pairs": int(len(cand)), "screen_passed": int(st[:, 0].sum()),
+                 "exact_pairs": int(st[:, 1].sum())}
+    return values.reshape(c, s), stats
+
+
+def frd(pred: np.ndarray, listener: np.ndarray, appropriate: np.ndarray, **kwargs: Any) -> float:
+    """Mean over clips of the sum over samples of the min DTW cost to an appropriate listener."""
+    minima, _ = frd_minima(pred, listener, appropriate, **kwargs)
+    return float(minima.sum(axis=1).mean())
+
+
+def s_mse(pred: np.ndarray) -> float:
+    """S-MSE (FRDiv): mean over clips of the mean squared difference between two of its samples.
+
+    NaN with a single sample (no pair).
+    """
+    c, s, t, d = pred.shape
+    if s < 2:
+        return float("nan")
+    p = pred.astype(np.float64)
+    dev = p - p.mean(axis=1, keepdims=True)
+    per_clip = 2 * s * (dev**2).sum(axis=(1, 2, 3))  # sum over ordered pairs a != b
+    return float((per_clip / (s * (s - 1) * t * d)).mean())
+
+
+def frdvs(pred: np.ndarray) -> float:
+    """FRDvs: mean squared difference between the same sample index of two different clips.
+
+    NaN with a single clip (no pair).
+    """
+    c, s, t, d = pred.shape
+    if c < 2:
+        return float("nan")
+    p = pred.astype(np.float64)
+    dev = p - p.mean(axis=0, keepdims=True)
+    pairs = 2 * c * (dev**2).sum()  # sum over i and ordered clip pairs k != l
+    return float(pairs / (c * (c - 1) * s) / (t * d))
+
+
+def fr_var(pred: np.ndarray) -> float:
+    """FRVar: mean over clips, samples and columns of the unbiased variance over frames."""
+    return float(pred.astype(np.float64).var(axis=2, ddof=1).mean())
+
+
+def _window_sums(x: np.ndarray) -> np.ndarray:
+    """Prefix sums along frames with a leading zero: ``(N, T, D) -> (N, T+1, D)``."""
+    out = np.zeros((x.shape[0], x.shape[1] + 1, x.shape[2]))
+    np.cumsum(x, axis=1, out=out[:, 1:])
+    return out
+
+
+def lagged_correlations(pred: np.ndarray, speaker: np.ndarray, max_lag: int = TLCC_MAX_LAG) -> np.ndarray:
+    """Pearson r of ``pred`` and ``speaker`` per column for lags ``-max_lag..max_lag``: (N, 2L+1, D).
+
+    Lag ``l > 0`` pairs ``pred[l:]`` with ``speaker[:-l]``, ``l < 0`` pairs ``pred[:l]`` with
+    ``speaker[-l:]`` (the official shift). A window where either column is constant gives NaN,
+    as ``np.corrcoef`` does; values are clipped to [-1, 1] like it.
+    """
+    n, t, d = pred.shape
+    x = pred.astype(np.float64)
+    y = speaker.astype(np.float64)
+    x -= x.mean(axis=1, keepdims=True)  # centring keeps the one-pass sums well conditioned
+    y -= y.mean(axis=1, keepdims=True)
+    sx, sy = _window_sums(x), _window_sums(y)
+    sxx, syy = _window_sums(x * x), _window_sums(y * y)
+    # Number of value changes up to each frame: a window is constant iff it holds no change.
+    cx = np.concatenate([np.zeros((n, 1, d)), np.cumsum(pred[:, 1:] != pred[:, :-1], axis=1)], axis=1)
+    cy = np.concatenate([np.zeros((n, 1, d)), np.cumsum(speaker[:, 1:] != speaker[:, :-1], axis=1)], axis=1)
+    lags = range(-max_lag, max_lag + 1)
+    r = np.empty((n, len(lags), d))
+    for li, lag in enumerate(lags):
+        xa, xb = max(0, lag), t + min(0, lag)  # pred window [xa, xb)
+        ya, yb = max(0, -lag), t - max(0, lag)  # speaker window [ya, yb)
+        m = xb - xa
+        sxy = np.einsum("ntd,ntd->nd", x[:, xa:xb], y[:, ya:yb])
+        mx, my = (sx[:, xb] - sx[:, xa]) / m, (sy[:, yb] - sy[:, ya]) / m
+        cov = sxy - m * mx * my
+        vx = (sxx[:, xb] - sxx[:, xa]) - m * mx * mx
+        vy = (syy[:, yb] - syy[:, ya]) - m * my * my
+        constant = (cx[:, xb - 1] == cx[:, xa]) | (cy[:, yb - 1] == cy[:, ya])
+        # Nearly constant windows lose digits in the one-pass sums: redo those two-pass.
+        fragile = ~constant & ((vx <= 1e-9 * (sxx[:, xb] - sxx[:, xa]))
+                               | (vy <= 1e-9 * (syy[:, yb] - syy[:, ya])))
+        for i, col in zip(*np.nonzero(fragile)):
+            a = x[i, xa:xb, col] - x[i, xa:xb, col].mean()
+            b = y[i, ya:yb, col] - y[i, ya:yb, col].mean()
+            cov[i, col], vx[i, col], vy[i, col] = a @ b, a @ a, b @ b
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r[:, li] = np.where(constant, np.nan, cov / np.sqrt(vx * vy))
+    return np.clip(r, -1.0, 1.0)
+
+
+def tlcc_offsets(pred: np.ndarray, speaker: np.ndarray,
+                 max_lag: int = TLCC_MAX_LAG) -> tuple[np.ndarray, np.ndarray]:
+    """|offset| of the best lag per pair (N,), and whether a NaN lag decided it (N,) bool.
+
+    The score of a lag is the mean of the per-column correlations (NaN if any is NaN); the chosen
+    lag is the argmax with NaN counted as the largest value (numpy/torch argmax), so a constant
+    column over the whole clip gives the worst offset ``max_lag``.
+    """
+    scores = lagged_correlations(pred, speaker, max_lag).mean(axis=2)  # (N, 2L+1)
+    nan = np.isnan(scores)
+    has_nan = nan.any(axis=1)
+    best = np.where(has_nan, nan.argmax(axis=1), np.nanargmax(np.where(nan, -np.inf, scores), axis=1))
+    return np.abs(max_lag - best).astype(np.float64), has_nan
+
+
+def tlcc(pred: np.ndarray, speaker: np.ndarray, samples: str = "first") -> tuple[float, int]:
+    """TLCC: mean |offset| between predictions and the speaker; ``samples`` is ``first`` or ``all``.
+
+    Returns (value, number of (clip, sample) pairs that a constant column forced to the worst offset).
+    """
+    if samples not in ("first", "all"):
+        raise ValueError(f"tlcc samples must be 'first' or 'all', got {samples!r}")
+    c, s = pred.shape[:2]
+    used = pred[:, :1] if samples == "first" else pred
+    n = used.shape[1]
+    offsets, nan = tlcc_offsets(used.reshape(c * n, *pred.shape[2:]), np.repeat(speaker, n, axis=0))
+    return float(offsets.mean()), int((nan & (offsets == TLCC_MAX_LAG)).sum())
+
+
+def check_inputs(pred: np.ndarray, listener: np.ndarray, speaker: np.ndarray,
+                 appropriate: np.ndarray) -> None:
+    """Raise ``ValueError`` naming the argument whose shape or values do not fit."""
+    if pred.ndim != 4:
+        raise ValueError(f"pred must be (clips, samples, frames, 25), got shape {pred.shape}")
+    c, s, t, d = pred.shape
+    if listener.shape != (c, t, d) or speaker.shape != (c, t, d):
+        raise ValueError(f"listener {listener.shape} and speaker {speaker.shape} must be {(c, t, d)} "
+                         f"to match pred {pred.shape}")
+    if appropriate.shape != (c, c):
+        raise ValueError(f"appropriate must be ({c}, {c}) for {c} clips, got {appropriate.shape}")
+    if min(c, s) < 1 or t <= TLCC_MAX_LAG + 1 or d != 25:
+        raise ValueError(f"pred must have clips and samples, more than {TLCC_MAX_LAG + 1} frames (TLCC "
+                         f"lags reach {TLCC_MAX_LAG}) and 25 columns, got {pred.shape}")
+    for name, arr in (("pred", pred), ("listener", listener), ("speaker", speaker)):
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or inf")
+
+
+def compute_metrics(
+    pred: Any, listener: Any, speaker: Any, appropriate: Any, *, tlcc_samples: str = "first",
+    device: str = "cpu", workers: int | None = None, backend: str = "auto", progress: bool = False,
+) -> dict[str, float]:
+    """All six metrics, keys ``FRC FRD S-MSE FRVar FRDvs TLCC``, plus extras.
+
+    Extras: ``TLCC_worst_clips`` (pairs whose TLCC offset a constant column forced to the worst
+    value), ``frd_pairs`` / ``frd_exact_pairs`` (DTW pairs in the definition / computed in full
+    after pruning) and ``seconds`` per metric. ``backend``: ``numba`` (CPU), ``torch`` (``device``
+    cpu or cuda) or ``auto`` (torch on cuda, numba otherwise). numpy arrays or torch tensors.
+    """
+    pred, listener, speaker = _as_numpy(pred), _as_numpy(listener), _as_numpy(speaker)
+    appropriate = _as_numpy(appropriate, dtype=bool)
+    check_inputs(pred, listener, speaker, appropriate)
+    if backend == "auto":
+        backend = "torch" if device.startswith("cuda") else "numba"
+    if backend not in ("numba", "torch"):
+        raise ValueError(f"backend must be auto, numba or torch, got {backend!r}")
+    if backend == "numba":
+        from evaluation.dtw import set_threads
+
+        set_threads(workers)
+    seconds: dict[str, float] = {}
+    results: dict[str, Any] = {}
+
+    def timed(key: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        seconds[key] = round(time.perf_counter() - start, 4)
+        return out
+
+    results["FRC"] = float(timed("FRC", frc, pred, listener, appropriate))
+    minima, stats = timed("FRD", frd_minima, pred, listener, appropriate, backend=backend, device=device,
+                          progress=progress)
+    results["FRD"] = float(minima.sum(axis=1).mean())
+    results["S-MSE"] = timed("S-MSE", s_mse, pred)
+    results["FRVar"] = timed("FRVar", fr_var, pred)
+    results["FRDvs"] = timed("FRDvs", frdvs, pred)
+    results["TLCC"], worst = timed("TLCC", tlcc, pred, speaker, tlcc_samples)
+    results["TLCC_worst_clips"] = worst
+    results["frd_pairs"] = stats["pairs"]
+    results["frd_exact_pairs"] = stats["exact_pairs"]
+    results["seconds"] = seconds
+    return results

@@ -1,0 +1,154 @@
+"""``evaluation.py`` and ``load_split`` on a hand-written layout: P1/P2 mapping, output, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from evaluation import EvalInputError, load_split, reference
+from evaluation.cli import main
+from evaluation.metrics import METRIC_KEYS
+from evaluation.synthetic import make_predictions, write_predictions
+from react.data import react_layout as L
+from tests.helpers.eval_data import CLIPS, write_layout
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory):
+    root = tmp_path_factory.mktemp("react_eval")
+    emotions, matrix = write_layout(root, "val")
+    split = L.read_split(root, "val")
+    listener = emotions[[split.listener_index(j) for j in range(len(split))]]
+    pred = make_predictions(listener, matrix, seed=1)
+    write_predictions(root / "pred", split, pred)
+    return root, emotions, matrix, pred
+
+
+def args(root, *extra):
+    return ["--data-dir", str(root), "--pred-dir", str(root / "pred"), "--split", "val", *extra]
+
+
+def test_load_split_order_and_emotion_mapping(layout):
+    root, emotions, matrix, pred = layout
+    p, listener, speaker, appropriate = load_split(root, root / "pred", "val")
+    assert L.read_split(root, "val").clips == CLIPS
+    # speaker[k] is clip k's own Emotion, read from the P1/P2 file the hand-written table names.
+    np.testing.assert_array_equal(speaker, emotions)
+    # listener[j] is the other person of clip j's row: clip j + N (mod 2N).
+    np.testing.assert_array_equal(listener, emotions[[3, 4, 5, 0, 1, 2]])
+    np.testing.assert_array_equal(appropriate, matrix)
+    np.testing.assert_array_equal(p, pred)
+
+
+def test_cli_prints_table_and_writes_json(layout, tmp_path, capsys):
+    root, emotions, matrix, pred = layout
+    out = tmp_path / "metrics.json"
+    assert main(args(root, "--out", str(out), "--workers", "1")) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "-----------------Evaluating Metric-----------------"
+    metrics = json.loads(out.read_text())
+    assert list(metrics)[:6] == list(METRIC_KEYS)
+    assert printed[1] == "Metric: | " + " | ".join(f"{k}: {metrics[k]:.5f}" for k in METRIC_KEYS)
+    latex = f"Latex-friendly --> model_name & {metrics['FRC']:.2f} & {metrics['FRD']:.2f} & "
+    assert printed[2].startswith(latex)
+    assert printed[2].endswith(f"& - & {metrics['TLCC']:.2f} \\\\")
+    listener = emotions[[3, 4, 5, 0, 1, 2]]
+    ref = reference.compute_metrics(pred, listener, emotions, matrix)
+    for key in METRIC_KEYS:
+        assert metrics[key] == pytest.approx(ref[key], rel=1e-6), key
+    assert metrics["clips"] == 6 and metrics["samples"] == 10 and metrics["split"] == "val"
+
+
+def test_cli_all_tlcc_samples(layout, tmp_path):
+    root, emotions, matrix, pred = layout
+    out = tmp_path / "all.json"
+    assert main(args(root, "--out", str(out), "--tlcc-samples", "all")) == 0
+    assert json.loads(out.read_text())["TLCC"] == reference.tlcc(pred, emotions, "all")
+
+
+def broken_copy(root: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "broken"
+    subprocess.run(["cp", "-r", str(root), str(copy)], check=True)
+    return copy
+
+
+def run_expecting_failure(root: Path, tmp_path: Path, capsys) -> str:
+    out = tmp_path / "never.json"
+    assert main(args(root, "--out", str(out))) == 2
+    assert not out.exists()  # no partial JSON
+    return capsys.readouterr().err
+
+
+def test_every_missing_prediction_is_listed(layout, tmp_path, capsys):
+    root = broken_copy(layout[0], tmp_path)
+    gone = [L.prediction_path(root / "pred", "val", CLIPS[1], 3),
+            L.prediction_path(root / "pred", "val", CLIPS[4], 9)]
+    for path in gone:
+        path.unlink()
+    err = run_expecting_failure(root, tmp_path, capsys)
+    for path in gone:
+        assert f"missing prediction file: {path}" in err
+
+
+def test_wrong_shape_and_nan_name_the_file(layout, tmp_path, capsys):
+    root = broken_copy(layout[0], tmp_path)
+    short = L.prediction_path(root / "pred", "val", CLIPS[0], 0)
+    torch.save(torch.zeros(700, 25), short)
+    nan = L.prediction_path(root / "pred", "val", CLIPS[2], 5)
+    values = torch.zeros(750, 25)
+    values[10, 3] = float("nan")
+    torch.save(values, nan)
+    err = run_expecting_failure(root, tmp_path, capsys)
+    assert f"{short}: expected shape (750, 25), got (700, 25)" in err
+    assert f"{nan}: contains 1 NaN/inf value(s)" in err
+
+
+def test_matrix_size_mismatch_is_explained(layout, tmp_path, capsys):
+    root = broken_copy(layout[0], tmp_path)
+    np.save(root / "neighbour_emotion_val.npy", np.eye(8, dtype=np.float32))
+    err = run_expecting_failure(root, tmp_path, capsys)
+    assert "matrix is (8, 8) but val.csv lists 3 rows, i.e. 6 clips in both directions, " \
+        "so it must be (6, 6)" in err
+
+
+def test_missing_emotion_file_is_reported(layout, tmp_path, capsys):
+    root = broken_copy(layout[0], tmp_path)
+    (root / "val" / "Emotion" / "RECOLA" / "group-1" / "P2" / "2.csv").unlink()
+    err = run_expecting_failure(root, tmp_path, capsys)
+    assert "P2/2.csv: Emotion file not found" in err
+
+
+def test_load_split_raises_with_every_problem(layout, tmp_path):
+    root = broken_copy(layout[0], tmp_path)
+    L.prediction_path(root / "pred", "val", CLIPS[5], 0).unlink()
+    np.save(root / "neighbour_emotion_val.npy", np.eye(4, dtype=np.float32))
+    with pytest.raises(EvalInputError) as info:
+        load_split(root, root / "pred", "val")
+    assert len(info.value.problems) == 2
+
+
+def test_bad_flag_values_exit_2(layout, capsys):
+    root = layout[0]
+    with pytest.raises(SystemExit) as info:
+        main(args(root, "--device", "tpu"))
+    assert info.value.code == 2
+    assert main(args(root, "--workers", "-1")) == 2
+    assert "workers must be >= 0" in capsys.readouterr().err
+
+
+def test_script_runs_as_a_command(layout, tmp_path):
+    root = layout[0]
+    out = tmp_path / "cmd.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "evaluation.py"), *args(root, "--out", str(out))],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Metric: | FRC:" in done.stdout
+    assert set(METRIC_KEYS) <= set(json.loads(out.read_text()))

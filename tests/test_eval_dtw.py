@@ -1,0 +1,99 @@
+"""The FRD DTW kernels against tslearn, values by hand, the pruned minimum and the torch path."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from tslearn.metrics import dtw
+
+from evaluation import dtw as D
+from evaluation.dtw_torch import batch_group_dtw, min_group_dtw_torch
+
+
+def tslearn_cost(x: np.ndarray, y: np.ndarray) -> float:
+    return dtw(x[:, :15], y[:, :15]) / 15 + dtw(x[:, 15:17], y[:, 15:17]) + dtw(x[:, 17:], y[:, 17:]) / 8
+
+
+@pytest.mark.parametrize("t1,t2", [(1, 1), (1, 6), (7, 1), (40, 40), (129, 128), (300, 257), (750, 750)])
+def test_pair_cost_matches_tslearn(t1, t2):
+    rng = np.random.default_rng(t1 * 1000 + t2)
+    x = rng.random((t1, 25), dtype=np.float32)
+    y = rng.random((t2, 25), dtype=np.float32)
+    assert D.pair_cost(x, y) == pytest.approx(tslearn_cost(x, y), rel=1.1e-6)
+    assert D.pair_cost(y, x) == pytest.approx(tslearn_cost(x, y), rel=1.1e-6)
+
+
+def test_pair_cost_by_hand():
+    # Constant sequences: every cell costs the same, the cheapest path has max(T1, T2) cells.
+    x = np.zeros((2, 25), np.float32)
+    y = np.ones((3, 25), np.float32)
+    expected = math.sqrt(3 * 15) / 15 + math.sqrt(3 * 2) + math.sqrt(3 * 8) / 8
+    assert D.pair_cost(x, y) == pytest.approx(expected, rel=1e-12)
+    # Warping absorbs a repeated frame: [a, a, b] vs [a, b] costs nothing.
+    a, b = np.zeros(25, np.float32), np.full(25, 0.5, np.float32)
+    assert D.pair_cost(np.stack([a, a, b]), np.stack([a, b])) == 0.0
+    # One differing AU frame in the middle cannot be warped away: DTW_AU = 1 (diff 1 in one cell).
+    z = np.zeros((5, 25), np.float32)
+    w = z.copy()
+    w[2, 0] = 1.0
+    assert D.pair_cost(z, w) == pytest.approx(1 / 15, rel=1e-12)
+
+
+def test_early_abandoning_only_above_threshold():
+    rng = np.random.default_rng(1)
+    xt = np.ascontiguousarray(rng.random((25, 300), dtype=np.float32))
+    yr = np.ascontiguousarray(rng.random((25, 300), dtype=np.float32))
+    full = D.group_dtw(xt, yr, np.inf)
+    assert D.group_dtw(xt, yr, full) == full  # a threshold at the value never abandons
+    assert D.group_dtw(xt, yr, 0.1 * full) == np.inf  # far below: abandoned
+
+
+def test_projection_is_a_lower_bound():
+    rng = np.random.default_rng(2)
+    seqs = rng.random((6, 200, 25), dtype=np.float32)
+    proj = D.principal_projection(seqs.reshape(-1, 25))
+    assert np.allclose(proj.T @ proj, np.eye(D.P3))  # orthonormal columns
+    reduced = np.ascontiguousarray(np.swapaxes(seqs @ proj, 1, 2), dtype=np.float32)
+    rev = D.reverse_references(seqs @ proj)
+    for i in range(3):
+        for j in range(3, 6):
+            lower = D.projected_dtw(reduced[i], rev[j], np.inf)
+            assert lower <= D.pair_cost(seqs[i], seqs[j]) * (1 + 1e-4)
+
+
+def noisy_candidates(seed: int, t: int = 120):
+    rng = np.random.default_rng(seed)
+    refs = rng.random((10, t, 25), dtype=np.float32)
+    owner = rng.integers(0, 10, 16)
+    queries = np.clip(refs[owner] + 0.2 * rng.normal(size=(16, t, 25)), 0, 1).astype(np.float32)
+    queries[:4] = rng.random((4, t, 25))  # unrelated queries: nothing to prune
+    cands = [np.unique(np.append(rng.choice(10, rng.integers(1, 8), replace=False), owner[q]))
+             for q in range(16)]
+    ptr = np.concatenate([[0], np.cumsum([len(c) for c in cands])])
+    return queries, refs, cands, ptr, np.concatenate(cands)
+
+
+def test_min_over_candidates_is_exact_and_prunes():
+    queries, refs, cands, ptr, cand = noisy_candidates(3)
+    value, stats = D.min_group_dtw(queries, refs, ptr, cand, chunk=5)
+    brute = [min(D.pair_cost(queries[q], refs[j]) for j in c) for q, c in enumerate(cands)]
+    assert np.array_equal(value, brute)  # same kernel, so the very same numbers
+    ref = [min(tslearn_cost(queries[q], refs[j]) for j in c) for q, c in enumerate(cands[:6])]
+    np.testing.assert_allclose(value[:6], ref, rtol=1.1e-6)
+    assert stats[:, 1].sum() < len(cand)  # some candidates never needed a full DTW
+
+
+def test_min_over_candidates_rejects_empty_lists():
+    queries, refs, *_ = noisy_candidates(4)
+    with pytest.raises(ValueError, match="candidate"):
+        D.min_group_dtw(queries[:2], refs, np.array([0, 1, 1]), np.array([0]))
+
+
+def test_torch_path_matches_numba_on_cpu():
+    queries, refs, cands, ptr, cand = noisy_candidates(5, t=60)
+    pair = batch_group_dtw(torch.from_numpy(queries[:3]).double(), torch.from_numpy(refs[:3]).double())
+    expected = [D.pair_cost(queries[i], refs[i]) for i in range(3)]
+    np.testing.assert_allclose(pair.numpy(), expected, rtol=1.1e-6)
+    value, _ = D.min_group_dtw(queries, refs, ptr, cand)
+    np.testing.assert_allclose(min_group_dtw_torch(queries, refs, ptr, cand, batch=7), value, rtol=1.1e-6)

@@ -1,0 +1,131 @@
+"""The six metrics: values by hand, agreement with the per-pair reference, backends, bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+from evaluation import compute_metrics, reference
+from evaluation import metrics as M
+
+T = 60  # frames: more than the 49 TLCC lags
+
+
+def smooth(rng, shape, sigma=4.0):
+    from scipy.ndimage import gaussian_filter1d
+
+    return gaussian_filter1d(rng.normal(size=shape), sigma, axis=-2).astype(np.float32)
+
+
+def random_set(seed=0, c=6, s=3, t=T):
+    rng = np.random.default_rng(seed)
+    speaker = smooth(rng, (c, t, 25))
+    speaker[0, :, 3] = 0.0  # constant column: TLCC's worst offset
+    listener = np.roll(speaker, c // 2, axis=0)
+    pred = (listener[:, None] + 0.3 * smooth(rng, (c, s, t, 25))).astype(np.float32)
+    pred[1, 0, :, 5] = 1.0
+    appropriate = rng.random((c, c)) < 0.4
+    np.fill_diagonal(appropriate, True)
+    return pred, listener, speaker, appropriate
+
+
+def test_ccc_by_hand():
+    t = np.linspace(0, 1, T)[:, None].repeat(25, 1).astype(np.float32)
+    p = 2 * t  # r = 1, s_p = 2 s_t, means differ by m_t
+    var = t[:, 0].astype(np.float64).var()
+    mean = t[:, 0].astype(np.float64).mean()
+    expected = 2 * 2 * var / (var + 4 * var + mean**2 + M.CCC_EPS)
+    pred = p[None, None]
+    one = np.ones((1, 1), bool)
+    assert M.frc(pred, t[None], one) == pytest.approx(expected, rel=1e-12)
+    assert reference.ccc(t, p) == pytest.approx(expected, rel=1e-12)
+    t_const = t.copy()
+    t_const[:, :5] = 0.3  # r := 0 on constant columns: 20 of 25 columns left
+    assert M.frc(pred, t_const[None], one) == pytest.approx(expected * 20 / 25, rel=1e-12)
+
+
+def test_diversity_metrics_by_hand():
+    pred = np.zeros((2, 2, T, 25), np.float32)
+    pred[0, 1] = 1.0  # clip 0: samples differ by 1 everywhere; clip 1: identical samples
+    assert M.s_mse(pred) == pytest.approx((1.0 + 0.0) / 2)  # mean over clips of 2*T*25 / (2*1*T*25)
+    # FRDvs: sample 0 equal across clips, sample 1 differs by 1: 2 ordered pairs * T*25 / (2*1*2) / (T*25)
+    assert M.frdvs(pred) == pytest.approx(0.5)
+    alternating = np.zeros((1, 1, 4, 25), np.float32)
+    alternating[0, 0, 1::2] = 1.0  # 0, 1, 0, 1: unbiased variance 1/3
+    assert M.fr_var(alternating) == pytest.approx(1 / 3)
+
+
+def test_tlcc_by_hand():
+    rng = np.random.default_rng(0)
+    speaker = smooth(rng, (1, 300, 25))
+    pred = np.roll(speaker, 7, axis=1)[:, None]  # the prediction follows the speaker 7 frames later
+    assert M.tlcc(pred, speaker) == (7.0, 0)
+    assert reference.tlcc(pred, speaker) == 7.0
+    pred[0, 0, :, 4] = 0.5  # a column that never moves: every lag is NaN, the first one wins
+    assert M.tlcc(pred, speaker) == (49.0, 1)
+    assert reference.tlcc(pred, speaker) == 49.0
+
+
+def test_tlcc_first_or_all_samples():
+    pred, _, speaker, _ = random_set(1)
+    first, _ = M.tlcc(pred, speaker, "first")
+    every, _ = M.tlcc(pred, speaker, "all")
+    assert first == reference.tlcc(pred, speaker, "first")
+    assert every == reference.tlcc(pred, speaker, "all")
+    with pytest.raises(ValueError, match="first"):
+        M.tlcc(pred, speaker, "some")
+
+
+def test_lagged_correlations_match_corrcoef():
+    pred, _, speaker, _ = random_set(2)
+    pred[2, 0, :30, 7] = 0.25  # constant over part of the clip: NaN for some lags only
+    r = M.lagged_correlations(pred[:, 0], speaker, max_lag=49)
+    for n, lag, col in [(2, 0, 7), (2, 40, 7), (2, -40, 7), (3, 12, 0), (4, -49, 24), (0, 5, 3)]:
+        a, b = reference._shift(pred[n, 0, :, col], speaker[n, :, col], lag)
+        constant = a.min() == a.max() or b.min() == b.max()
+        expected = np.nan if constant else np.corrcoef(a.astype(np.float64), b.astype(np.float64))[0, 1]
+        assert r[n, lag + 49, col] == pytest.approx(expected, rel=1e-9, abs=1e-12, nan_ok=True)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_all_metrics_match_the_reference(seed):
+    pred, listener, speaker, appropriate = random_set(seed)
+    ours = compute_metrics(pred, listener, speaker, appropriate, workers=2)
+    ref = reference.compute_metrics(pred, listener, speaker, appropriate)
+    assert set(M.METRIC_KEYS) <= set(ours)
+    for key in M.METRIC_KEYS:
+        assert ours[key] == pytest.approx(ref[key], rel=1e-6), key
+    assert ours["TLCC_worst_clips"] == 2  # clip 0 (constant speaker column), clip 1 (constant prediction)
+    assert ours["frd_pairs"] == appropriate.sum() * pred.shape[1]
+
+
+def test_torch_backend_and_tensor_inputs():
+    pred, listener, speaker, appropriate = random_set(3)
+    numba_path = compute_metrics(pred, listener, speaker, appropriate)
+    tensors = [torch.from_numpy(a) for a in (pred, listener, speaker, appropriate)]
+    torch_path = compute_metrics(*tensors, backend="torch", device="cpu")
+    for key in M.METRIC_KEYS:
+        assert torch_path[key] == pytest.approx(numba_path[key], rel=1e-6), key
+
+
+def test_bad_inputs_are_named():
+    pred, listener, speaker, appropriate = random_set(4)
+    with pytest.raises(ValueError, match="listener"):
+        compute_metrics(pred, listener[:, :-1], speaker, appropriate)
+    with pytest.raises(ValueError, match="appropriate"):
+        compute_metrics(pred, listener, speaker, appropriate[:-1])
+    bad = pred.copy()
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="pred contains NaN"):
+        compute_metrics(bad, listener, speaker, appropriate)
+    empty = appropriate.copy()
+    empty[2] = False
+    with pytest.raises(ValueError, match=r"clips \[2\] have no appropriate listener"):
+        compute_metrics(pred, listener, speaker, empty)
+    with pytest.raises(ValueError, match="backend"):
+        compute_metrics(pred, listener, speaker, appropriate, backend="jax")
+
+
+def test_single_sample_leaves_s_mse_undefined():
+    pred, listener, speaker, appropriate = random_set(5)
+    out = compute_metrics(pred[:, :1], listener, speaker, appropriate)
+    assert np.isnan(out["S-MSE"]) and np.isfinite(out["FRD"])
