@@ -169,8 +169,12 @@ class Task:
         listener = dataset.emotions[[split.listener_index(c) for c in clips]]
         matrix = L.read_appropriateness(split)[np.ix_(clips, clips)]
         workers = self.cfg.generate.workers or None
-        return compute_metrics(preds.numpy(), listener.numpy(), dataset.emotions[clips].numpy(), matrix,
-                               tlcc_samples=self.cfg.generate.tlcc_samples, workers=workers)
+        threads = torch.get_num_threads()  # numba's OpenMP layer resets torch's thread count
+        try:
+            return compute_metrics(preds.numpy(), listener.numpy(), dataset.emotions[clips].numpy(), matrix,
+                                   tlcc_samples=self.cfg.generate.tlcc_samples, workers=workers)
+        finally:
+            torch.set_num_threads(threads)
 
     def test(self, model: torch.nn.Module, accelerator: Any) -> dict:
         """Write ``generate.samples`` reactions per clip of ``generate.split``, then score them."""
