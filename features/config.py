@@ -56,7 +56,7 @@ class FeatureConfig:
     split: str = "???"  # train | val | test | all
     type: str = "???"  # video | audio | all
     data_dir: str = "???"
-    save_dir: str = "???"
+    save_dir: str = ""  # root of the feature layout; "" = data_dir
     device: str = "cpu"  # cpu | cuda
     workers: int = 1  # decoding processes overlapped with the forward pass (0 = in-process)
     threads: int = 0  # torch threads of the forward pass; 0 = torch's default (one per core)

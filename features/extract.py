@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> DictConfig:
     parser.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. audio.kind=logmel")
     args = parser.parse_args(argv)
     flags = {"split": args.split, "type": args.type, "data_dir": args.data_dir,
-             "save_dir": args.save_dir or args.data_dir, "device": args.device, "workers": args.workers}
+             "save_dir": args.save_dir, "device": args.device, "workers": args.workers}
     typed = {"backbone": args.backbone, "weights": args.weights, "batch_size": args.batch_size}
     if any(v is not None for v in typed.values()) and args.type not in TYPES:
         raise ConfigError("--backbone/--weights/--batch-size need --type video or --type audio; with "
@@ -65,8 +65,8 @@ def build_jobs(cfg: DictConfig, split: str, kind: str) -> list[Job]:
     for clip in clips:
         video = video_path(cfg.data_dir, split, clip)
         source = video if kind == "video" else audio_path(cfg.data_dir, split, clip)
-        jobs.append(Job(clip, source, feature_path(cfg.save_dir, split, kind, clip), video, cfg.frames,
-                        Path(cfg.data_dir)))
+        target = feature_path(cfg.save_dir or cfg.data_dir, split, kind, clip)
+        jobs.append(Job(clip, source, target, video, cfg.frames, Path(cfg.data_dir)))
     return jobs
 
 
