@@ -6,13 +6,20 @@ sample ``k`` is written as ``<pred_dir>/<split>/<clip>/result-<k>.pth`` (float32
 temp file then rename). Noise is seeded per clip from ``seed`` and the clip path, so a clip's
 reactions do not depend on which other clips are generated. A split whose predictions were all
 written by the same weights and settings (``.generation.json``) is read back instead of redone.
+
+    python -m react.generate --checkpoint RUN_OR_CKPT --pred-dir DIR [--split test] [--samples 10]
+                             [--seed 0] [--data-root D] [--features-root F] [--device cpu|cuda]
+
+(``python train.py --config ... mode=test checkpoint=...`` does the same and also scores them.)
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
+import sys
 import zlib
 from pathlib import Path
 
@@ -112,3 +119,38 @@ def generate_split(model: torch.nn.Module, dataset: DyadicWindows, pred_dir: str
         save_json(stamp, pred_dir / dataset.split.name / FINGERPRINT)
     model.train(was_training)
     return torch.stack(preds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate a split's reactions with a trained checkpoint (see the module docstring)."""
+    parser = argparse.ArgumentParser(description="Generate reactions with a trained REGNN checkpoint")
+    parser.add_argument("--checkpoint", required=True, help="run dir, checkpoint dir or state.pt")
+    parser.add_argument("--pred-dir", required=True, help="writes <pred-dir>/<split>/<clip>/result-<k>.pth")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--samples", type=int, default=L.NUM_PREDICTIONS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-root", help="dataset root (default: the checkpoint's data.root)")
+    parser.add_argument("--features-root", help="features root (default: the checkpoint's)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    args = parser.parse_args(argv)
+    from react.engine import load_checkpoint_model
+    from react.tasks.regnn import Task
+
+    try:
+        model, cfg = load_checkpoint_model(args.checkpoint)
+        if cfg.task != "regnn":
+            raise ValueError(f"{args.checkpoint}: a '{cfg.task}' checkpoint, not a regnn one")
+        cfg.data.root = args.data_root or cfg.data.root
+        cfg.data.features_root = args.features_root or cfg.data.features_root
+        dataset = Task(cfg, Path(cfg.out_dir)).dataset(args.split)
+        model = model.to(args.device)
+        preds = generate_split(model, dataset, args.pred_dir, args.samples, args.seed, args.device)
+    except (FileNotFoundError, ValueError) as err:  # LayoutError is a ValueError
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{preds.shape[0]} clips x {preds.shape[1]} reactions written to {args.pred_dir}/{args.split}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

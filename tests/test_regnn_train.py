@@ -16,7 +16,7 @@ from helpers.regnn_data import synthetic_react, tiny_overrides, write_features
 from react.config import load_config
 from react.data import react_layout as L
 from react.engine import checkpoint_file, load_checkpoint_model, run
-from react.generate import generate_split
+from react.generate import generate_split, main
 from react.losses import LossConfig, regnn_losses
 from react.tasks.regnn import Task
 
@@ -137,6 +137,17 @@ def test_generation_writes_ten_distinct_reproducible_reactions_per_clip(data, tr
     before = stamp.stat().st_mtime_ns
     assert torch.equal(generate_split(model, dataset, out / "again", seed=cfg.generate.seed), preds)
     assert stamp.stat().st_mtime_ns == before  # same weights and settings: read back, not redone
+
+
+def test_generate_command(data, trained, tmp_path, capsys):
+    out, _, _ = trained
+    assert main(["--checkpoint", str(out), "--pred-dir", str(tmp_path), "--split", "test"]) == 0
+    split = L.read_split(data, "test")
+    assert torch.equal(_predictions(tmp_path, split), _predictions(out / "pred", split))
+    assert main(["--checkpoint", str(tmp_path / "nowhere"), "--pred-dir", str(tmp_path)]) == 2
+    assert "no checkpoint found" in capsys.readouterr().err
+    assert main(["--checkpoint", str(out), "--pred-dir", str(tmp_path), "--data-root", str(tmp_path)]) == 2
+    assert "test.csv: split file not found" in capsys.readouterr().err
 
 
 def test_generated_reactions_beat_random_and_mean_reaction(data, trained):
