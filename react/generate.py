@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{args.checkpoint}: a '{cfg.task}' checkpoint, not a regnn one")
         cfg.data.root = args.data_root or cfg.data.root
         cfg.data.features_root = args.features_root or cfg.data.features_root
-        dataset = Task(cfg, Path(cfg.out_dir)).dataset(args.split)
+        dataset = Task(cfg, Path(cfg.out_dir)).dataset(args.split, targets=False)  # features only
         model = model.to(args.device)
         preds = generate_split(model, dataset, args.pred_dir, args.samples, args.seed, args.device)
     except (FileNotFoundError, ValueError) as err:  # LayoutError is a ValueError

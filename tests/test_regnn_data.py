@@ -89,6 +89,17 @@ def test_features_and_audio_resampling(layout):
     torch.testing.assert_close(audio[1], item["audio"])
 
 
+def test_generation_needs_only_features(layout, tmp_path):
+    (tmp_path / "train.csv").write_text((layout / "train.csv").read_text())
+    ds = dataset(tmp_path, features_root=layout, targets=False)  # no Emotion CSVs, no matrix here
+    video, audio = ds.clip_windows(1)
+    assert video.shape == (29, 50, VIDEO_DIM) and audio.shape == (29, 50, AUDIO_DIM)
+    with pytest.raises(RuntimeError, match="targets=False"):
+        ds[0]
+    with pytest.raises(L.LayoutError, match="Emotion file not found"):
+        dataset(tmp_path, features_root=layout)
+
+
 def test_augmentation_only_when_training(layout):
     augment = FeatureAugment(noise_std=0.5, feature_dropout=0.5)
     clean = dataset(layout, augment=augment)[5]["video"]

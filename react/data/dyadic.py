@@ -99,12 +99,15 @@ class FeatureStore:
 
 
 class DyadicWindows(Dataset):
-    """Windows of a REACT split; ``training`` turns on neighbour subsampling and augmentation."""
+    """Windows of a REACT split; ``training`` turns on neighbour subsampling and augmentation.
+
+    With ``targets=False`` no Emotion CSV or matrix is read: only :meth:`clip_windows` (generation).
+    """
 
     def __init__(self, data_root: str | os.PathLike, split: str, *, video_dim: int, audio_dim: int,
                  features_root: str | os.PathLike | None = None, num_frames: int = 50, stride: int = 25,
                  pattern: str = "all", max_neighbours: int = 10, training: bool = False,
-                 augment: FeatureAugment | None = None, clips: list[int] | None = None):
+                 augment: FeatureAugment | None = None, clips: list[int] | None = None, targets: bool = True):
         if pattern not in PATTERNS:
             raise ValueError(f"neighbour pattern must be one of {', '.join(PATTERNS)}, got '{pattern}'")
         if max_neighbours < 1:
@@ -113,13 +116,15 @@ class DyadicWindows(Dataset):
         self.pattern, self.max_neighbours, self.training = pattern, max_neighbours, training
         self.augment = augment if training and augment is not None else None
         self.num_frames = num_frames
-        self.emotions = torch.from_numpy(L.read_emotions(self.split))  # (2N, 750, 25)
+        self.targets = targets
+        self.emotions = torch.from_numpy(L.read_emotions(self.split)) if targets else None  # (2N, 750, 25)
         self.starts = window_starts(L.NUM_FRAMES, num_frames, stride)
         self.clips = list(range(len(self.split))) if clips is None else list(clips)
         features_root = features_root or data_root
         self.video = FeatureStore(features_root, split, "video", video_dim, L.NUM_FRAMES)
         self.audio = FeatureStore(features_root, split, "audio", audio_dim, 1)
-        self.neighbours, self.counts = self._neighbour_table(L.read_appropriateness(self.split))
+        if targets:
+            self.neighbours, self.counts = self._neighbour_table(L.read_appropriateness(self.split))
 
     def _neighbour_table(self, matrix) -> tuple[torch.Tensor, torch.Tensor]:
         """``(2N, Kmax)`` indices of appropriate reactions (clip index of each reaction), real first."""
@@ -157,6 +162,8 @@ class DyadicWindows(Dataset):
         return idx
 
     def __getitem__(self, i: int) -> dict:
+        if not self.targets:
+            raise RuntimeError("this DyadicWindows was built with targets=False: only clip_windows() works")
         clip = self.clips[i // len(self.starts)]
         start = int(self.starts[i % len(self.starts)])
         frames = torch.arange(start, start + self.num_frames)

@@ -103,12 +103,14 @@ class Task:
     def build_model(self) -> REGNN:
         return REGNN(self.cfg.model, self.cfg.data.num_frames)
 
-    def dataset(self, split: str, training: bool = False, clips: list[int] | None = None) -> DyadicWindows:
+    def dataset(self, split: str, training: bool = False, clips: list[int] | None = None,
+                targets: bool = True) -> DyadicWindows:
         d, p = self.cfg.data, self.cfg.model.perceptual
         return DyadicWindows(d.root, split, video_dim=p.video_dim, audio_dim=p.audio_dim,
                              features_root=d.features_root or None, num_frames=d.num_frames, stride=d.stride,
                              pattern=d.neighbour_pattern, max_neighbours=d.max_neighbours, training=training,
-                             augment=FeatureAugment(d.noise_std, d.feature_dropout), clips=clips)
+                             augment=FeatureAugment(d.noise_std, d.feature_dropout), clips=clips,
+                             targets=targets)
 
     def train_dataset(self) -> DyadicWindows:
         return self.dataset(self.cfg.data.split, training=True)
@@ -179,7 +181,7 @@ class Task:
     def test(self, model: torch.nn.Module, accelerator: Any) -> dict:
         """Write ``generate.samples`` reactions per clip of ``generate.split``, then score them."""
         g = self.cfg.generate
-        dataset = self.dataset(g.split)
+        dataset = self.dataset(g.split, targets=g.metrics)
         pred_dir = Path(g.pred_dir or os.path.join(self.cfg.out_dir, "pred"))
         preds = generate_split(model, dataset, pred_dir, g.samples, g.seed, accelerator.device)
         summary: dict[str, Any] = {"split": g.split, "pred_dir": str(pred_dir), "clips": len(dataset.clips),
