@@ -13,7 +13,7 @@ import pytest
 import torch
 from helpers.regnn_data import synthetic_react, tiny_overrides, write_features
 
-from react.config import load_config
+from react.config import ConfigError, load_config
 from react.data import react_layout as L
 from react.engine import checkpoint_file, load_checkpoint_model, run
 from react.generate import generate_split, main
@@ -58,6 +58,17 @@ def test_losses_match_hand_computation():
 
 def _config(data: Path, out: Path, *extra: str):
     return load_config(TINY, [*tiny_overrides(data, out), *extra])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.neighbour_pattern=random", "data.neighbour_pattern: unknown 'random'"),
+    ("val.samples=1", "at least 2 samples per clip"),
+    ("val.max_clips=1", "at least 2 clips"),
+    ("generate.tlcc_samples=some", "first or all"),
+])
+def test_bad_settings_are_rejected(data, tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        Task(_config(data, tmp_path, override), tmp_path)
 
 
 def test_training_step_on_a_batch(data, tmp_path):

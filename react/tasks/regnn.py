@@ -96,6 +96,11 @@ class Task:
         if cfg.generate.tlcc_samples not in ("first", "all"):
             raise ConfigError(f"generate.tlcc_samples: must be first or all, got "
                               f"'{cfg.generate.tlcc_samples}'")
+        if cfg.val.samples == 1 or (cfg.generate.metrics and cfg.generate.samples < 2):
+            raise ConfigError("the metrics need at least 2 samples per clip: set val.samples to 0 or >= 2 "
+                              "and generate.samples >= 2 (or generate.metrics=false)")
+        if cfg.val.max_clips == 1:
+            raise ConfigError("val.max_clips: the metrics need at least 2 clips (0 = all)")
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.monitor, self.monitor_mode = cfg.val.monitor, cfg.val.monitor_mode
         self._val: DyadicWindows | None = None
