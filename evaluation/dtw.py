@@ -212,8 +212,9 @@ def principal_projection(frames: np.ndarray) -> np.ndarray:
     proj = np.zeros((G3, P3))
     proj[G1:G2, P1:P2] = np.eye(G2 - G1)
     for (a, b), (pa, pb) in (((G0, G1), (P0, P1)), ((G2, G3), (P2, P3))):
-        _, _, vt = np.linalg.svd(frames[:, a:b] - frames[:, a:b].mean(axis=0), full_matrices=False)
-        proj[a:b, pa:pb] = vt[: pb - pa].T
+        block = frames[:, a:b] - frames[:, a:b].mean(axis=0)
+        _, vectors = np.linalg.eigh(block.T @ block)  # ascending eigenvalues
+        proj[a:b, pa:pb] = vectors[:, ::-1][:, : pb - pa]
     return proj
 
 
@@ -250,8 +251,8 @@ def min_group_dtw(
     cand = np.ascontiguousarray(cand, dtype=np.int64)
     if len(cand_ptr) != nq + 1 or np.any(np.diff(cand_ptr) < 1):
         raise ValueError("cand_ptr must have one entry per query plus one, each query >= 1 candidate")
-    sample = queries[:: max(1, nq // 64)].reshape(-1, G3)
-    proj = principal_projection(np.concatenate([references.reshape(-1, G3), sample]))
+    sample = queries[:: max(1, nq // 64), ::4].reshape(-1, G3)
+    proj = principal_projection(np.concatenate([references[:, ::4].reshape(-1, G3), sample]))
     yr = reverse_references(references)
     yproj = reverse_references(references @ proj)
     qproj = np.ascontiguousarray(np.swapaxes(queries @ proj, 1, 2), dtype=np.float32)
