@@ -177,10 +177,17 @@ def fit(cfg: DictConfig) -> dict[str, float]:
 
 
 def validate(task: Any, model: torch.nn.Module, acc: Accelerator) -> dict[str, float]:
+    """Run the task's validation without disturbing training: RNG streams and thread count are
+    restored afterwards, so a resumed run continues identically whether or not it validated."""
+    saved_rng, threads = rng_state(), torch.get_num_threads()
     model.eval()
-    with torch.no_grad():
-        metrics = task.validate(model, acc)
-    model.train()
+    try:
+        with torch.no_grad():
+            metrics = task.validate(model, acc)
+    finally:
+        model.train()
+        set_rng_state(saved_rng)
+        torch.set_num_threads(threads)
     bad = [k for k, v in metrics.items() if not math.isfinite(v)]
     if bad:
         raise FloatingPointError(f"validation metrics not finite: {', '.join(bad)}")
