@@ -63,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
 def run(cfg: EvalConfig) -> dict:
     """Load, score, print; returns the metrics dict (what ``--out`` holds)."""
     from evaluation.loading import load_split
-    from evaluation.metrics import compute_metrics
+    from evaluation.metrics import TLCC_MAX_LAG, compute_metrics
     from evaluation.report import report
 
     start = time.perf_counter()
@@ -81,6 +81,10 @@ def run(cfg: EvalConfig) -> dict:
     metrics.update(split=cfg.split, clips=int(pred.shape[0]), samples=int(pred.shape[1]),
                    tlcc_samples=cfg.tlcc_samples, device=cfg.device)
     print(report(metrics))
+    used = metrics["clips"] * (1 if cfg.tlcc_samples == "first" else metrics["samples"])
+    print(f"TLCC: {metrics['TLCC_worst_clips']} of {used} clip predictions have a constant column "
+          f"(speaker or prediction) and score the worst offset {TLCC_MAX_LAG}, as in the official code",
+          file=sys.stderr)
     if cfg.out:
         from react.utils.io import save_json
 

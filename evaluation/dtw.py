@@ -13,12 +13,12 @@ Speed comes from:
   strip, along anti-diagonals, whose cells are independent, so the inner loop vectorises and the
   strip's frames stay in the L1 cache while the other sequence streams through once per strip;
 * exact pruning: FRD needs only the minimum over a clip's appropriate listeners. Candidates are
-  tried best guess first (smallest diagonal-path cost). A cheap lower bound screens each other
-  one: the DTW of both sequences projected onto a few orthonormal principal directions of the AU
-  and expression groups (a projection never increases a distance, so neither the DTW). Survivors
-  are computed in full with early abandoning: every warping path crosses every row, so the smallest
-  value of a finished row bounds the final DTW from below (rounding is monotone, so this holds in
-  floating point). The minimum is exactly the one a full computation gives;
+  tried best guess first (smallest diagonal-path cost), the others term by term against the best
+  so far: valence-arousal first (2 columns, yet usually most of the cost), then expressions, then
+  AUs, each with early abandoning. Every warping path crosses every row, so the smallest value of
+  a finished row bounds a DTW from below (rounding is monotone, so this holds in floating point);
+  a candidate stops as soon as its finished terms plus that bound exceed the best. The minimum is
+  the one a full computation gives;
 * threads: (clip, sample) minima run in parallel (numba ``prange``).
 
 Kernels are compiled with ``cache=True`` so a new process loads them from disk.
@@ -36,11 +36,6 @@ STRIP = 128  # rows of the accumulated matrix per strip
 # Column groups of the 25 facial attributes and their divisors (SPEC.md section 2).
 G0, G1, G2, G3 = 0, 15, 17, 25
 DIVISORS = (15.0, 1.0, 8.0)
-# Columns of the projected sequences per group for the lower-bound screen: 5 principal
-# coordinates of the AUs, valence-arousal as is, 4 principal coordinates of the expressions.
-P0, P1, P2, P3 = 0, 5, 7, 11
-# Relative slack of the screen: covers the float32 distance errors (1.1e-6) many times over.
-MARGIN = 1e-3
 
 
 @njit(cache=True, inline="always")
@@ -68,39 +63,44 @@ def _diagonal(xt, yr, x0, y0, n, d0, d1, g, new, prev, prev2, lo, cost):
 
 
 @njit(cache=True, inline="always")
-def _dtw(xt, yr, threshold, b0, b1, b2, b3, acc):
-    """Combined DTW over column groups ``b0:b1, b1:b2, b2:b3`` accumulated in ``acc``'s dtype."""
+def _dtw(xt, yr, threshold, groups, bounds, divisors, base, acc):
+    """``base + sum_g sqrt(DTW_g^2) / divisors[g]`` over the first ``groups`` column groups
+    ``bounds[g]:bounds[g+1]``, accumulated in ``acc``'s dtype; ``inf`` once it provably exceeds
+    ``threshold``. ``groups``, ``bounds`` and ``divisors`` are compile-time constants of the callers.
+    """
     t1, t2 = xt.shape[1], yr.shape[1]
     inf = np.inf
-    last = np.full((3, t2 + 1), inf, dtype=acc.dtype)  # accumulated row above the strip; [0] is column -1
-    below = np.full((3, t2 + 1), inf, dtype=acc.dtype)
+    last = np.full((groups, t2 + 1), inf, dtype=acc.dtype)  # accumulated row above the strip; [0]: column -1
+    below = np.full((groups, t2 + 1), inf, dtype=acc.dtype)
     last[:, 0] = 0.0
-    prev2 = np.empty((3, STRIP + 2), dtype=acc.dtype)  # anti-diagonals s-2, s-1, s of the strip
-    prev = np.empty((3, STRIP + 2), dtype=acc.dtype)
-    new = np.empty((3, STRIP + 2), dtype=acc.dtype)
+    prev2 = np.empty((groups, STRIP + 2), dtype=acc.dtype)  # anti-diagonals s-2, s-1, s of the strip
+    prev = np.empty((groups, STRIP + 2), dtype=acc.dtype)
+    new = np.empty((groups, STRIP + 2), dtype=acc.dtype)
     cost = np.empty(STRIP, dtype=np.float32)
     for r0 in range(0, t1, STRIP):
         h = min(STRIP, t1 - r0)
         prev2[:] = inf
         prev[:] = inf
         new[:] = inf
-        for g in range(3):
+        for g in range(groups):
             prev2[g, 0] = last[g, 0]
         below[:, 0] = inf
         for s in range(h + t2 - 1):
             lo = max(0, s - t2 + 1)
             hi = min(s, h - 1)
             if s < t2:  # the cell above the strip's first row, column s
-                for g in range(3):
+                for g in range(groups):
                     prev[g, 0] = last[g, s + 1]
             x0 = np.uint64(r0 + lo)
             y0 = np.uint64(t2 - 1 - s + lo)
             ulo = np.uint64(lo)
             n = hi - lo + 1
-            _diagonal(xt, yr, x0, y0, n, b0, b1, 0, new, prev, prev2, ulo, cost)
-            _diagonal(xt, yr, x0, y0, n, b1, b2, 1, new, prev, prev2, ulo, cost)
-            _diagonal(xt, yr, x0, y0, n, b2, b3, 2, new, prev, prev2, ulo, cost)
-            for g in range(3):
+            _diagonal(xt, yr, x0, y0, n, bounds[0], bounds[1], 0, new, prev, prev2, ulo, cost)
+            if groups > 1:
+                _diagonal(xt, yr, x0, y0, n, bounds[1], bounds[2], 1, new, prev, prev2, ulo, cost)
+            if groups > 2:
+                _diagonal(xt, yr, x0, y0, n, bounds[2], bounds[3], 2, new, prev, prev2, ulo, cost)
+            for g in range(groups):
                 if lo > 0:
                     new[g, lo] = inf
                 new[g, hi + 2] = inf
@@ -109,17 +109,17 @@ def _dtw(xt, yr, threshold, b0, b1, b2, b3, acc):
             prev2, prev, new = prev, new, prev2
         last, below = below, last
         if r0 + h < t1:  # early abandoning on the row just finished
-            bound = 0.0
-            for g in range(3):
+            bound = base
+            for g in range(groups):
                 low = inf
                 for j in range(1, t2 + 1):
                     low = min(low, last[g, j])
-                bound += math.sqrt(low) / DIVISORS[g]
+                bound += math.sqrt(low) / divisors[g]
             if bound > threshold:
                 return inf
-    total = 0.0
-    for g in range(3):
-        total += math.sqrt(last[g, t2]) / DIVISORS[g]
+    total = base
+    for g in range(groups):
+        total += math.sqrt(last[g, t2]) / divisors[g]
     return total
 
 
@@ -130,19 +130,44 @@ def group_dtw(xt, yr, threshold):
     ``xt``: (25, T1) float32, the first sequence transposed; ``yr``: (25, T2) float32, the second
     sequence transposed and reversed in time (``yr[:, m] = y[T2 - 1 - m]``).
     """
-    return _dtw(xt, yr, threshold, G0, G1, G2, G3, np.empty(0, dtype=np.float64))
+    return _dtw(xt, yr, threshold, 3, (G0, G1, G2, G3), DIVISORS, 0.0, np.empty(0, dtype=np.float64))
 
 
 @njit(cache=True, nogil=True)
-def screen_dtw(xt, yr, threshold):
-    """``group_dtw`` accumulated in float32: twice as fast, relative error below 1e-4."""
-    return _dtw(xt, yr, threshold, G0, G1, G2, G3, np.empty(0, dtype=np.float32))
+def va_term(xt, yr, threshold, base):
+    """``base + DTW_VA`` (float64 accumulation); ``inf`` once past ``threshold``."""
+    return _dtw(xt, yr, threshold, 1, (G1, G2, G2, G2), (DIVISORS[1], 1.0, 1.0), base,
+                np.empty(0, dtype=np.float64))
 
 
 @njit(cache=True, nogil=True)
-def projected_dtw(xt, yr, threshold):
-    """``screen_dtw`` of sequences projected to (P3, T): a lower bound of the full one."""
-    return _dtw(xt, yr, threshold, P0, P1, P2, P3, np.empty(0, dtype=np.float32))
+def expression_term(xt, yr, threshold, base):
+    """``base + DTW_expr / 8`` (float64 accumulation); ``inf`` once past ``threshold``."""
+    return _dtw(xt, yr, threshold, 1, (G2, G3, G3, G3), (DIVISORS[2], 1.0, 1.0), base,
+                np.empty(0, dtype=np.float64))
+
+
+@njit(cache=True, nogil=True)
+def au_term(xt, yr, threshold, base):
+    """``base + DTW_AU / 15`` (float64 accumulation); ``inf`` once past ``threshold``."""
+    return _dtw(xt, yr, threshold, 1, (G0, G1, G1, G1), (DIVISORS[0], 1.0, 1.0), base,
+                np.empty(0, dtype=np.float64))
+
+
+@njit(cache=True, nogil=True)
+def staged_cost(xt, yr, threshold):
+    """``group_dtw`` one term at a time, each abandoned as soon as the terms so far exceed
+    ``threshold``: valence-arousal first (2 columns, yet usually most of the cost), then
+    expressions, then AUs. ``inf`` when the cost exceeds ``threshold``.
+    """
+    partial = va_term(xt, yr, threshold, 0.0)
+    if partial > threshold:
+        return np.inf
+    partial = expression_term(xt, yr, threshold, partial)
+    if partial > threshold:
+        return np.inf
+    total = au_term(xt, yr, threshold, partial)
+    return total if total <= threshold else np.inf
 
 
 @njit(cache=True, nogil=True)
@@ -162,13 +187,11 @@ def _diagonal_cost(xt, yr):
 
 
 @njit(cache=True, parallel=True)
-def _min_over_candidates(queries, qproj, yr, yproj, slack, cand_ptr, cand, start, stop, out_value, out_stats):
+def _min_over_candidates(queries, yr, cand_ptr, cand, start, stop, out_value, out_done):
     """For queries ``start..stop-1``: min over their candidates of ``group_dtw``.
 
-    A candidate is skipped when its projected lower bound exceeds ``best * (1 + MARGIN) + slack``
-    (``slack`` bounds the effect of rounding the projected coordinates to float32).
-    Survivors are screened again in full dimension with float32 accumulation, then computed exactly.
-    ``out_stats[q]`` = (candidates that passed the projected screen, exact DTW computations).
+    The best guess is computed in full, every other candidate term by term against the best so far
+    (``staged_cost``). ``out_done[q]``: candidates not pruned (the guess included).
     """
     same_length = yr.shape[2] == queries.shape[1]
     for q in prange(start, stop):
@@ -179,21 +202,14 @@ def _min_over_candidates(queries, qproj, yr, yproj, slack, cand_ptr, cand, start
             guess[c] = _diagonal_cost(xt, yr[cand[first + c]]) if same_length else 0.0
         order = np.argsort(guess, kind="mergesort")
         best = group_dtw(xt, yr[cand[first + order[0]]], np.inf)
-        passed = 0
-        exact = 1
+        done = 1
         for c in order[1:]:
-            j = cand[first + c]
-            limit = best * (1.0 + MARGIN) + slack
-            if projected_dtw(qproj[q], yproj[j], limit) > limit:
-                continue
-            passed += 1
-            if screen_dtw(xt, yr[j], best * (1.0 + MARGIN)) > best * (1.0 + MARGIN):
-                continue
-            exact += 1
-            best = min(best, group_dtw(xt, yr[j], best))
+            value = staged_cost(xt, yr[cand[first + c]], best)
+            if value < np.inf:
+                done += 1
+            best = min(best, value)
         out_value[q] = best
-        out_stats[q, 0] = passed
-        out_stats[q, 1] = exact
+        out_done[q] = done
 
 
 def reverse_references(y: np.ndarray, dtype: type = np.float32) -> np.ndarray:
@@ -201,64 +217,26 @@ def reverse_references(y: np.ndarray, dtype: type = np.float32) -> np.ndarray:
     return np.ascontiguousarray(np.swapaxes(np.asarray(y)[:, ::-1], 1, 2), dtype=dtype)
 
 
-def principal_projection(frames: np.ndarray) -> np.ndarray:
-    """(25, P3) block-diagonal matrix with orthonormal columns: top principal directions of the AU
-    and expression columns of ``frames`` (N, 25), identity on valence-arousal.
-
-    Projecting with it never increases a distance within a group, so the DTW of projected
-    sequences is a lower bound of the full one.
-    """
-    frames = np.asarray(frames, dtype=np.float64)
-    proj = np.zeros((G3, P3))
-    proj[G1:G2, P1:P2] = np.eye(G2 - G1)
-    for (a, b), (pa, pb) in (((G0, G1), (P0, P1)), ((G2, G3), (P2, P3))):
-        block = frames[:, a:b] - frames[:, a:b].mean(axis=0)
-        _, vectors = np.linalg.eigh(block.T @ block)  # ascending eigenvalues
-        proj[a:b, pa:pb] = vectors[:, ::-1][:, : pb - pa]
-    return proj
-
-
-def rounding_slack(qproj: np.ndarray, yproj: np.ndarray, path_cells: int) -> float:
-    """Largest change of the projected DTW bound that rounding the coordinates to float32 can cause.
-
-    A coordinate of magnitude <= m moves by e <= m 2^-24; a squared difference then moves by at
-    most 8 m e + 4 e^2 per dimension, a path has at most ``path_cells`` cells, and the square root
-    of a sum moves by at most the square root of the sum's change.
-    """
-    slack = 0.0
-    for (a, b), div in (((P0, P1), DIVISORS[0]), ((P2, P3), DIVISORS[2])):
-        m = float(max(np.abs(qproj[:, a:b]).max(), np.abs(yproj[:, a:b]).max()))
-        e = m * 2.0**-24
-        slack += math.sqrt(path_cells * (b - a) * (8 * m * e + 4 * e * e)) / div
-    return 1.01 * slack
-
-
 def min_group_dtw(
     queries: np.ndarray, references: np.ndarray, cand_ptr: np.ndarray, cand: np.ndarray,
     chunk: int = 0, progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact min over candidates of the FRD pair cost, for many queries.
+    """Min over candidates of the FRD pair cost, for many queries.
 
-    ``queries``: (Q, T1, 25) float32; ``references``: (R, T2, 25). Query ``q`` is compared with
+    ``queries``: (Q, T1, 25); ``references``: (R, T2, 25). Query ``q`` is compared with
     ``references[cand[cand_ptr[q]:cand_ptr[q+1]]]`` (CSR layout, at least one candidate each).
-    Returns (minimum (Q,), stats (Q, 2): candidates past the screen, exact DTW computations).
-    ``chunk`` > 0 runs the queries in chunks (with a progress bar if ``progress``).
+    Returns (minimum (Q,), candidates not pruned (Q,)). ``chunk`` > 0 runs the queries in chunks
+    (with a progress bar if ``progress``).
     """
     queries = np.ascontiguousarray(queries, dtype=np.float32)
-    references = np.asarray(references, dtype=np.float32)
     nq = len(queries)
     cand_ptr = np.ascontiguousarray(cand_ptr, dtype=np.int64)
     cand = np.ascontiguousarray(cand, dtype=np.int64)
     if len(cand_ptr) != nq + 1 or np.any(np.diff(cand_ptr) < 1):
         raise ValueError("cand_ptr must have one entry per query plus one, each query >= 1 candidate")
-    sample = queries[:: max(1, nq // 64), ::4].reshape(-1, G3)
-    proj = principal_projection(np.concatenate([references[:, ::4].reshape(-1, G3), sample]))
     yr = reverse_references(references)
-    yproj = reverse_references(references @ proj)
-    qproj = np.ascontiguousarray(np.swapaxes(queries @ proj, 1, 2), dtype=np.float32)
-    slack = rounding_slack(qproj, yproj, queries.shape[1] + references.shape[1] - 1)
     value = np.empty(nq)
-    stats = np.zeros((nq, 2), dtype=np.int64)
+    done = np.zeros(nq, dtype=np.int64)
     step = chunk if chunk > 0 else max(nq, 1)
     starts = range(0, nq, step)
     if progress:
@@ -267,9 +245,8 @@ def min_group_dtw(
         starts = tqdm(starts, desc="FRD", unit="chunk", leave=False)
     with numba.parallel_chunksize(1):
         for start in starts:
-            _min_over_candidates(queries, qproj, yr, yproj, slack, cand_ptr, cand, start,
-                                 min(start + step, nq), value, stats)
-    return value, stats
+            _min_over_candidates(queries, yr, cand_ptr, cand, start, min(start + step, nq), value, done)
+    return value, done
 
 
 def pair_cost(x: np.ndarray, y: np.ndarray) -> float:

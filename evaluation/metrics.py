@@ -75,13 +75,12 @@ def frd_minima(
         from evaluation.dtw_torch import min_group_dtw_torch
 
         values = min_group_dtw_torch(queries, listener, cand_ptr, cand, device=device, progress=progress)
-        stats = {"pairs": int(len(cand)), "screen_passed": 0, "exact_pairs": int(len(cand))}
+        stats = {"pairs": int(len(cand)), "full_pairs": int(len(cand))}
     else:
         from evaluation.dtw import min_group_dtw
 
-        values, st = min_group_dtw(queries, listener, cand_ptr, cand, chunk=64, progress=progress)
-        stats = {"pairs": int(len(cand)), "screen_passed": int(st[:, 0].sum()),
-                 "exact_pairs": int(st[:, 1].sum())}
+        values, done = min_group_dtw(queries, listener, cand_ptr, cand, chunk=64, progress=progress)
+        stats = {"pairs": int(len(cand)), "full_pairs": int(done.sum())}
     return values.reshape(c, s), stats
 
 
@@ -99,7 +98,7 @@ def s_mse(pred: np.ndarray) -> float:
     c, s, t, d = pred.shape
     if s < 2:
         return float("nan")
-    p = pred.astype(np.float64)
+    p = np.asarray(pred, dtype=np.float64)
     dev = p - p.mean(axis=1, keepdims=True)
     per_clip = 2 * s * (dev**2).sum(axis=(1, 2, 3))  # sum over ordered pairs a != b
     return float((per_clip / (s * (s - 1) * t * d)).mean())
@@ -113,7 +112,7 @@ def frdvs(pred: np.ndarray) -> float:
     c, s, t, d = pred.shape
     if c < 2:
         return float("nan")
-    p = pred.astype(np.float64)
+    p = np.asarray(pred, dtype=np.float64)
     dev = p - p.mean(axis=0, keepdims=True)
     pairs = 2 * c * (dev**2).sum()  # sum over i and ordered clip pairs k != l
     return float(pairs / (c * (c - 1) * s) / (t * d))
@@ -121,7 +120,7 @@ def frdvs(pred: np.ndarray) -> float:
 
 def fr_var(pred: np.ndarray) -> float:
     """FRVar: mean over clips, samples and columns of the unbiased variance over frames."""
-    return float(pred.astype(np.float64).var(axis=2, ddof=1).mean())
+    return float(np.asarray(pred, dtype=np.float64).var(axis=2, ddof=1).mean())
 
 
 def _window_sums(x: np.ndarray) -> np.ndarray:
@@ -227,9 +226,9 @@ def compute_metrics(
     """All six metrics, keys ``FRC FRD S-MSE FRVar FRDvs TLCC``, plus extras.
 
     Extras: ``TLCC_worst_clips`` (pairs whose TLCC offset a constant column forced to the worst
-    value), ``frd_pairs`` / ``frd_exact_pairs`` (DTW pairs in the definition / computed in full
-    after pruning) and ``seconds`` per metric. ``backend``: ``numba`` (CPU), ``torch`` (``device``
-    cpu or cuda) or ``auto`` (torch on cuda, numba otherwise). numpy arrays or torch tensors.
+    value), ``frd_pairs`` / ``frd_full_pairs`` (DTW pairs in the definition / not pruned) and
+    ``seconds`` per metric. ``backend``: ``numba`` (CPU), ``torch`` (``device`` cpu or cuda) or
+    ``auto`` (torch on cuda, numba otherwise). numpy arrays or torch tensors.
     """
     pred, listener, speaker = _as_numpy(pred), _as_numpy(listener), _as_numpy(speaker)
     appropriate = _as_numpy(appropriate, dtype=bool)
@@ -255,12 +254,13 @@ def compute_metrics(
     minima, stats = timed("FRD", frd_minima, pred, listener, appropriate, backend=backend, device=device,
                           progress=progress)
     results["FRD"] = float(minima.sum(axis=1).mean())
-    results["S-MSE"] = timed("S-MSE", s_mse, pred)
-    results["FRVar"] = timed("FRVar", fr_var, pred)
-    results["FRDvs"] = timed("FRDvs", frdvs, pred)
+    pred64 = pred.astype(np.float64)  # shared by the three diversity metrics
+    results["S-MSE"] = timed("S-MSE", s_mse, pred64)
+    results["FRVar"] = timed("FRVar", fr_var, pred64)
+    results["FRDvs"] = timed("FRDvs", frdvs, pred64)
     results["TLCC"], worst = timed("TLCC", tlcc, pred, speaker, tlcc_samples)
     results["TLCC_worst_clips"] = worst
     results["frd_pairs"] = stats["pairs"]
-    results["frd_exact_pairs"] = stats["exact_pairs"]
+    results["frd_full_pairs"] = stats["full_pairs"]
     results["seconds"] = seconds
     return results

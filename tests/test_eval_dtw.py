@@ -49,17 +49,20 @@ def test_early_abandoning_only_above_threshold():
     assert D.group_dtw(xt, yr, 0.1 * full) == np.inf  # far below: abandoned
 
 
-def test_projection_is_a_lower_bound():
+def test_staged_cost_terms():
     rng = np.random.default_rng(2)
-    seqs = rng.random((6, 200, 25), dtype=np.float32)
-    proj = D.principal_projection(seqs.reshape(-1, 25))
-    assert np.allclose(proj.T @ proj, np.eye(D.P3))  # orthonormal columns
-    reduced = np.ascontiguousarray(np.swapaxes(seqs @ proj, 1, 2), dtype=np.float32)
-    rev = D.reverse_references(seqs @ proj)
-    for i in range(3):
-        for j in range(3, 6):
-            lower = D.projected_dtw(reduced[i], rev[j], np.inf)
-            assert lower <= D.pair_cost(seqs[i], seqs[j]) * (1 + 1e-4)
+    x, y = rng.random((2, 200, 25), dtype=np.float32)
+    xt, yr = np.ascontiguousarray(x.T), D.reverse_references(y[None])[0]
+    va = D.va_term(xt, yr, np.inf, 0.0)
+    assert va == pytest.approx(dtw(x[:, 15:17], y[:, 15:17]), rel=1.1e-6)
+    expr = dtw(x[:, 17:], y[:, 17:]) / 8
+    assert D.expression_term(xt, yr, np.inf, 1.5) == pytest.approx(1.5 + expr, rel=1e-6)
+    assert D.au_term(xt, yr, np.inf, 0.0) == pytest.approx(dtw(x[:, :15], y[:, :15]) / 15, rel=1.1e-6)
+    full = D.group_dtw(xt, yr, np.inf)
+    assert D.staged_cost(xt, yr, np.inf) == pytest.approx(full, rel=1e-12)
+    assert D.staged_cost(xt, yr, full * (1 + 1e-9)) == pytest.approx(full, rel=1e-12)
+    assert D.staged_cost(xt, yr, 0.5 * va) == np.inf  # the first term alone passes the threshold
+    assert D.staged_cost(xt, yr, 0.999 * full) == np.inf
 
 
 def noisy_candidates(seed: int, t: int = 120):
@@ -76,12 +79,12 @@ def noisy_candidates(seed: int, t: int = 120):
 
 def test_min_over_candidates_is_exact_and_prunes():
     queries, refs, cands, ptr, cand = noisy_candidates(3)
-    value, stats = D.min_group_dtw(queries, refs, ptr, cand, chunk=5)
+    value, done = D.min_group_dtw(queries, refs, ptr, cand, chunk=5)
     brute = [min(D.pair_cost(queries[q], refs[j]) for j in c) for q, c in enumerate(cands)]
-    assert np.array_equal(value, brute)  # same kernel, so the very same numbers
+    np.testing.assert_allclose(value, brute, rtol=1e-12)
     ref = [min(tslearn_cost(queries[q], refs[j]) for j in c) for q, c in enumerate(cands[:6])]
     np.testing.assert_allclose(value[:6], ref, rtol=1.1e-6)
-    assert stats[:, 1].sum() < len(cand)  # some candidates never needed a full DTW
+    assert done.sum() < len(cand)  # some candidates were abandoned
 
 
 def test_min_over_candidates_rejects_empty_lists():
