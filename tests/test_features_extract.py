@@ -3,6 +3,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +165,17 @@ def test_weight_free_audio_follows_the_video_frame_count(data, tmp_path, kind, d
     assert side["kind"] == kind and side["frames"] == 0 and "weights" not in side
     if kind == "logmel":  # the voice's energy varies, so the frames' log-mel spectra do too
         assert np.ptp(features.mean(1).numpy()) > 0.5
+
+
+def test_batch_script_runs_every_split_and_type(data, tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "extract_features.sh"
+    env = {**os.environ, "PY": sys.executable}
+    done = subprocess.run(["bash", str(script), str(data), str(tmp_path), "--config", str(TINY), "frames=8"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for split in ("train", "val", "test"):
+        for clip in read_split(data, split).clips:
+            assert torch.load(feature_path(tmp_path, split, "video", clip)).shape == (8, 64)
+            assert torch.load(feature_path(tmp_path, split, "audio", clip)).shape == (8, 32)
+    usage = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert usage.returncode == 2 and "usage:" in usage.stderr
