@@ -41,20 +41,23 @@ def _candidates(appropriate: np.ndarray) -> list[np.ndarray]:
 def frc(pred: np.ndarray, listener: np.ndarray, appropriate: np.ndarray) -> float:
     """Mean over clips of the sum over samples of the max CCC with an appropriate listener."""
     c, s, t, d = pred.shape
-    p = pred.astype(np.float64)
     g = listener.astype(np.float64)
-    p_mean, g_mean = p.mean(axis=2), g.mean(axis=1)  # (C, S, D), (C, D)
-    p_c = p - p_mean[:, :, None]
+    g_mean = g.mean(axis=1)  # (C, D)
     g_c = g - g_mean[:, None]
-    p_var, g_var = (p_c**2).mean(axis=2), (g_c**2).mean(axis=1)
-    p_const, g_const = _constant_columns(pred), _constant_columns(listener)
+    g_var = (g_c**2).mean(axis=1)
+    g_const = _constant_columns(listener)
     g_cols = np.ascontiguousarray(g_c.transpose(2, 1, 0))  # (D, T, C)
     total = 0.0
     for k, cand in enumerate(_candidates(appropriate)):
-        cov = np.matmul(p_c[k].transpose(2, 0, 1), g_cols[:, :, cand]) / t  # (D, S, |A|)
+        p = pred[k].astype(np.float64)  # (S, T, D)
+        p_mean = p.mean(axis=1)
+        p_c = p - p_mean[:, None]
+        p_var = (p_c**2).mean(axis=1)
+        cov = np.matmul(p_c.transpose(2, 0, 1), g_cols[:, :, cand]) / t  # (D, S, |A|)
         cov = cov.transpose(1, 2, 0)  # (S, |A|, D)
-        cov = np.where(p_const[k][:, None, :] | g_const[cand][None], 0.0, cov)  # r := 0 if constant
-        denom = p_var[k][:, None] + g_var[cand][None] + (p_mean[k][:, None] - g_mean[cand][None]) ** 2
+        constant = _constant_columns(pred[k])[:, None, :] | g_const[cand][None]
+        cov = np.where(constant, 0.0, cov)  # r := 0 where a column is constant
+        denom = p_var[:, None] + g_var[cand][None] + (p_mean[:, None] - g_mean[cand][None]) ** 2
         ccc = (2 * cov / (denom + CCC_EPS)).mean(axis=-1)  # (S, |A|)
         total += ccc.max(axis=1).sum()
     return total / c
@@ -98,9 +101,10 @@ def s_mse(pred: np.ndarray) -> float:
     c, s, t, d = pred.shape
     if s < 2:
         return float("nan")
-    p = np.asarray(pred, dtype=np.float64)
-    dev = p - p.mean(axis=1, keepdims=True)
-    per_clip = 2 * s * (dev**2).sum(axis=(1, 2, 3))  # sum over ordered pairs a != b
+    per_clip = np.empty(c)
+    for k in range(c):  # sum over ordered pairs a != b = 2 S sum_a ||P_a - mean||^2
+        p = pred[k].astype(np.float64)
+        per_clip[k] = 2 * s * ((p - p.mean(axis=0)) ** 2).sum()
     return float((per_clip / (s * (s - 1) * t * d)).mean())
 
 
@@ -112,15 +116,16 @@ def frdvs(pred: np.ndarray) -> float:
     c, s, t, d = pred.shape
     if c < 2:
         return float("nan")
-    p = np.asarray(pred, dtype=np.float64)
-    dev = p - p.mean(axis=0, keepdims=True)
-    pairs = 2 * c * (dev**2).sum()  # sum over i and ordered clip pairs k != l
+    pairs = 0.0
+    for i in range(s):  # sum over ordered clip pairs k != l = 2 C sum_k ||P_k - mean||^2
+        p = pred[:, i].astype(np.float64)
+        pairs += 2 * c * ((p - p.mean(axis=0)) ** 2).sum()
     return float(pairs / (c * (c - 1) * s) / (t * d))
 
 
 def fr_var(pred: np.ndarray) -> float:
     """FRVar: mean over clips, samples and columns of the unbiased variance over frames."""
-    return float(np.asarray(pred, dtype=np.float64).var(axis=2, ddof=1).mean())
+    return float(np.mean([pred[k].astype(np.float64).var(axis=1, ddof=1).mean() for k in range(len(pred))]))
 
 
 def _window_sums(x: np.ndarray) -> np.ndarray:
@@ -254,10 +259,9 @@ def compute_metrics(
     minima, stats = timed("FRD", frd_minima, pred, listener, appropriate, backend=backend, device=device,
                           progress=progress)
     results["FRD"] = float(minima.sum(axis=1).mean())
-    pred64 = pred.astype(np.float64)  # shared by the three diversity metrics
-    results["S-MSE"] = timed("S-MSE", s_mse, pred64)
-    results["FRVar"] = timed("FRVar", fr_var, pred64)
-    results["FRDvs"] = timed("FRDvs", frdvs, pred64)
+    results["S-MSE"] = timed("S-MSE", s_mse, pred)
+    results["FRVar"] = timed("FRVar", fr_var, pred)
+    results["FRDvs"] = timed("FRDvs", frdvs, pred)
     results["TLCC"], worst = timed("TLCC", tlcc, pred, speaker, tlcc_samples)
     results["TLCC_worst_clips"] = worst
     results["frd_pairs"] = stats["pairs"]
