@@ -66,14 +66,14 @@ def run(cfg: EvalConfig) -> dict:
     from evaluation.metrics import TLCC_MAX_LAG, compute_metrics
     from evaluation.report import report
 
-    start = time.perf_counter()
-    pred, listener, speaker, appropriate = load_split(cfg.data_root, cfg.pred_dir, cfg.split, progress=True)
-    load_s = time.perf_counter() - start
     if cfg.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise ConfigError("device=cuda but torch sees no CUDA device")
+    start = time.perf_counter()
+    pred, listener, speaker, appropriate = load_split(cfg.data_root, cfg.pred_dir, cfg.split, progress=True)
+    load_s = time.perf_counter() - start
     metrics = compute_metrics(pred, listener, speaker, appropriate, tlcc_samples=cfg.tlcc_samples,
                               device=cfg.device, workers=cfg.workers or None, progress=True)
     metrics["seconds"]["load"] = round(load_s, 4)

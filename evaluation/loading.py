@@ -35,7 +35,6 @@ def _read_prediction(path: Path, frames: int) -> tuple[np.ndarray | None, str | 
     if not isinstance(value, torch.Tensor) or not value.is_floating_point():
         return None, f"{path}: expected a float tensor, got {type(value).__name__}" + (
             f" of {value.dtype}" if isinstance(value, torch.Tensor) else "")
-    value = value.squeeze(0) if value.dim() == 3 and value.shape[0] == 1 else value
     if tuple(value.shape) != (frames, L.EMOTION_DIM):
         return None, f"{path}: expected shape ({frames}, {L.EMOTION_DIM}), got {tuple(value.shape)}"
     array = value.float().numpy()

@@ -141,6 +141,9 @@ def test_bad_flag_values_exit_2(layout, capsys):
     assert info.value.code == 2
     assert main(args(root, "--workers", "-1")) == 2
     assert "workers must be >= 0" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(args(root, "--device", "cuda")) == 2
+        assert "no CUDA device" in capsys.readouterr().err
 
 
 def test_script_runs_as_a_command(layout, tmp_path):
