@@ -16,6 +16,7 @@ import numpy as np
 METRIC_KEYS = ("FRC", "FRD", "S-MSE", "FRVar", "FRDvs", "TLCC")
 CCC_EPS = 1e-8
 TLCC_MAX_LAG = 49  # lags -49..49 (2 s at 25 fps, as the official code)
+TLCC_CHUNK = 256  # (clip, sample) pairs scored at once
 
 
 def _as_numpy(x: Any, dtype: type = np.float32) -> np.ndarray:
@@ -198,11 +199,15 @@ def tlcc(pred: np.ndarray, speaker: np.ndarray, samples: str = "first") -> tuple
     """
     if samples not in ("first", "all"):
         raise ValueError(f"tlcc samples must be 'first' or 'all', got {samples!r}")
-    c, s = pred.shape[:2]
-    used = pred[:, :1] if samples == "first" else pred
-    n = used.shape[1]
-    offsets, nan = tlcc_offsets(used.reshape(c * n, *pred.shape[2:]), np.repeat(speaker, n, axis=0))
-    return float(offsets.mean()), int((nan & (offsets == TLCC_MAX_LAG)).sum())
+    n = 1 if samples == "first" else pred.shape[1]
+    step = max(1, TLCC_CHUNK // n)  # clips per chunk: bounded memory on a full test split
+    offsets, worst = [], 0
+    for k in range(0, len(pred), step):
+        chunk = pred[k:k + step, :n]
+        off, nan = tlcc_offsets(chunk.reshape(-1, *pred.shape[2:]), np.repeat(speaker[k:k + step], n, axis=0))
+        offsets.append(off)
+        worst += int((nan & (off == TLCC_MAX_LAG)).sum())
+    return float(np.concatenate(offsets).mean()), worst
 
 
 def check_inputs(pred: np.ndarray, listener: np.ndarray, speaker: np.ndarray,
