@@ -48,7 +48,7 @@ def _min3(a, b, c):
 def _diagonal(xt, yr, x0, y0, n, d0, d1, g, new, prev, prev2, lo, cost):
     """Cells ``lo .. lo+n-1`` of one anti-diagonal of group ``g`` (dims ``d0:d1``).
 
-    Frame distances in float32 (one SIMD loop), accumulated costs in the buffers' dtype (a second).
+    Frame distances in float32 (one SIMD loop), accumulated costs in float64 (a second one).
     Offsets are unsigned so that numba emits no negative-index wraparound: the loops vectorise.
     """
     one = np.uint64(1)
@@ -63,19 +63,19 @@ def _diagonal(xt, yr, x0, y0, n, d0, d1, g, new, prev, prev2, lo, cost):
 
 
 @njit(cache=True, inline="always")
-def _dtw(xt, yr, threshold, groups, bounds, divisors, base, acc):
+def _dtw(xt, yr, threshold, groups, bounds, divisors, base):
     """``base + sum_g sqrt(DTW_g^2) / divisors[g]`` over the first ``groups`` column groups
-    ``bounds[g]:bounds[g+1]``, accumulated in ``acc``'s dtype; ``inf`` once it provably exceeds
-    ``threshold``. ``groups``, ``bounds`` and ``divisors`` are compile-time constants of the callers.
+    ``bounds[g]:bounds[g+1]``; ``inf`` once it provably exceeds ``threshold``. ``groups``,
+    ``bounds`` and ``divisors`` are compile-time constants of the callers.
     """
     t1, t2 = xt.shape[1], yr.shape[1]
     inf = np.inf
-    last = np.full((groups, t2 + 1), inf, dtype=acc.dtype)  # accumulated row above the strip; [0]: column -1
-    below = np.full((groups, t2 + 1), inf, dtype=acc.dtype)
+    last = np.full((groups, t2 + 1), inf)  # accumulated row above the strip; [0]: column -1
+    below = np.full((groups, t2 + 1), inf)
     last[:, 0] = 0.0
-    prev2 = np.empty((groups, STRIP + 2), dtype=acc.dtype)  # anti-diagonals s-2, s-1, s of the strip
-    prev = np.empty((groups, STRIP + 2), dtype=acc.dtype)
-    new = np.empty((groups, STRIP + 2), dtype=acc.dtype)
+    prev2 = np.empty((groups, STRIP + 2))  # anti-diagonals s-2, s-1, s of the strip
+    prev = np.empty((groups, STRIP + 2))
+    new = np.empty((groups, STRIP + 2))
     cost = np.empty(STRIP, dtype=np.float32)
     for r0 in range(0, t1, STRIP):
         h = min(STRIP, t1 - r0)
@@ -130,28 +130,25 @@ def group_dtw(xt, yr, threshold):
     ``xt``: (25, T1) float32, the first sequence transposed; ``yr``: (25, T2) float32, the second
     sequence transposed and reversed in time (``yr[:, m] = y[T2 - 1 - m]``).
     """
-    return _dtw(xt, yr, threshold, 3, (G0, G1, G2, G3), DIVISORS, 0.0, np.empty(0, dtype=np.float64))
+    return _dtw(xt, yr, threshold, 3, (G0, G1, G2, G3), DIVISORS, 0.0)
 
 
 @njit(cache=True, nogil=True)
 def va_term(xt, yr, threshold, base):
     """``base + DTW_VA`` (float64 accumulation); ``inf`` once past ``threshold``."""
-    return _dtw(xt, yr, threshold, 1, (G1, G2, G2, G2), (DIVISORS[1], 1.0, 1.0), base,
-                np.empty(0, dtype=np.float64))
+    return _dtw(xt, yr, threshold, 1, (G1, G2, G2, G2), (DIVISORS[1], 1.0, 1.0), base)
 
 
 @njit(cache=True, nogil=True)
 def expression_term(xt, yr, threshold, base):
     """``base + DTW_expr / 8`` (float64 accumulation); ``inf`` once past ``threshold``."""
-    return _dtw(xt, yr, threshold, 1, (G2, G3, G3, G3), (DIVISORS[2], 1.0, 1.0), base,
-                np.empty(0, dtype=np.float64))
+    return _dtw(xt, yr, threshold, 1, (G2, G3, G3, G3), (DIVISORS[2], 1.0, 1.0), base)
 
 
 @njit(cache=True, nogil=True)
 def au_term(xt, yr, threshold, base):
     """``base + DTW_AU / 15`` (float64 accumulation); ``inf`` once past ``threshold``."""
-    return _dtw(xt, yr, threshold, 1, (G0, G1, G1, G1), (DIVISORS[0], 1.0, 1.0), base,
-                np.empty(0, dtype=np.float64))
+    return _dtw(xt, yr, threshold, 1, (G0, G1, G1, G1), (DIVISORS[0], 1.0, 1.0), base)
 
 
 @njit(cache=True, nogil=True)
@@ -212,9 +209,9 @@ def _min_over_candidates(queries, yr, cand_ptr, cand, start, stop, out_value, ou
         out_done[q] = done
 
 
-def reverse_references(y: np.ndarray, dtype: type = np.float32) -> np.ndarray:
-    """(N, T, D) -> (N, D, T) reversed in time, the layout of ``group_dtw``'s second sequence."""
-    return np.ascontiguousarray(np.swapaxes(np.asarray(y)[:, ::-1], 1, 2), dtype=dtype)
+def reverse_references(y: np.ndarray) -> np.ndarray:
+    """(N, T, D) -> (N, D, T) float32 reversed in time, the layout of ``group_dtw``'s second sequence."""
+    return np.ascontiguousarray(np.swapaxes(np.asarray(y)[:, ::-1], 1, 2), dtype=np.float32)
 
 
 def min_group_dtw(
