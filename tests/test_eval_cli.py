@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.eval_data import CLIPS, write_layout
 
 from evaluation import EvalInputError, load_split, reference
 from evaluation.cli import main
 from evaluation.metrics import METRIC_KEYS
 from evaluation.synthetic import make_predictions, write_predictions
 from react.data import react_layout as L
-from tests.helpers.eval_data import CLIPS, write_layout
 
 ROOT = Path(__file__).resolve().parents[1]
 
