@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM := false
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -26,7 +26,7 @@ demo: venv
 	bash scripts/demo.sh
 
 test: venv
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -33,6 +33,9 @@ class TrainConfig:
     lr: float = 1e-4
     weight_decay: float = 0.0
     optimizer: str = "adam"  # adam | adamw
+    # learning-rate multipliers by parameter-name prefix, e.g. {encoder: 0.1} to fine-tune an SSL
+    # encoder ten times slower than its head; the first matching prefix wins
+    lr_scales: dict[str, float] = field(default_factory=dict)
     scheduler: str = "warmup_multistep"  # warmup_multistep | cosine | constant
     warmup_epochs: int = 0
     milestones: list[int] = field(default_factory=list)

@@ -82,3 +82,23 @@ def test_cli_rejects_bad_config(tmp_path, override, message):
 def test_test_mode_needs_a_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint found"):
         run(load_config(None, [*BASE, f"out_dir={tmp_path}", "mode=test"]))
+
+
+def test_lr_scales_and_schedule():
+    from react.engine.optim import build_optimizer, build_scheduler
+
+    cfg = load_config(None, [*BASE, "train.lr_scales={'0.': 0.1}", "train.epochs=6"])
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    optimizer = build_optimizer(model, cfg.train)
+    assert sorted(g["lr"] for g in optimizer.param_groups) == pytest.approx([0.005, 0.05])
+    scheduler = build_scheduler(optimizer, cfg.train)
+    lrs = []
+    for _ in range(5):
+        lrs.append(max(g["lr"] for g in optimizer.param_groups))
+        optimizer.step()
+        scheduler.step()
+    # warm-up 1 epoch (half lr), then full lr, halved from milestone epoch 3 on
+    assert lrs == pytest.approx([0.025, 0.05, 0.05, 0.025, 0.025])
+    bad = load_config(None, [*BASE, "train.lr_scales={encoder: 0.1}"])
+    with pytest.raises(Exception, match="no trainable parameter starts with encoder"):
+        build_optimizer(model, bad.train)

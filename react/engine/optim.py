@@ -11,11 +11,28 @@ from omegaconf import DictConfig
 from react.config import ConfigError
 
 
-def build_optimizer(params, train: DictConfig) -> torch.optim.Optimizer:
+def param_groups(model: torch.nn.Module, train: DictConfig) -> list[dict]:
+    """Trainable parameters grouped by ``train.lr_scales`` prefixes (one group without scales)."""
+    scales = dict(train.lr_scales)
+    groups: dict[float, list] = {}
+    matched = set()
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        prefix = next((p for p in scales if name.startswith(p)), None)
+        matched.add(prefix)
+        groups.setdefault(scales[prefix] if prefix else 1.0, []).append(param)
+    unused = sorted(set(scales) - matched)
+    if unused:
+        raise ConfigError(f"train.lr_scales: no trainable parameter starts with {', '.join(unused)}")
+    return [{"params": params, "lr": train.lr * scale} for scale, params in groups.items()]
+
+
+def build_optimizer(model: torch.nn.Module, train: DictConfig) -> torch.optim.Optimizer:
     kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
     if train.optimizer not in kinds:
         raise ConfigError(f"train.optimizer: unknown '{train.optimizer}'. Valid: {', '.join(kinds)}")
-    return kinds[train.optimizer](params, lr=train.lr, weight_decay=train.weight_decay)
+    return kinds[train.optimizer](param_groups(model, train), lr=train.lr, weight_decay=train.weight_decay)
 
 
 def lr_factor(epoch: int, train: DictConfig) -> float:

@@ -81,7 +81,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     loader = DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler,
                         collate_fn=task.collate, num_workers=cfg.train.num_workers,
                         persistent_workers=cfg.train.num_workers > 0)
-    optimizer = build_optimizer(model.parameters(), cfg.train)
+    optimizer = build_optimizer(model, cfg.train)
     scheduler = build_scheduler(optimizer, cfg.train)
     seed_everything(cfg.seed + acc.process_index)  # per-rank augmentation noise
 
