@@ -35,6 +35,10 @@ if [ ! -d data/demo_ravdess ]; then
   $PY scripts/make_synthetic_ravdess.py --out data/demo_ravdess
 fi
 $PY train.py --config configs/ser_tiny.yaml data.root=data/demo_ravdess out_dir="$RUN/ser" resume=auto
+WAV=data/demo_ravdess/Actor_05/03-01-05-02-01-01-05.wav  # an angry utterance of a test actor
+$PY -m react.ser.predict "$WAV" --checkpoint "$RUN/ser"
+$PY -m react.ser.predict "$WAV" --checkpoint "$RUN/ser" --stream --window 1.5 --hop 0.5
+$PY -m react.ser.export --checkpoint "$RUN/ser" --out "$RUN/ser/ser.onnx"
 
 step "done"
 echo "dataset:      $DATA"
@@ -42,4 +46,4 @@ echo "features:     $DATA/<split>/Video_features, Audio_features"
 echo "REGNN run:    $RUN (config.yaml, log.txt, tb/, checkpoints/)"
 echo "predictions:  $RUN/pred/test/<speaker_path>/result-{0..9}.pth"
 echo "metrics:      $RUN/metrics.json"; cat "$RUN/metrics.json"
-echo "SER report:   $RUN/ser/test_metrics.json, $RUN/ser/report/"
+echo "SER report:   $RUN/ser/test_metrics.json, $RUN/ser/report/ (confusion, ROC, P/R/F1), $RUN/ser/ser.onnx"

@@ -164,7 +164,10 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         acc.wait_for_everyone()
     if writer is not None:
         writer.close()
-    if cfg.train.test_at_end and hasattr(task, "test"):
+    finished_before = start_epoch >= cfg.train.epochs and (run_dir / "test_results.json").is_file()
+    if finished_before:
+        log.info("run was already complete; see %s", run_dir / "test_results.json")
+    elif cfg.train.test_at_end and hasattr(task, "test"):
         acc.wait_for_everyone()
         best_dir = ckpt.checkpoint_dir(cfg.out_dir, "best")
         if acc.is_main_process and (best_dir / ckpt.STATE).is_file():
