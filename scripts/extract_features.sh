@@ -13,6 +13,7 @@ fi
 DATA_DIR=$1; shift
 SAVE_DIR=$DATA_DIR
 if [ $# -gt 0 ] && [[ "$1" != -* ]] && [[ "$1" != *=* ]]; then SAVE_DIR=$1; shift; fi
+DATA_DIR=$(realpath -m "$DATA_DIR"); SAVE_DIR=$(realpath -m "$SAVE_DIR")
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
