@@ -68,15 +68,24 @@ def generate_clip(model: torch.nn.Module, dataset: DyadicWindows, clip: int, sam
 
 
 def fingerprint(model: torch.nn.Module, dataset: DyadicWindows, samples: int, seed: int) -> dict:
-    """What determines the predictions: the weights, sampling settings and the clips."""
+    """What determines the predictions: the weights, sampling and inversion settings, the windows,
+    the clips and their feature files (size and modification time)."""
     digest = hashlib.sha1()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return {"weights_sha1": digest.hexdigest(), "samples": samples, "seed": seed,
-            "noise_std": float(getattr(model, "noise_std", 0.0)),
-            "features": [str(dataset.video.root), str(dataset.audio.root)],
-            "clips": [dataset.split.clips[c] for c in dataset.clips]}
+    clips = [dataset.split.clips[c] for c in dataset.clips]
+    files = hashlib.sha1()
+    for store in (dataset.video, dataset.audio):
+        for clip in clips:
+            path = store.path(clip)
+            stat = f"{path.stat().st_size}:{path.stat().st_mtime_ns}" if path.is_file() else "missing"
+            files.update(f"{path}:{stat};".encode())
+    sampling = {key: float(getattr(model, key, 0.0))
+                for key in ("noise_std", "noise_clip", "inverse_iters", "inverse_tol")}
+    return {"weights_sha1": digest.hexdigest(), "samples": samples, "seed": seed, **sampling,
+            "windows": [dataset.num_frames, [int(s) for s in dataset.starts]],
+            "features_sha1": files.hexdigest(), "clips": clips}
 
 
 def _read_existing(pred_dir: Path, dataset: DyadicWindows, samples: int, stamp: dict) -> torch.Tensor | None:

@@ -42,10 +42,12 @@ def test_training_writes_config_checkpoints_and_learns(tmp_path):
     assert cfg.task == TOY and not model.training
 
 
-def test_resume_continues_identically(tmp_path):
-    _train(tmp_path / "full", "train.epochs=5")
-    _train(tmp_path / "cut", "train.epochs=2")
-    _train(tmp_path / "cut", "train.epochs=5", "resume=auto")
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_continues_identically(tmp_path, workers):
+    extra = [f"train.num_workers={workers}"]
+    _train(tmp_path / "full", "train.epochs=5", *extra)
+    _train(tmp_path / "cut", "train.epochs=2", *extra)
+    _train(tmp_path / "cut", "train.epochs=5", "resume=auto", *extra)
     full = torch.load(checkpoint_file(tmp_path / "full" / "checkpoints" / "last"), weights_only=False)
     cut = torch.load(checkpoint_file(tmp_path / "cut" / "checkpoints" / "last"), weights_only=False)
     assert cut["epoch"] == full["epoch"] == 5 and cut["step"] == full["step"]

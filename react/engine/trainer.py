@@ -52,6 +52,11 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+def _seed_worker(worker_id: int) -> None:
+    """Seed python and numpy in a loader worker from its torch seed (torch seeds only itself)."""
+    seed_everything(torch.initial_seed() % 2**32)
+
+
 def _resume_path(cfg: DictConfig) -> Path | None:
     if not cfg.resume:
         return None
@@ -78,9 +83,12 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     dataset = task.train_dataset()
     sampler = DistributedSampler(dataset, num_replicas=acc.num_processes, rank=acc.process_index,
                                  shuffle=True, seed=cfg.seed)
+    # The loader draws its worker seeds from its own generator, re-seeded every epoch, never from
+    # the global RNG: a resumed run then sees the same augmentation as an uninterrupted one.
+    loader_rng = torch.Generator()
     loader = DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler,
                         collate_fn=task.collate, num_workers=cfg.train.num_workers,
-                        persistent_workers=cfg.train.num_workers > 0)
+                        generator=loader_rng, worker_init_fn=_seed_worker)
     optimizer = build_optimizer(model, cfg.train)
     scheduler = build_scheduler(optimizer, cfg.train)
     seed_everything(cfg.seed + acc.process_index)  # per-rank augmentation noise
@@ -110,6 +118,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for epoch in range(start_epoch, cfg.train.epochs):
         sampler.set_epoch(epoch)
+        loader_rng.manual_seed(cfg.seed * 100_003 + epoch * 1_009 + acc.process_index)
         model.train()
         sums: dict[str, float] = defaultdict(float)
         n_steps, started = 0, time.perf_counter()
