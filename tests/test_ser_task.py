@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 
 from react.config import load_config
-from react.data.ser_corpus import scan_ravdess
+from react.data.ser_corpus import CorpusError, scan_ravdess
 from react.ser import export, predict
 from react.ser.report import write_report
 from react.tasks.ser import Task
@@ -88,11 +88,15 @@ def test_task_splits_step_validate_and_report(corpus, tmp_path, caplog):
     assert {k: set(v) for k, v in saved["actors"]["ravdess"].items()} == actors
     assert saved["params"] == {"seed": 0, "val_fraction": 0.2, "test_fraction": 0.2, "kfold": 0, "fold": 0,
                                "datasets": ["ravdess"]}
-    # a later run in this dir (e.g. mode=test with another seed) reuses the saved speakers, with a warning
-    cfg2 = load_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}", "seed=99"])
+    # testing in this dir with another seed reuses the saved speakers, with a warning
+    cfg2 = load_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}", "seed=99", "mode=test"])
     with caplog.at_level(logging.WARNING, logger="react"):
         assert {k: {u.actor for u in v} for k, v in Task(cfg2, tmp_path).splits.items()} == actors
     assert "made with other settings" in caplog.text and "'seed': (0, 99)" in caplog.text
+    # training on with other split settings would mix speakers: refused
+    cfg3 = load_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}", "seed=99"])
+    with pytest.raises(CorpusError, match="made with other settings"):
+        Task(cfg3, tmp_path).train_dataset()
 
     dataset = task.train_dataset()
     batch = task.collate([dataset[i] for i in range(5)])
@@ -157,6 +161,10 @@ def test_train_test_predict_stream_export(corpus, tmp_path, capsys):
     first = metrics["accuracy"]
     assert train.main(args + ["mode=test"]) == 0  # same best weights, same saved test speakers
     assert json.loads((run / "test_metrics.json").read_text())["accuracy"] == pytest.approx(first)
+    other = tmp_path / "other"  # testing the checkpoint elsewhere, another seed: its saved test speakers
+    assert train.main(args + ["mode=test", f"checkpoint={run}", f"out_dir={other}", "seed=7"]) == 0
+    tested = [json.loads((d / "test_results.json").read_text())["test_actors"] for d in (run, other)]
+    assert tested[0] == tested[1]
 
     wav = next(iter(sorted((corpus / "Actor_01").glob("*.wav"))))
     capsys.readouterr()

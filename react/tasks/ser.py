@@ -180,7 +180,7 @@ class Task:
         corpora = self._corpora()
         params = {"seed": self.cfg.seed, "val_fraction": d.val_fraction, "test_fraction": d.test_fraction,
                   "kfold": d.kfold, "fold": d.fold, "datasets": sorted(corpora)}
-        saved = self.run_dir / SPLITS_FILE
+        saved = self._splits_file()
         if saved.is_file():
             stored = json.loads(saved.read_text())
             actors = stored["actors"]
@@ -190,10 +190,17 @@ class Task:
                 raise CorpusError(f"{saved}: actors {', '.join(unknown)} are not in the corpus")
             before = stored["params"]
             changed = {k: (before.get(k), v) for k, v in params.items() if before.get(k) != v}
+            if changed and self.cfg.mode == "train":
+                raise CorpusError(f"{saved}: the speaker splits of this run were made with other settings "
+                                  f"(saved vs now: {changed}); use another out_dir, or delete the file "
+                                  "to split again")
             note = f" (made with other settings, saved vs now: {changed})" if changed else ""
             log.log(logging.WARNING if changed else logging.INFO, "using the saved speaker splits of %s%s",
                     saved, note)
         else:
+            if self.cfg.mode == "test":
+                log.warning("no saved speaker splits found (%s): splitting again from the seed; the test "
+                            "actors are unseen only if the training run used the same settings", saved)
             actors = {name: speaker_split(us, d.val_fraction, d.test_fraction, self.cfg.seed, d.kfold, d.fold)
                       for name, us in corpora.items()}
             save_json({"params": params, "actors": actors}, saved)
@@ -204,6 +211,16 @@ class Task:
         for split, us in result.items():
             log.info("%s: %d utterances of %d actors", split, len(us), len({u.actor for u in us}))
         return result
+
+    def _splits_file(self) -> Path:
+        """The run's ``splits.json``; in test mode the one saved beside the tested checkpoint."""
+        if self.cfg.mode == "test" and self.cfg.checkpoint:
+            from react.engine import checkpoint_file
+
+            trained = checkpoint_file(self.cfg.checkpoint).parents[2] / SPLITS_FILE
+            if trained.is_file():
+                return trained
+        return self.run_dir / SPLITS_FILE
 
     def _dataset(self, split: str) -> SERDataset:
         utterances = self.splits[split]
