@@ -109,7 +109,10 @@ def build_swin(cfg: DictConfig, seed: int) -> nn.Module:
                              "directory, whose config.json fixes the architecture")
         return timm.create_model(f"local-dir:{weights}", pretrained=True, **kwargs)
     torch.manual_seed(seed)
-    model = timm.create_model(cfg.backbone, pretrained=False, **kwargs)
+    try:
+        model = timm.create_model(cfg.backbone, pretrained=False, **kwargs)
+    except TypeError as err:  # an unknown keyword in video.arch
+        raise ValueError(f"video.arch {sorted(arch)} does not fit {cfg.backbone}: {err}") from None
     if weights is None:
         random_init_warning(f"video backbone {cfg.backbone}")
     else:

@@ -11,7 +11,7 @@ RUN=runs/demo
 step() { printf '\n=== %s ===\n' "$*"; }
 
 step "1/6 synthetic REACT dataset -> $DATA"
-if [ -f "$DATA/test.csv" ] && [ -f "$DATA/neighbour_emotion_test.npy" ]; then
+if [ -f "$DATA/.complete" ]; then
   echo "exists, skipped (make clean to rebuild)"
 else
   $PY scripts/make_synthetic_react.py --out "$DATA" --pairs 12 --eval-pairs 3 --seed 0

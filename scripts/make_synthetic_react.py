@@ -30,6 +30,7 @@ from react.data import react_layout as L  # noqa: E402
 LATENT = 3
 SCENARIOS = 4
 REACTION_DELAY = 8  # frames between a speaker's change and the listener's reaction
+COMPLETE = ".complete"  # written last: a dataset without it was interrupted
 RECOLA_PAIRS = (("P25", "P26"), ("P41", "P42"), ("P45", "P46"))
 
 # Fixed read-out from the latent to the 25 facial attributes (same for every person).
@@ -199,7 +200,9 @@ def write_media(out: Path, split: str, clip: str, latent: np.ndarray, traits: tu
         write_video(target.with_name(target.name + ".mp4"), video)
     wav = L.audio_path(out, split, clip)
     wav.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(wav, synthesize_voice(latent, pitch, rng), L.AUDIO_SAMPLE_RATE, subtype="PCM_16")
+    tmp = wav.with_name(wav.name + ".tmp.wav")
+    sf.write(tmp, synthesize_voice(latent, pitch, rng), L.AUDIO_SAMPLE_RATE, subtype="PCM_16")
+    tmp.replace(wav)
     face3d = L.face3d_path(out, split, clip)
     face3d.parent.mkdir(parents=True, exist_ok=True)
     z = latent[: L.NUM_FRAMES]
@@ -215,12 +218,15 @@ def generate(out_dir: str | Path, pairs: int = 6, frames: int = L.NUM_VIDEO_FRAM
         raise ValueError(f"frames must exceed {L.NUM_FRAMES} (Emotion rows), got {frames}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    (out / COMPLETE).unlink(missing_ok=True)
     rng = np.random.default_rng(seed)
     prototypes = np.stack([1.2 * smooth_noise(rng, frames, sigma=15) for _ in range(SCENARIOS)])
     eval_pairs = eval_pairs if eval_pairs is not None else max(2, (pairs + 1) // 2)
     traits: dict = {}
     for split, n in (("train", pairs), ("val", eval_pairs), ("test", eval_pairs)):
         make_split(out, split, n, frames, rng, prototypes, media, png, traits, seed, workers)
+    (out / COMPLETE).write_text(f"pairs={pairs} eval_pairs={eval_pairs} frames={frames} seed={seed} "
+                                f"media={media} png={png}\n")
     return out
 
 

@@ -104,3 +104,16 @@ def test_lr_scales_and_schedule():
     bad = load_config(None, [*BASE, "train.lr_scales={encoder: 0.1}"])
     with pytest.raises(Exception, match="no trainable parameter starts with encoder"):
         build_optimizer(model, bad.train)
+
+
+def test_resume_survives_an_interrupted_checkpoint_swap(tmp_path):
+    _train(tmp_path, "train.epochs=2", "train.test_at_end=false")
+    last = tmp_path / "checkpoints" / "last"
+    assert sorted(p.name for p in last.iterdir()) == ["rng_rank0.pt", "state.pt"]
+    last.rename(last.with_name(".last.old"))  # crash between moving the old one away and the new one in
+    (last.with_name(".last.tmp")).mkdir()  # and a half-written staging folder
+    _train(tmp_path, "train.epochs=3", "resume=auto", "train.test_at_end=false")
+    assert "resumed from" in (tmp_path / "log.txt").read_text() and ".last.old at epoch 2" in (
+        tmp_path / "log.txt").read_text()
+    assert torch.load(checkpoint_file(last), weights_only=False)["epoch"] == 3
+    assert not last.with_name(".last.tmp").exists() and not last.with_name(".last.old").exists()

@@ -20,6 +20,7 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def test_layout_files_and_csv(dataset):
+    assert (dataset / gen.COMPLETE).is_file() and not list(dataset.rglob("*.tmp*"))
     assert (dataset / "train.csv").read_text().splitlines()[0] == "index,speaker_path,listener_path"
     split = L.read_split(dataset, "train")
     assert len(split) == 4 and split.listener_index(0) == 2 and split.listener_index(3) == 1
@@ -101,3 +102,17 @@ def test_same_seed_same_data(tmp_path):
 def test_rejects_too_few_frames(tmp_path):
     with pytest.raises(ValueError, match="frames must exceed 750"):
         gen.generate(tmp_path, pairs=1, frames=700)
+
+
+def test_unreadable_matrix_names_the_file(tmp_path):
+    out = gen.generate(tmp_path, pairs=1, eval_pairs=1, media=False)
+    split = L.read_split(out, "val")
+    L.appropriateness_path(out, "val").write_bytes(b"not a numpy file")
+    with pytest.raises(L.LayoutError, match=r"neighbour_emotion_val.npy: not a readable .npy matrix"):
+        L.read_appropriateness(split)
+    np.save(L.appropriateness_path(out, "val"), np.zeros(4))
+    with pytest.raises(L.LayoutError, match="expected a 2-D numeric matrix"):
+        L.read_appropriateness(split)
+    np.save(L.appropriateness_path(out, "val"), np.zeros((3, 3)))
+    with pytest.raises(L.LayoutError, match=r"lists 1 rows, i.e. 2 clips .* must be \(2, 2\)"):
+        L.read_appropriateness(split)

@@ -158,7 +158,12 @@ def read_appropriateness(split: Split) -> np.ndarray:
     path = appropriateness_path(split.data_dir, split.name)
     if not path.is_file():
         raise LayoutError(f"{path}: appropriateness matrix not found")
-    matrix = np.load(path, allow_pickle=False)
+    try:
+        matrix = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise LayoutError(f"{path}: not a readable .npy matrix: {err}") from None
+    if matrix.ndim != 2 or not (np.issubdtype(matrix.dtype, np.number) or matrix.dtype == bool):
+        raise LayoutError(f"{path}: expected a 2-D numeric matrix, got {matrix.dtype} of shape {matrix.shape}")
     n = len(split)
     if matrix.shape != (n, n):
         raise LayoutError(

@@ -28,23 +28,42 @@ def checkpoint_file(path: str | os.PathLike) -> Path:
     raise FileNotFoundError(f"{path}: no checkpoint found (looked for {', '.join(map(str, candidates[1:]))})")
 
 
-def save_checkpoint(target: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` to ``target/state.pt`` via a temporary folder that replaces ``target``."""
-    tmp = target.with_name(f".{target.name}.tmp")
+def _staging(target: Path) -> Path:
+    return target.with_name(f".{target.name}.tmp")
+
+
+def _previous(target: Path) -> Path:
+    return target.with_name(f".{target.name}.old")
+
+
+def stage(target: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` into a staging folder beside ``target`` (main rank, before :func:`publish`)."""
+    tmp = _staging(target)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     torch.save(state, tmp / STATE)
-    old = target.with_name(f".{target.name}.old")
+
+
+def stage_rng(target: Path, rank: int, state: dict) -> None:
+    """Each rank's RNG states, written into the staging folder before it is published."""
+    torch.save(state, _staging(target) / f"rng_rank{rank}.pt")
+
+
+def publish(target: Path) -> None:
+    """Swap the complete staging folder in for ``target``; the previous one is kept until then."""
     if target.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(_previous(target), ignore_errors=True)
+        target.rename(_previous(target))
+    _staging(target).rename(target)
+    shutil.rmtree(_previous(target), ignore_errors=True)
 
 
-def save_rng(target: Path, rank: int, state: dict) -> None:
-    """Each rank's RNG states beside the checkpoint (written after the main rank's state)."""
-    torch.save(state, target / f"rng_rank{rank}.pt")
+def latest(target: Path) -> Path | None:
+    """``target`` if it holds a checkpoint, else the previous one left by an interrupted swap."""
+    for candidate in (target, _previous(target)):
+        if (candidate / STATE).is_file():
+            return candidate
+    return None
 
 
 def load_state(path: str | os.PathLike) -> dict[str, Any]:

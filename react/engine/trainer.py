@@ -61,8 +61,7 @@ def _resume_path(cfg: DictConfig) -> Path | None:
     if not cfg.resume:
         return None
     if cfg.resume == "auto":
-        last = ckpt.checkpoint_dir(cfg.out_dir, "last")
-        return last if (last / ckpt.STATE).is_file() else None
+        return ckpt.latest(ckpt.checkpoint_dir(cfg.out_dir, "last"))
     return ckpt.checkpoint_file(cfg.resume).parent
 
 
@@ -213,16 +212,22 @@ def _save(cfg: DictConfig, acc: Accelerator, model, optimizer, scheduler, epoch:
         names.append(f"epoch_{epoch:04d}")
     if improved:
         names.append("best")
+    targets = [ckpt.checkpoint_dir(cfg.out_dir, name) for name in names]
     if acc.is_main_process:
         state = {"model": acc.unwrap_model(model).state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step, "best": best,
                  "config": OmegaConf.to_container(cfg, resolve=True)}
-        for name in names:
-            ckpt.save_checkpoint(ckpt.checkpoint_dir(cfg.out_dir, name), state)
+        for target in targets:
+            ckpt.stage(target, state)
     acc.wait_for_everyone()
     rng = rng_state()
-    for name in names:
-        ckpt.save_rng(ckpt.checkpoint_dir(cfg.out_dir, name), acc.process_index, rng)
+    for target in targets:
+        ckpt.stage_rng(target, acc.process_index, rng)
+    acc.wait_for_everyone()
+    if acc.is_main_process:  # only complete checkpoints (weights and every rank's RNG) get published
+        for target in targets:
+            ckpt.publish(target)
+    acc.wait_for_everyone()
 
 
 def _run_test(task: Any, model: torch.nn.Module, acc: Accelerator, run_dir: Path) -> dict:

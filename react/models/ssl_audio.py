@@ -48,6 +48,10 @@ def build_ssl_encoder(family: str, weights: str | os.PathLike | None, random_ini
     config (e.g. ``layerdrop=0.0``); architecture fields there must match the weights.
     """
     config_cls, model_cls = _classes(family)
+    unknown = sorted(set(tiny_cfg) - set(config_cls().to_dict()))
+    if unknown:  # transformers configs accept any keyword: a typo would pass silently
+        raise ValueError(f"SSL encoder '{family}': unknown config field(s) {', '.join(unknown)}; valid: "
+                         f"{', '.join(sorted(config_cls().to_dict()))}")
     if random_init:
         msg = (f"SSL encoder '{family}' is RANDOMLY INITIALISED (random_init: true)"
                + (f"; weights '{weights}' are ignored" if weights else "")
