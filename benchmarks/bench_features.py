@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data_dir) if args.data_dir else _synthetic(Path(tmp), args.clips)
-        base = [f"data_dir={data}", f"save_dir={tmp}/unused", "split=test", f"workers={args.workers}",
+        base = [f"data.root={data}", f"out_dir={tmp}/unused", "split=test", f"workers={args.workers}",
                 "video.random_init=true", "audio.random_init=true"]
         if not args.config:
             base += [f"audio.arch.{key}={json.dumps(value)}" for key, value in W2V2_BASE.items()]

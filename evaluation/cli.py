@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from react.config import ConfigError, load_config
 
@@ -19,10 +19,15 @@ CHOICES = {"split": ("val", "test"), "device": ("cpu", "cuda"), "tlcc_samples": 
 
 
 @dataclass
+class EvalData:
+    root: str = "???"  # REACT dataset root (split CSVs, Emotion/, neighbour_emotion_*.npy)
+
+
+@dataclass
 class EvalConfig:
     """Settings of one evaluation run."""
 
-    data_root: str = "???"  # REACT dataset root (split CSVs, Emotion/, neighbour_emotion_*.npy)
+    data: EvalData = field(default_factory=EvalData)
     pred_dir: str = "???"  # <pred_dir>/<split>/<speaker_path>/result-<k>.pth
     split: str = "test"  # val | test
     out: str = ""  # metrics JSON ("" = none)
@@ -40,22 +45,29 @@ def validate(cfg: EvalConfig) -> None:
         raise ConfigError(f"workers must be >= 0 (0 = all cores), got {cfg.workers}")
 
 
+FLAGS = {"data_dir": "data.root", "pred_dir": "pred_dir", "split": "split", "out": "out",
+         "workers": "workers", "device": "device", "tlcc_samples": "tlcc_samples"}
+
+
 def parse_args(argv: list[str] | None = None) -> EvalConfig:
+    """Flags and ``key=value`` overrides (on top of an optional ``--config`` YAML) -> EvalConfig."""
     parser = argparse.ArgumentParser(prog="evaluation.py", description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", required=True, help="REACT dataset root")
-    parser.add_argument("--pred-dir", required=True, help="folder with <split>/<clip>/result-<k>.pth")
-    parser.add_argument("--split", default="test", choices=CHOICES["split"])
-    parser.add_argument("--out", default="", help="write the metrics as JSON here")
-    parser.add_argument("--workers", type=int, default=0, help="CPU threads (0 = all cores)")
-    parser.add_argument("--device", default="cpu", choices=CHOICES["device"])
-    parser.add_argument("--tlcc-samples", default="first", choices=CHOICES["tlcc_samples"],
-                        help="first: sample 0 of each clip, as the official code; all: all 10")
+    parser.add_argument("--data-dir", help="REACT dataset root (config key data.root)")
+    parser.add_argument("--pred-dir", help="folder with <split>/<clip>/result-<k>.pth")
+    parser.add_argument("--split", choices=CHOICES["split"], help="default: test")
+    parser.add_argument("--out", help="write the metrics as JSON here")
+    parser.add_argument("--workers", type=int, help="CPU threads (0 = all cores, the default)")
+    parser.add_argument("--device", choices=CHOICES["device"], help="default: cpu")
+    parser.add_argument("--tlcc-samples", choices=CHOICES["tlcc_samples"],
+                        help="first (default): sample 0 of each clip, as the official code; all: all 10")
+    parser.add_argument("--config", help="YAML with the same keys (may name a base: it extends)")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. tlcc_samples=all")
     args = parser.parse_args(argv)
-    values = {"data_root": args.data_dir, "pred_dir": args.pred_dir, "split": args.split, "out": args.out,
-              "workers": args.workers, "device": args.device, "tlcc_samples": args.tlcc_samples}
     # JSON scalars are YAML scalars: strings stay strings whatever they contain.
-    cfg = load_config(schema=EvalConfig, overrides=[f"{k}={json.dumps(v)}" for k, v in values.items()])
-    cfg = EvalConfig(**cfg)
+    flags = [f"{key}={json.dumps(getattr(args, flag))}" for flag, key in FLAGS.items()
+             if getattr(args, flag) is not None]
+    cfg = load_config(args.config, [*flags, *args.overrides], schema=EvalConfig)
+    cfg = EvalConfig(data=EvalData(**cfg.data), **{k: v for k, v in cfg.items() if k != "data"})
     validate(cfg)
     return cfg
 
@@ -72,7 +84,7 @@ def run(cfg: EvalConfig) -> dict:
         if not torch.cuda.is_available():
             raise ConfigError("device=cuda but torch sees no CUDA device")
     start = time.perf_counter()
-    pred, listener, speaker, appropriate = load_split(cfg.data_root, cfg.pred_dir, cfg.split, progress=True)
+    pred, listener, speaker, appropriate = load_split(cfg.data.root, cfg.pred_dir, cfg.split, progress=True)
     load_s = time.perf_counter() - start
     metrics = compute_metrics(pred, listener, speaker, appropriate, tlcc_samples=cfg.tlcc_samples,
                               device=cfg.device, workers=cfg.workers or None, progress=True)

@@ -50,13 +50,18 @@ class AudioConfig:
 
 
 @dataclass
+class FeatureData:
+    root: str = "???"  # the REACT dataset (--data-dir)
+
+
+@dataclass
 class FeatureConfig:
     """One extraction run: which clips, where to, and the two extractors."""
 
     split: str = "???"  # train | val | test | all
     type: str = "???"  # video | audio | all
-    data_dir: str = "???"
-    save_dir: str = ""  # root of the feature layout; "" = data_dir
+    data: FeatureData = field(default_factory=FeatureData)
+    out_dir: str = ""  # root of the feature layout (--save-dir); "" = data.root
     device: str = "cpu"  # cpu | cuda
     workers: int = 1  # decoding processes overlapped with the forward pass (0 = in-process)
     threads: int = 0  # torch threads of the forward pass; 0 = torch's default (one per core)

@@ -45,8 +45,8 @@ def parse_args(argv: list[str] | None = None) -> DictConfig:
     parser.add_argument("--config", help="YAML config (may name a base: it extends)")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. audio.kind=logmel")
     args = parser.parse_args(argv)
-    flags = {"split": args.split, "type": args.type, "data_dir": args.data_dir,
-             "save_dir": args.save_dir, "device": args.device, "workers": args.workers}
+    flags = {"split": args.split, "type": args.type, "data.root": args.data_dir,
+             "out_dir": args.save_dir, "device": args.device, "workers": args.workers}
     typed = {"backbone": args.backbone, "weights": args.weights, "batch_size": args.batch_size}
     if any(v is not None for v in typed.values()) and args.type not in TYPES:
         raise ConfigError("--backbone/--weights/--batch-size need --type video or --type audio; with "
@@ -60,13 +60,13 @@ def parse_args(argv: list[str] | None = None) -> DictConfig:
 
 def build_jobs(cfg: DictConfig, split: str, kind: str) -> list[Job]:
     """One job per distinct clip of the split, in the official 2N order."""
-    clips = list(dict.fromkeys(read_split(cfg.data_dir, split).clips))
+    clips = list(dict.fromkeys(read_split(cfg.data.root, split).clips))
     jobs = []
     for clip in clips:
-        video = video_path(cfg.data_dir, split, clip)
-        source = video if kind == "video" else audio_path(cfg.data_dir, split, clip)
-        target = feature_path(cfg.save_dir or cfg.data_dir, split, kind, clip)
-        jobs.append(Job(clip, source, target, video, cfg.frames, Path(cfg.data_dir)))
+        video = video_path(cfg.data.root, split, clip)
+        source = video if kind == "video" else audio_path(cfg.data.root, split, clip)
+        target = feature_path(cfg.out_dir or cfg.data.root, split, kind, clip)
+        jobs.append(Job(clip, source, target, video, cfg.frames, Path(cfg.data.root)))
     return jobs
 
 

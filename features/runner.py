@@ -33,7 +33,7 @@ class Job:
 
     clip: str
     source: Path  # the file (or png folder) the reader opens
-    target: Path  # <save_dir>/<split>/{Video,Audio}_features/<clip>.pth
+    target: Path  # <out_dir>/<split>/{Video,Audio}_features/<clip>.pth
     video: Path  # the clip's video, whose frame count sets the grid when frames == 0
     frames: int  # frames to produce; 0 = as many as the video has
     data_dir: Path

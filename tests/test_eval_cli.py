@@ -155,3 +155,17 @@ def test_script_runs_as_a_command(layout, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Metric: | FRC:" in done.stdout
     assert set(METRIC_KEYS) <= set(json.loads(out.read_text()))
+
+
+def test_cli_takes_a_yaml_config_and_overrides(layout, tmp_path, capsys):
+    root, *_ = layout
+    yaml = tmp_path / "eval.yaml"
+    yaml.write_text(f"data:\n  root: {root}\npred_dir: {root / 'pred'}\nsplit: val\nworkers: 1\n")
+    out = tmp_path / "m.json"
+    assert main(["--config", str(yaml), f"out={out}", "tlcc_samples=all"]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["tlcc_samples"] == "all" and metrics["split"] == "val"
+    assert main(["--config", str(yaml), "--split", "test", f"out={tmp_path / 'x.json'}"]) == 2  # flag wins
+    assert main(["--config", str(yaml), "tlcc_sample=all"]) == 2
+    assert "unknown config key 'tlcc_sample'" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()

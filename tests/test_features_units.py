@@ -123,7 +123,7 @@ def test_flags_map_onto_the_chosen_type():
     cfg = parse_args(["--split", "val", "--type", "audio", "--data-dir", "d", "--backbone", "hubert",
                       "--weights", "w", "--batch-size", "2", "--workers", "0", "audio.layers=[3]"])
     assert (cfg.audio.backbone, cfg.audio.weights, cfg.audio.batch_size) == ("hubert", "w", 2)
-    assert cfg.save_dir == "" and cfg.workers == 0 and list(cfg.audio.layers) == [3]
+    assert cfg.out_dir == "" and cfg.workers == 0 and list(cfg.audio.layers) == [3]
     assert cfg.video.weights == "" and cfg.video.batch_size == 32
 
 

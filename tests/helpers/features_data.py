@@ -35,7 +35,7 @@ def copy_media(data: Path, dest: Path) -> Path:
 
 def tiny_cfg(data: Path, save: Path, *overrides: str, config: Path | None = TINY) -> DictConfig:
     """The tiny random-init config on ``data``, test split, both types, ``FRAMES`` frames."""
-    cfg = load_config(config, [f"data_dir={data}", f"save_dir={save}", "split=test", "type=all",
+    cfg = load_config(config, [f"data.root={data}", f"out_dir={save}", "split=test", "type=all",
                                f"frames={FRAMES}", "workers=1", *overrides], schema=FeatureConfig)
     validate(cfg)
     return cfg
