@@ -17,8 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from features.runner import Extractor, Job, Reader
-from features.weights import random_init_warning, resolve_weights, weights_settings
-from react.utils.logging import get_logger
+from features.weights import resolve_weights, weights_settings
+from react.utils.logging import get_logger, warn_random_init
 
 log = get_logger(__name__)
 
@@ -114,7 +114,7 @@ def build_swin(cfg: DictConfig, seed: int) -> nn.Module:
     except TypeError as err:  # an unknown keyword in video.arch
         raise ValueError(f"video.arch {sorted(arch)} does not fit {cfg.backbone}: {err}") from None
     if weights is None:
-        random_init_warning(f"video backbone {cfg.backbone}")
+        warn_random_init(f"video backbone {cfg.backbone}")
     else:
         _load_checkpoint(model, weights)
     return model

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +36,3 @@ def weights_settings(path: str, random_init: bool, section: str, seed: int) -> d
     if weights is None:
         return {"weights": "random", "seed": seed}
     return {"weights": weights_fingerprint(weights)}
-
-
-def random_init_warning(what: str) -> None:
-    """Say loudly that features come from an untrained model."""
-    msg = (f"{what} is RANDOMLY INITIALISED (random_init: true): its features carry no pre-trained "
-           "knowledge; use this only for tests and demos")
-    log.warning(msg)
-    warnings.warn(msg, stacklevel=2)

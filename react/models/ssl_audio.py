@@ -6,13 +6,12 @@ The one place that builds these encoders: the SER models and the feature extract
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from react.utils.logging import get_logger
+from react.utils.logging import get_logger, warn_random_init
 
 log = get_logger(__name__)
 
@@ -53,11 +52,7 @@ def build_ssl_encoder(family: str, weights: str | os.PathLike | None, random_ini
         raise ValueError(f"SSL encoder '{family}': unknown config field(s) {', '.join(unknown)}; valid: "
                          f"{', '.join(sorted(config_cls().to_dict()))}")
     if random_init:
-        msg = (f"SSL encoder '{family}' is RANDOMLY INITIALISED (random_init: true)"
-               + (f"; weights '{weights}' are ignored" if weights else "")
-               + ": its features carry no pre-trained knowledge")
-        log.warning(msg)
-        warnings.warn(msg, stacklevel=2)
+        warn_random_init(f"SSL encoder '{family}'", f"; weights '{weights}' are ignored" if weights else "")
         return model_cls(config_cls(**{**TINY_CONFIG, **tiny_cfg}))
     if not weights:
         raise FileNotFoundError(f"SSL encoder '{family}': no weights path given; set the path of a local "

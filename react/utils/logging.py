@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -33,3 +34,11 @@ def setup_logging(run_dir: str | os.PathLike | None = None, level: int = logging
 def get_logger(name: str) -> logging.Logger:
     """A child of the ``react`` logger, e.g. ``get_logger(__name__)``."""
     return logging.getLogger(name if name.startswith("react") else f"react.{name}")
+
+
+def warn_random_init(what: str, note: str = "") -> None:
+    """Say loudly (log and a Python warning) that ``what`` has random, untrained weights."""
+    msg = (f"{what} is RANDOMLY INITIALISED (random_init: true){note}: it carries no pre-trained "
+           "knowledge; use this only for tests and demos")
+    get_logger("react.weights").warning(msg)
+    warnings.warn(msg, stacklevel=3)
