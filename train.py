@@ -1,4 +1,4 @@
-"""Train or test a task.
+"""Train or test a task on the one engine (the task contract: react/tasks/protocol.py).
 
     accelerate launch train.py --config configs/regnn.yaml [key=value ...]
     python train.py --config configs/regnn_tiny.yaml mode=test checkpoint=runs/x/checkpoints/best
@@ -9,23 +9,41 @@ from __future__ import annotations
 import argparse
 import sys
 
+EPILOG = """tasks: {tasks} (or a dotted module path)
+keys every task has: {keys}
+(key=value overrides are dotted, e.g. train.lr=1e-4; the task's own keys are listed by an unknown
+one, e.g. `python train.py --config configs/regnn_tiny.yaml model.help=1`)"""
+
+
+def _epilog() -> str:
+    from react.config import RunConfig, TrainConfig
+    from react.tasks import TASKS
+
+    keys = [k for k in RunConfig.__dataclass_fields__ if k != "train"]
+    keys += [f"train.{k}" for k in TrainConfig.__dataclass_fields__]
+    return EPILOG.format(tasks=", ".join(sorted(TASKS)), keys=", ".join(keys))
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=_epilog(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML config (may extend a base: YAML)")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.lr=1e-4")
     args = parser.parse_args(argv)
 
-    from react.config import ConfigError, load_config
+    from react.config import ConfigError
     from react.data.react_layout import LayoutError
+    from react.engine import CheckpointError, TrainingInterrupted, run
+    from react.errors import user_message
+    from react.tasks import load_task_config
 
     try:
-        cfg = load_config(args.config, args.overrides)
-        from react.engine import run
-
-        run(cfg)
-    except (ConfigError, LayoutError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        run(load_task_config(args.config, args.overrides))
+    except TrainingInterrupted as err:
+        print(f"\n{err}", file=sys.stderr)
+        return 130
+    except (ConfigError, LayoutError, CheckpointError, FileNotFoundError) as err:
+        print(f"error: {user_message(err)}", file=sys.stderr)
         return 2
     return 0
 

@@ -79,10 +79,9 @@ def run(cfg: EvalConfig) -> dict:
     from evaluation.report import report
 
     if cfg.device == "cuda":
-        import torch
+        from react.utils.device import resolve_device
 
-        if not torch.cuda.is_available():
-            raise ConfigError("device=cuda but torch sees no CUDA device")
+        resolve_device(cfg.device)
     start = time.perf_counter()
     pred, listener, speaker, appropriate = load_split(cfg.data.root, cfg.pred_dir, cfg.split, progress=True)
     load_s = time.perf_counter() - start

@@ -7,7 +7,6 @@ every file with a wrong shape or non-finite values, and a matrix that does not f
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -20,28 +19,6 @@ class EvalInputError(L.LayoutError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__(f"{len(problems)} problem(s) with the evaluation input:\n  " + "\n  ".join(problems))
-
-
-def _read_prediction(path: Path, frames: int) -> tuple[np.ndarray | None, str | None]:
-    """One ``result-<k>.pth`` as float32 (frames, 25), or the reason it cannot be used."""
-    import torch
-
-    try:
-        value = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is reported, not raised
-        return None, f"{path}: cannot be read as a tensor file: {type(err).__name__}: {err}"
-    if isinstance(value, np.ndarray):
-        value = torch.from_numpy(value)
-    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-        return None, f"{path}: expected a float tensor, got {type(value).__name__}" + (
-            f" of {value.dtype}" if isinstance(value, torch.Tensor) else "")
-    if tuple(value.shape) != (frames, L.EMOTION_DIM):
-        return None, f"{path}: expected shape ({frames}, {L.EMOTION_DIM}), got {tuple(value.shape)}"
-    array = value.float().numpy()
-    if not np.isfinite(array).all():
-        bad = int((~np.isfinite(array)).sum())
-        return None, f"{path}: contains {bad} NaN/inf value(s)"
-    return array, None
 
 
 def load_predictions(pred_dir: str | os.PathLike, split: L.Split, samples: int = L.NUM_PREDICTIONS,
@@ -62,11 +39,10 @@ def load_predictions(pred_dir: str | os.PathLike, split: L.Split, samples: int =
             if not path.is_file():
                 missing.append(str(path))
                 continue
-            array, problem = _read_prediction(path, frames)
-            if problem:
-                problems.append(problem)
-            else:
-                pred[c, k] = array
+            try:
+                pred[c, k] = L.read_prediction(path, frames)
+            except L.LayoutError as err:
+                problems.append(str(err))
     problems = [f"missing prediction file: {m}" for m in missing] + problems
     if problems:
         raise EvalInputError(problems)

@@ -9,8 +9,6 @@ reader. Every kind is then averaged onto the frames (``features.align``): one ro
 from __future__ import annotations
 
 from collections.abc import Iterator
-from math import gcd
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +20,7 @@ from features.align import align_to_frames
 from features.runner import Extractor, Job, Reader
 from features.video import count_video_frames
 from features.weights import resolve_weights, weights_settings
+from react.data.audio import load_audio
 
 EGEMAPS_SET = "eGeMAPSv02"
 
@@ -33,21 +32,6 @@ def clip_frames(job: Job) -> int:
     if not job.video.exists():
         raise FileNotFoundError(f"{job.video}: frames=0 needs the clip's video to count its frames")
     return count_video_frames(job.video)
-
-
-def load_audio(path: Path, sample_rate: int) -> np.ndarray:
-    """Mono float32 waveform of a sound file at ``sample_rate`` (polyphase resampling)."""
-    import soundfile as sf
-    from scipy.signal import resample_poly
-
-    if not path.is_file():
-        raise FileNotFoundError("audio file not found")
-    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    wave = data.mean(axis=1)
-    if rate != sample_rate:
-        g = gcd(rate, sample_rate)
-        wave = resample_poly(wave, sample_rate // g, rate // g).astype(np.float32)
-    return wave
 
 
 def fit_to_frames(wave: np.ndarray, num_frames: int, fps: float, sample_rate: int,
@@ -189,11 +173,11 @@ class AudioExtractor(Extractor):
 
 
 def build_ssl(cfg: DictConfig) -> nn.Module:
-    """The SSL encoder through the project's one loader (``react.models.ssl_audio``)."""
-    from react.models.ssl_audio import build_ssl_encoder
+    """The SSL encoder through the project's one loader (:mod:`react.pretrained`)."""
+    from react.pretrained import pretrained_ssl_encoder
 
     a = cfg.audio
     weights = resolve_weights(a.weights, a.random_init, "audio")
     torch.manual_seed(cfg.seed)
     arch = OmegaConf.to_container(a.arch, resolve=True)
-    return build_ssl_encoder(a.backbone, weights, a.random_init, **arch)
+    return pretrained_ssl_encoder(a.backbone, weights, a.random_init, **arch)

@@ -9,10 +9,10 @@ from omegaconf import DictConfig
 
 from react.config import ConfigError
 from react.data.react_layout import FPS, NUM_VIDEO_FRAMES, SPLITS
+from react.models.ssl_audio import FAMILIES
 
 TYPES = ("video", "audio")
 AUDIO_KINDS = ("ssl", "logmel", "egemaps")
-SSL_FAMILIES = ("wav2vec2", "hubert", "wavlm")
 
 
 @dataclass
@@ -89,7 +89,7 @@ def validate(cfg: DictConfig) -> None:
     _choice("device", cfg.device, ("cpu", "cuda"))
     _choice("audio.kind", cfg.audio.kind, AUDIO_KINDS)
     if cfg.audio.kind == "ssl":
-        _choice("audio.backbone", cfg.audio.backbone, SSL_FAMILIES)
+        _choice("audio.backbone", cfg.audio.backbone, FAMILIES)
     _positive("workers", cfg.workers, allow_zero=True)
     _positive("threads", cfg.threads, allow_zero=True)
     _positive("frames", cfg.frames, allow_zero=True)
@@ -104,7 +104,6 @@ def validate(cfg: DictConfig) -> None:
     if not cfg.audio.layers:
         raise ConfigError("audio.layers is empty; give at least one hidden-state index (e.g. [-1])")
     if cfg.device == "cuda":
-        import torch
+        from react.utils.device import resolve_device
 
-        if not torch.cuda.is_available():
-            raise ConfigError("device=cuda but no CUDA device is available")
+        resolve_device(cfg.device)

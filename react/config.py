@@ -45,9 +45,11 @@ class TrainConfig:
     num_workers: int = 0
     val_every: int = 1  # epochs between validations (0 disables)
     ckpt_every: int = 1  # epochs between numbered checkpoints (last/best always kept)
+    keep_last: int = 3  # numbered checkpoints kept, newest first (0 = all)
     log_every: int = 10  # steps between console/TensorBoard scalars
     max_steps_per_epoch: int = 0  # 0 = whole epoch
     test_at_end: bool = True  # run the task's test with the best weights after training
+    log_sample_indices: bool = False  # log each step's items: <out_dir>/sample_indices/rank<r>.jsonl
 
 
 @dataclass
@@ -59,6 +61,7 @@ class RunConfig:
     seed: int = 0
     mode: str = "train"  # train | test
     resume: str = ""  # "" | auto | path to a checkpoint dir
+    overwrite: bool = False  # train into an out_dir that holds a run, deleting it first
     checkpoint: str = ""  # weights used by mode=test ("" = <out_dir>/checkpoints/best)
     device: str = "auto"  # auto | cpu | cuda
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -117,31 +120,54 @@ def parse_overrides(overrides: Iterable[str]) -> dict:
     return nested
 
 
-def load_config(
-    path: str | os.PathLike | None = None,
-    overrides: Iterable[str] = (),
-    schema: type | None = None,
-) -> DictConfig:
-    """Resolve a config: ``schema`` defaults <- YAML at ``path`` <- ``overrides``.
-
-    Without ``schema`` the task's schema is looked up from the ``task`` key (YAML or override).
-    """
+def config_layers(path: str | os.PathLike | None = None,
+                  overrides: Iterable[str] = ()) -> list[tuple[str, dict]]:
+    """The layers of a config, lowest precedence first: the YAML chain at ``path``, then ``overrides``."""
     layers = _read_yaml(Path(path)) if path else []
-    cli = parse_overrides(overrides)
-    layers.append(("command line", cli))
-    if schema is None:
-        from react.tasks import task_schema
+    layers.append(("command line", parse_overrides(overrides)))
+    return layers
 
-        name = next((d["task"] for _, d in reversed(layers) if "task" in d), None)
-        if name is None:
-            raise ConfigError("no 'task' given: set task: <name> in the YAML or task=<name>")
-        schema = task_schema(name)
+
+def resolve(schema: type, layers: Iterable[tuple[str, dict]]) -> DictConfig:
+    """Merge ``layers`` onto the defaults of ``schema``; every required key must end up set."""
     cfg = OmegaConf.structured(schema)
     for source, data in layers:
         cfg = merge_config(cfg, data, source)
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(f"required config keys not set: {', '.join(missing)}")
+    return cfg
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = (), *,
+                schema: type) -> DictConfig:
+    """Resolve a config: ``schema`` defaults <- YAML at ``path`` <- ``overrides``.
+
+    A task's config, whose schema depends on its ``task`` key, is loaded with
+    :func:`react.tasks.load_task_config`.
+    """
+    return resolve(schema, config_layers(path, overrides))
+
+
+def _is_path_key(key: str) -> bool:
+    return key in PATH_KEYS or key.endswith(PATH_SUFFIXES)
+
+
+PATH_KEYS = ("root", "roots", "checkpoint", "resume", "weights")
+PATH_SUFFIXES = ("_root", "_dir", "_path", "_file")
+
+
+def absolute_paths(cfg: DictConfig) -> DictConfig:
+    """Make every path-valued setting (``root``, ``*_dir``, ``*_root``, ``checkpoint``, ``weights``...)
+    absolute, in place, so that a run's saved config works from any working directory."""
+    for key in list(cfg.keys()):
+        value = cfg[key]
+        if isinstance(value, DictConfig):
+            absolute_paths(value)
+        elif _is_path_key(str(key)) and isinstance(value, str) and value not in ("", "auto"):
+            cfg[key] = os.path.abspath(value)
+        elif _is_path_key(str(key)) and OmegaConf.is_list(value):
+            cfg[key] = [os.path.abspath(v) if isinstance(v, str) and v else v for v in value]
     return cfg
 
 

@@ -1,11 +1,4 @@
-"""Generate ``samples`` (10) reactions per clip of a split and write them in the evaluation's format.
-
-For each clip, all its windows and all samples go through the model in one batched call; the
-overlapping windows are blended back into 750 frames by overlap-add with a raised-sine taper, and
-sample ``k`` is written as ``<pred_dir>/<split>/<clip>/result-<k>.pth`` (float32 ``(750, 25)``,
-temp file then rename). Noise is seeded per clip from ``seed`` and the clip path, so a clip's
-reactions do not depend on which other clips are generated. A split whose predictions were all
-written by the same weights and settings (``.generation.json``) is read back instead of redone.
+"""Generate reactions to a split's clips with a trained REGNN checkpoint (library: :mod:`react.generation`).
 
     python -m react.generate --checkpoint RUN_OR_CKPT --pred-dir DIR [--split test] [--samples 10]
                              [--seed 0] [--data-root D] [--features-root F] [--device cpu|cuda]
@@ -16,118 +9,10 @@ written by the same weights and settings (``.generation.json``) is read back ins
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import os
 import sys
-import zlib
-from pathlib import Path
-
-import torch
-from tqdm import tqdm
 
 from react.data import react_layout as L
-from react.data.dyadic import DyadicWindows
-from react.utils.io import save_json, save_tensor
-
-FINGERPRINT = ".generation.json"
-
-
-def taper(num_frames: int, floor: float = 1e-3) -> torch.Tensor:
-    """Raised-sine window ``sin^2(pi (t + 0.5) / T)``; overlapping halves sum to one."""
-    t = torch.arange(num_frames, dtype=torch.float64)
-    return (torch.sin(torch.pi * (t + 0.5) / num_frames) ** 2).clamp(min=floor).float()
-
-
-def blend_windows(windows: torch.Tensor, starts: torch.Tensor, total: int) -> torch.Tensor:
-    """Overlap-add windows ``(..., W, T, D)`` starting at ``starts`` ``(W,)`` into ``(..., total, D)``."""
-    w_count, frames = windows.shape[-3:-1]
-    weight = taper(frames).to(windows)
-    rows = (starts[:, None] + torch.arange(frames)).flatten().to(windows.device)
-    weighted = (windows * weight[:, None]).flatten(-3, -2)  # (..., W*T, D)
-    summed = windows.new_zeros(*windows.shape[:-3], total, windows.shape[-1]).index_add_(-2, rows, weighted)
-    norm = windows.new_zeros(total).index_add_(0, rows, weight.repeat(w_count))
-    if (norm == 0).any():
-        raise ValueError(f"windows starting at {starts.tolist()} do not cover all {total} frames")
-    return summed / norm[:, None]
-
-
-def clip_seed(seed: int, clip: str) -> int:
-    """A per-clip seed that depends only on ``seed`` and the clip path."""
-    return (seed * 1_000_003 + zlib.crc32(clip.encode())) % 2**63
-
-
-@torch.no_grad()
-def generate_clip(model: torch.nn.Module, dataset: DyadicWindows, clip: int, samples: int, seed: int,
-                  device: torch.device | str = "cpu") -> torch.Tensor:
-    """``(samples, 750, 25)`` reactions to clip index ``clip`` of ``dataset``."""
-    video, audio = dataset.clip_windows(clip)
-    generator = torch.Generator().manual_seed(clip_seed(seed, dataset.split.clips[clip]))
-    windows = model.sample(video.to(device), audio.to(device), samples, generator)  # (W, S, T, 25)
-    return blend_windows(windows.float().cpu().transpose(0, 1), dataset.starts, L.NUM_FRAMES)
-
-
-def fingerprint(model: torch.nn.Module, dataset: DyadicWindows, samples: int, seed: int) -> dict:
-    """What determines the predictions: the weights, sampling and inversion settings, the windows,
-    the clips and their feature files (size and modification time)."""
-    digest = hashlib.sha1()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    clips = [dataset.split.clips[c] for c in dataset.clips]
-    files = hashlib.sha1()
-    for store in (dataset.video, dataset.audio):
-        for clip in clips:
-            path = store.path(clip)
-            stat = f"{path.stat().st_size}:{path.stat().st_mtime_ns}" if path.is_file() else "missing"
-            files.update(f"{path}:{stat};".encode())
-    sampling = {key: float(getattr(model, key, 0.0))
-                for key in ("noise_std", "noise_clip", "inverse_iters", "inverse_tol")}
-    return {"weights_sha1": digest.hexdigest(), "samples": samples, "seed": seed, **sampling,
-            "windows": [dataset.num_frames, [int(s) for s in dataset.starts]],
-            "features_sha1": files.hexdigest(), "clips": clips}
-
-
-def _read_existing(pred_dir: Path, dataset: DyadicWindows, samples: int, stamp: dict) -> torch.Tensor | None:
-    marker = pred_dir / dataset.split.name / FINGERPRINT
-    if not marker.is_file() or json.loads(marker.read_text()) != stamp:
-        return None
-    name, clips = dataset.split.name, dataset.split.clips
-    paths = [[L.prediction_path(pred_dir, name, clips[c], k) for k in range(samples)] for c in dataset.clips]
-    if not all(p.is_file() for row in paths for p in row):
-        return None
-    return torch.stack([torch.stack([torch.load(p, weights_only=True) for p in row]) for row in paths])
-
-
-def generate_split(model: torch.nn.Module, dataset: DyadicWindows, pred_dir: str | os.PathLike | None,
-                   samples: int = L.NUM_PREDICTIONS, seed: int = 0, device: torch.device | str = "cpu",
-                   progress: bool = True) -> torch.Tensor:
-    """Reactions to every clip of ``dataset``, ``(C, samples, 750, 25)``; written under ``pred_dir``."""
-    was_training = model.training
-    model.eval()
-    stamp = fingerprint(model, dataset, samples, seed) if pred_dir is not None else None
-    if pred_dir is not None:
-        pred_dir = Path(pred_dir)
-        existing = _read_existing(pred_dir, dataset, samples, stamp)
-        if existing is not None:
-            model.train(was_training)
-            return existing
-        (pred_dir / dataset.split.name / FINGERPRINT).unlink(missing_ok=True)
-    preds = []
-    for clip in tqdm(dataset.clips, desc=f"generate {dataset.split.name}", unit="clip", disable=not progress,
-                     leave=False):
-        pred = generate_clip(model, dataset, clip, samples, seed, device)
-        if not torch.isfinite(pred).all():
-            raise FloatingPointError(f"generated reactions for {dataset.split.clips[clip]} are not finite")
-        if pred_dir is not None:
-            for k in range(samples):
-                save_tensor(pred[k].clone(), L.prediction_path(pred_dir, dataset.split.name,
-                                                               dataset.split.clips[clip], k))
-        preds.append(pred)
-    if pred_dir is not None:
-        save_json(stamp, pred_dir / dataset.split.name / FINGERPRINT)
-    model.train(was_training)
-    return torch.stack(preds)
+from react.generation import generate_split
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,22 +25,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", help="dataset root (default: the checkpoint's data.root)")
     parser.add_argument("--features-root", help="features root (default: the checkpoint's)")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     args = parser.parse_args(argv)
-    from react.engine import load_checkpoint_model
-    from react.tasks.regnn import Task
+    from react.config import ConfigError
+    from react.engine import CheckpointError, load_checkpoint
+    from react.utils.device import resolve_device
+    from react.errors import user_message
 
+    overrides = {key: value for key, value in (("data.root", args.data_root),
+                                               ("data.features_root", args.features_root)) if value}
     try:
-        model, cfg = load_checkpoint_model(args.checkpoint)
-        if cfg.task != "regnn":
-            raise ValueError(f"{args.checkpoint}: a '{cfg.task}' checkpoint, not a regnn one")
-        cfg.data.root = args.data_root or cfg.data.root
-        cfg.data.features_root = args.features_root or cfg.data.features_root
-        dataset = Task(cfg, Path(cfg.out_dir)).dataset(args.split, targets=False)  # features only
-        model = model.to(args.device)
-        preds = generate_split(model, dataset, args.pred_dir, args.samples, args.seed, args.device)
-    except (FileNotFoundError, ValueError) as err:  # LayoutError is a ValueError
-        print(f"error: {err}", file=sys.stderr)
+        task, model, _ = load_checkpoint(args.checkpoint, task="regnn", overrides=overrides)
+        dataset = task.dataset(args.split, targets=False)  # features only
+        dataset.check_features()
+        device = resolve_device(args.device)
+        preds = generate_split(model.to(device), dataset, args.pred_dir, args.samples, args.seed, device)
+    except (FileNotFoundError, CheckpointError, ConfigError, L.LayoutError) as err:
+        print(f"error: {user_message(err)}", file=sys.stderr)
         return 2
     print(f"{preds.shape[0]} clips x {preds.shape[1]} reactions written to {args.pred_dir}/{args.split}")
     return 0

@@ -6,6 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from react.config import ConfigError, RunConfig, load_config, parse_overrides, save_config
+from react.tasks import load_task_config
 
 
 @dataclass
@@ -67,7 +68,7 @@ def test_malformed_inputs(tmp_path):
     with pytest.raises(ConfigError, match="circular"):
         load_config(loop, schema=Schema)
     with pytest.raises(ConfigError, match="unknown task 'nope'"):
-        load_config(None, ["task=nope"])
+        load_task_config(None, ["task=nope"])
 
 
 def test_resolved_config_round_trips(tmp_path):

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from react.config import load_config
-from react.engine import checkpoint_file, load_checkpoint_model, run
+from react.config import ConfigError
+from react.engine import checkpoint_file, load_checkpoint, run
+from react.tasks import load_task_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = "helpers.toy_task"
@@ -24,7 +25,7 @@ def _env() -> dict:
 
 
 def _train(out: Path, *extra: str) -> dict:
-    cfg = load_config(None, [*BASE, f"out_dir={out}", *extra])
+    cfg = load_task_config(None, [*BASE, f"out_dir={out}", *extra])
     return run(cfg)
 
 
@@ -34,11 +35,11 @@ def test_training_writes_config_checkpoints_and_learns(tmp_path):
     assert names == ["best", "epoch_0002", "epoch_0004", "last"]
     assert (tmp_path / "config.yaml").read_text().count("lr: 0.05") == 1
     assert (tmp_path / "log.txt").is_file() and any((tmp_path / "tb").iterdir())
-    last = torch.load(checkpoint_file(tmp_path / "checkpoints" / "last"), weights_only=False)
+    last = torch.load(checkpoint_file(tmp_path / "checkpoints" / "last"), weights_only=True)
     assert last["epoch"] == 4 and last["step"] == 4 * 8
     tested = json.loads((tmp_path / "test_results.json").read_text())["val/loss"]
     assert metrics["val/loss"] < 0.3 and tested == pytest.approx(last["best"])  # tested with best
-    model, cfg = load_checkpoint_model(tmp_path / "checkpoints" / "best")
+    _, model, cfg = load_checkpoint(tmp_path / "checkpoints" / "best")
     assert cfg.task == TOY and not model.training
 
 
@@ -48,26 +49,12 @@ def test_resume_continues_identically(tmp_path, workers):
     _train(tmp_path / "full", "train.epochs=5", *extra)
     _train(tmp_path / "cut", "train.epochs=2", *extra)
     _train(tmp_path / "cut", "train.epochs=5", "resume=auto", *extra)
-    full = torch.load(checkpoint_file(tmp_path / "full" / "checkpoints" / "last"), weights_only=False)
-    cut = torch.load(checkpoint_file(tmp_path / "cut" / "checkpoints" / "last"), weights_only=False)
+    full = torch.load(checkpoint_file(tmp_path / "full" / "checkpoints" / "last"), weights_only=True)
+    cut = torch.load(checkpoint_file(tmp_path / "cut" / "checkpoints" / "last"), weights_only=True)
     assert cut["epoch"] == full["epoch"] == 5 and cut["step"] == full["step"]
     for key, value in full["model"].items():
         torch.testing.assert_close(cut["model"][key], value, rtol=0, atol=0)
     assert cut["optimizer"]["state"][0]["exp_avg"].equal(full["optimizer"]["state"][0]["exp_avg"])
-
-
-def test_two_process_cpu_ddp(tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           str(ROOT / "train.py"), *BASE, f"out_dir={tmp_path}", "train.epochs=2", "train.test_at_end=false"]
-    done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
-    seen = {}
-    for rank in (0, 1):
-        rows = [json.loads(x) for x in (tmp_path / f"seen_rank{rank}.jsonl").read_text().splitlines()]
-        assert {r["world"] for r in rows} == {2}
-        seen[rank] = [i for r in rows[:4] for i in r["index"]]  # first epoch: 32 items per rank
-    assert len(seen[0]) == len(seen[1]) == 32 and not set(seen[0]) & set(seen[1])
-    assert "world size 2" in (tmp_path / "log.txt").read_text()
 
 
 @pytest.mark.parametrize("override, message", [
@@ -75,6 +62,7 @@ def test_two_process_cpu_ddp(tmp_path):
     ("train.epochs=many", "bad value for 'train.epochs'"),
     ("mode=predict", "mode: unknown 'predict'"),
 ])
+@pytest.mark.slow
 def test_cli_rejects_bad_config(tmp_path, override, message):
     cmd = [sys.executable, str(ROOT / "train.py"), *BASE, f"out_dir={tmp_path}", override]
     done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
@@ -83,13 +71,13 @@ def test_cli_rejects_bad_config(tmp_path, override, message):
 
 def test_test_mode_needs_a_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint found"):
-        run(load_config(None, [*BASE, f"out_dir={tmp_path}", "mode=test"]))
+        run(load_task_config(None, [*BASE, f"out_dir={tmp_path}", "mode=test"]))
 
 
 def test_lr_scales_and_schedule():
     from react.engine.optim import build_optimizer, build_scheduler
 
-    cfg = load_config(None, [*BASE, "train.lr_scales={'0.': 0.1}", "train.epochs=6"])
+    cfg = load_task_config(None, [*BASE, "train.lr_scales={'0.': 0.1}", "train.epochs=6"])
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
     optimizer = build_optimizer(model, cfg.train)
     assert sorted(g["lr"] for g in optimizer.param_groups) == pytest.approx([0.005, 0.05])
@@ -101,8 +89,8 @@ def test_lr_scales_and_schedule():
         scheduler.step()
     # warm-up 1 epoch (half lr), then full lr, halved from milestone epoch 3 on
     assert lrs == pytest.approx([0.025, 0.05, 0.05, 0.025, 0.025])
-    bad = load_config(None, [*BASE, "train.lr_scales={encoder: 0.1}"])
-    with pytest.raises(Exception, match="no trainable parameter starts with encoder"):
+    bad = load_task_config(None, [*BASE, "train.lr_scales={encoder: 0.1}"])
+    with pytest.raises(ConfigError, match="no trainable parameter starts with encoder"):
         build_optimizer(model, bad.train)
 
 
@@ -115,5 +103,5 @@ def test_resume_survives_an_interrupted_checkpoint_swap(tmp_path):
     _train(tmp_path, "train.epochs=3", "resume=auto", "train.test_at_end=false")
     assert "resumed from" in (tmp_path / "log.txt").read_text() and ".last.old at epoch 2" in (
         tmp_path / "log.txt").read_text()
-    assert torch.load(checkpoint_file(last), weights_only=False)["epoch"] == 3
+    assert torch.load(checkpoint_file(last), weights_only=True)["epoch"] == 3
     assert not last.with_name(".last.tmp").exists() and not last.with_name(".last.old").exists()

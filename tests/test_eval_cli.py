@@ -146,6 +146,7 @@ def test_bad_flag_values_exit_2(layout, capsys):
         assert "no CUDA device" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_script_runs_as_a_command(layout, tmp_path):
     root = layout[0]
     out = tmp_path / "cmd.json"

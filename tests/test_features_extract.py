@@ -167,6 +167,7 @@ def test_weight_free_audio_follows_the_video_frame_count(data, tmp_path, kind, d
         assert np.ptp(features.mean(1).numpy()) > 0.5
 
 
+@pytest.mark.slow
 def test_batch_script_runs_every_split_and_type(data, tmp_path):
     script = Path(__file__).resolve().parents[1] / "scripts" / "extract_features.sh"
     env = {**os.environ, "PY": sys.executable}

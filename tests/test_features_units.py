@@ -131,10 +131,10 @@ def test_backbone_arch_typos_are_errors():
     from omegaconf import OmegaConf
 
     from features.video import build_swin
-    from react.models.ssl_audio import build_ssl_encoder
+    from react.pretrained import pretrained_ssl_encoder
 
     with pytest.raises(ValueError, match="unknown config field.*hiden_size"):
-        build_ssl_encoder("wav2vec2", None, True, hiden_size=16)
+        pretrained_ssl_encoder("wav2vec2", None, True, hiden_size=16)
     cfg = OmegaConf.create({"weights": "", "random_init": True, "arch": {"embed_dm": 8}, "crop": 112,
                             "backbone": "swin_tiny_patch4_window7_224"})
     with pytest.raises(ValueError, match="video.arch .*embed_dm"):

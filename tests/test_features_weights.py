@@ -15,7 +15,7 @@ from features.audio import WaveReader, ssl_frame_times
 from features.extract import extract, main
 from features.video import FrameReader
 from react.data.react_layout import audio_path, feature_path, read_split, video_path
-from react.models.ssl_audio import build_ssl_encoder
+from react.pretrained import pretrained_ssl_encoder
 
 BACKBONE = "swin_tiny_patch4_window7_224"
 TINY_SWIN = {"embed_dim": 32, "depths": [1, 1], "num_heads": [1, 2], "patch_size": 8}  # as features_tiny.yaml
@@ -91,7 +91,7 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(data, tmp_path, cap
 
 def test_audio_hf_directory_loads(data, tmp_path):
     torch.manual_seed(31)
-    trained = build_ssl_encoder("wav2vec2", None, random_init=True).eval()
+    trained = pretrained_ssl_encoder("wav2vec2", None, random_init=True).eval()
     hf_dir = tmp_path / "w2v"
     trained.save_pretrained(hf_dir)
     out = tmp_path / "feats"

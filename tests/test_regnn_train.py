@@ -13,11 +13,13 @@ import pytest
 import torch
 from helpers.regnn_data import synthetic_react, tiny_overrides, write_features
 
-from react.config import ConfigError, load_config
+from react.config import ConfigError
 from react.data import react_layout as L
-from react.engine import checkpoint_file, load_checkpoint_model, run
-from react.generate import generate_split, main
+from react.engine import checkpoint_file, load_checkpoint, run
+from react.generate import main
+from react.generation import generate_split
 from react.losses import LossConfig, regnn_losses
+from react.tasks import RunPaths, load_task_config
 from react.tasks.regnn import Task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +59,7 @@ def test_losses_match_hand_computation():
 
 
 def _config(data: Path, out: Path, *extra: str):
-    return load_config(TINY, [*tiny_overrides(data, out), *extra])
+    return load_task_config(TINY, [*tiny_overrides(data, out), *extra])
 
 
 @pytest.mark.parametrize("override, message", [
@@ -68,11 +70,11 @@ def _config(data: Path, out: Path, *extra: str):
 ])
 def test_bad_settings_are_rejected(data, tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
-        Task(_config(data, tmp_path, override), tmp_path)
+        Task(_config(data, tmp_path, override), RunPaths(tmp_path))
 
 
 def test_training_step_on_a_batch(data, tmp_path):
-    task = Task(_config(data, tmp_path), tmp_path)
+    task = Task(_config(data, tmp_path), RunPaths(tmp_path))
     model, dataset = task.build_model(), task.train_dataset()
     batch = task.collate([dataset[i] for i in (0, 40, 300)])
     loss, scalars = task.training_step(model, batch)
@@ -95,12 +97,13 @@ def test_resume_after_checkpoint_matches_uninterrupted_run(data, tmp_path):
     assert "resumed from" in (tmp_path / "cut" / "log.txt").read_text()
 
 
+@pytest.mark.slow
 def test_two_process_cpu_ddp_with_accelerate_launch(data, tmp_path):
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
            "29571", str(ROOT / "train.py"), "--config", str(TINY), *tiny_overrides(data, tmp_path),
            "train.epochs=1", "train.max_steps_per_epoch=3", "train.batch_size=8", "train.test_at_end=false",
-           "val.samples=0", "val.max_clips=2", "log_sample_indices=true"]
+           "val.samples=0", "val.max_clips=2", "train.log_sample_indices=true"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -140,8 +143,8 @@ def test_generation_writes_ten_distinct_reproducible_reactions_per_clip(data, tr
     assert preds.shape == (8, 10, 750, 25) and preds.dtype == torch.float32
     gaps = (preds[:, :, None] - preds[:, None]).abs().flatten(3).amax(-1)  # (clip, k, k')
     assert (gaps + torch.eye(10) > 1e-3).all()  # every pair of a clip's samples differs
-    model, cfg = load_checkpoint_model(out / "checkpoints" / "best")
-    dataset = Task(cfg, out).dataset("test")
+    _, model, cfg = load_checkpoint(out / "checkpoints" / "best")
+    dataset = Task(cfg, RunPaths(out)).dataset("test")
     again = generate_split(model, dataset, out / "again", seed=cfg.generate.seed, progress=False)
     assert torch.equal(again, preds) and torch.equal(_predictions(out / "again", split), preds)
     stamp = out / "again" / "test" / ".generation.json"
@@ -164,7 +167,7 @@ def test_generate_command(data, trained, tmp_path, capsys):
 def test_generated_reactions_beat_random_and_mean_reaction(data, trained):
     out, _, summary = trained
     model_scores = summary["metrics"]
-    task = Task(_config(data, out), out)
+    task = Task(_config(data, out), RunPaths(out))
     dataset = task.dataset("test")
     train = L.read_split(data, "train")
     train_listeners = L.read_emotions(train)[[train.listener_index(i) for i in range(len(train))]]
@@ -172,7 +175,6 @@ def test_generated_reactions_beat_random_and_mean_reaction(data, trained):
     mean = torch.from_numpy(np.broadcast_to(train_listeners.mean((0, 1)), shape).copy())
     random = torch.rand(shape, generator=torch.Generator().manual_seed(0))
     baselines = {"mean": task.score(dataset, mean), "random": task.score(dataset, random)}
-    print({"model": model_scores, **baselines})
     for scores in baselines.values():
         assert model_scores["FRC"] > scores["FRC"] + 3.0  # FRC sums 10 samples' CCCs: ~0.3 each
         assert model_scores["FRD"] < 0.6 * scores["FRD"]

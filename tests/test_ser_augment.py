@@ -9,7 +9,6 @@ import torch
 
 from react.data.augment import (
     AugmentConfig,
-    SpecAugment,
     WaveAugment,
     add_noise,
     gain,
@@ -18,7 +17,8 @@ from react.data.augment import (
     time_stretch,
 )
 from react.data.ser_corpus import AudioCache, parse_ravdess_name
-from react.tasks.ser import SERDataset
+from react.data.ser_dataset import SERDataset
+from react.models.specaugment import SpecAugment
 
 SR = 16000
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from react.data.audio import AudioError, load_audio
 from react.data.ser_corpus import (
     CorpusError,
     Utterance,
     label_space,
-    load_audio,
     parse_cremad_name,
     parse_ravdess_name,
     read_cremad_demographics,
@@ -160,5 +160,5 @@ def test_load_audio_resamples_and_rejects_bad_files(tmp_path):
     spectrum = np.abs(np.fft.rfft(wave))
     assert spectrum.argmax() == 440  # 1 Hz bins over one second
     (tmp_path / "broken.wav").write_bytes(b"RIFF....not audio")
-    with pytest.raises(CorpusError, match="broken.wav: cannot decode"):
+    with pytest.raises(AudioError, match="broken.wav: cannot decode"):
         load_audio(tmp_path / "broken.wav", 16000)

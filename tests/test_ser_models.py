@@ -1,22 +1,28 @@
 """Speech-emotion models: log-mel front end, padding masks, partial unfreezing, SSL weight loading,
 ONNX parity."""
 
+import logging
+
 import onnx
 import pytest
 import torch
 
-from react.data.augment import AugmentConfig
-from react.models.ser import AttentionPooling, LogMel, SERModel, SERModelConfig
-from react.models.ssl_audio import build_ssl_encoder
+from react.models.ser import SSL_TRAINING_FIELDS, AttentionPooling, LogMel, SERModel, SERModelConfig
+from react.models.ssl_audio import FAMILIES
+from react.pretrained import load_ssl_weights, pretrained_ssl_encoder, ssl_architecture
 from react.ser.export import export_onnx
 
 SR = 16000
-NO_AUG = AugmentConfig(p_specaug=0.0)
 
 
 def _model(**kw) -> SERModel:
+    """A model as the task builds it: the SSL architecture resolved first (no weights loaded)."""
     torch.manual_seed(0)
-    return SERModel(SERModelConfig(**kw), NO_AUG, n_classes=4, sample_rate=SR)
+    cfg = SERModelConfig(**kw)
+    if cfg.encoder in FAMILIES:
+        cfg.ssl_arch = ssl_architecture(cfg.encoder, cfg.weights, cfg.random_init, **SSL_TRAINING_FIELDS,
+                                        **cfg.random_init_config)
+    return SERModel(cfg, n_classes=4, sample_rate=SR)
 
 
 def test_logmel_matches_stft_power():
@@ -105,22 +111,30 @@ def test_partial_unfreezing_trains_only_the_last_layers():
 
 
 def test_ssl_encoder_loads_local_weights_and_rejects_bad_paths(tmp_path):
-    with pytest.warns(UserWarning, match="RANDOMLY INITIALISED"):
-        tiny = build_ssl_encoder("hubert", None, True)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("react.weights").addHandler(handler)
+    try:
+        tiny = pretrained_ssl_encoder("hubert", None, True)
+    finally:
+        logging.getLogger("react.weights").removeHandler(handler)
+    assert [r.getMessage().count("RANDOMLY INITIALISED") for r in records] == [1]  # said once
     tiny.save_pretrained(tmp_path / "hubert")
-    loaded = build_ssl_encoder("hubert", tmp_path / "hubert", False)
+    loaded = pretrained_ssl_encoder("hubert", tmp_path / "hubert", False)
     assert type(loaded).__name__ == "HubertModel"
     for key, value in tiny.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
     with pytest.raises(FileNotFoundError, match="no weights path given"):
-        build_ssl_encoder("wavlm", None, False)
+        pretrained_ssl_encoder("wavlm", None, False)
     with pytest.raises(FileNotFoundError, match="not a local HF-format model directory"):
-        build_ssl_encoder("wavlm", tmp_path / "nothing", False)
+        pretrained_ssl_encoder("wavlm", tmp_path / "nothing", False)
     with pytest.raises(ValueError, match="holds a 'hubert' model, expected 'wavlm'"):
-        build_ssl_encoder("wavlm", tmp_path / "hubert", False)
+        pretrained_ssl_encoder("wavlm", tmp_path / "hubert", False)
     with pytest.raises(ValueError, match="unknown SSL encoder family 'bert'"):
-        build_ssl_encoder("bert", None, True)
-    model = SERModel(SERModelConfig(encoder="hubert", weights=str(tmp_path / "hubert")), NO_AUG, 3, SR)
+        pretrained_ssl_encoder("bert", None, True)
+    model = _model(encoder="hubert", weights=str(tmp_path / "hubert"))
+    load_ssl_weights(model.encoder.model, "hubert", tmp_path / "hubert")
     assert torch.equal(model.encoder.model.feature_projection.projection.weight,
                        tiny.feature_projection.projection.weight)
 

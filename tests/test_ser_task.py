@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from react.config import load_config
+from react.tasks import RunPaths, load_task_config
 from react.data.ser_corpus import CorpusError, scan_ravdess
 from react.ser import export, predict
 from react.ser.report import write_report
@@ -76,9 +76,9 @@ def test_synthetic_corpus_layout_and_prosody(corpus):
 
 
 def test_task_splits_step_validate_and_report(corpus, tmp_path, caplog):
-    cfg = load_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}", "data.val_fraction=0.2",
+    cfg = load_task_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}", "data.val_fraction=0.2",
                              "data.test_fraction=0.2", "loss.class_weights=true"])
-    task = Task(cfg, tmp_path)
+    task = Task(cfg, RunPaths(tmp_path))
     assert not (tmp_path / "splits.json").exists()  # nothing is read or written until data is needed
     actors = {k: {u.actor for u in v} for k, v in task.splits.items()}
     assert [len(actors[k]) for k in ("train", "val", "test")] == [4, 1, 1]
@@ -89,14 +89,14 @@ def test_task_splits_step_validate_and_report(corpus, tmp_path, caplog):
     assert saved["params"] == {"seed": 0, "val_fraction": 0.2, "test_fraction": 0.2, "kfold": 0, "fold": 0,
                                "datasets": ["ravdess"]}
     # testing in this dir with another seed reuses the saved speakers, with a warning
-    cfg2 = load_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}", "seed=99", "mode=test"])
+    cfg2 = load_task_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}", "seed=99", "mode=test"])
     with caplog.at_level(logging.WARNING, logger="react"):
-        assert {k: {u.actor for u in v} for k, v in Task(cfg2, tmp_path).splits.items()} == actors
+        assert {k: {u.actor for u in v} for k, v in Task(cfg2, RunPaths(tmp_path)).splits.items()} == actors
     assert "made with other settings" in caplog.text and "'seed': (0, 99)" in caplog.text
     # training on with other split settings would mix speakers: refused
-    cfg3 = load_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}", "seed=99"])
+    cfg3 = load_task_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}", "seed=99"])
     with pytest.raises(CorpusError, match="made with other settings"):
-        Task(cfg3, tmp_path).train_dataset()
+        Task(cfg3, RunPaths(tmp_path)).train_dataset()
 
     dataset = task.train_dataset()
     batch = task.collate([dataset[i] for i in range(5)])

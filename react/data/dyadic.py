@@ -126,6 +126,21 @@ class DyadicWindows(Dataset):
         if targets:
             self.neighbours, self.counts = self._neighbour_table(L.read_appropriateness(self.split))
 
+    def check_features(self, shown: int = 5) -> None:
+        """Open every clip's video and audio features once and raise one :class:`LayoutError`
+        listing the problems (the first ``shown`` and a count) before any work starts."""
+        problems = []
+        for clip in (self.split.clips[c] for c in self.clips):
+            for store in (self.video, self.audio):
+                try:
+                    store[clip]
+                except L.LayoutError as err:
+                    problems.append(str(err))
+        if problems:
+            more = f"\n  ... and {len(problems) - shown} more" if len(problems) > shown else ""
+            raise L.LayoutError(f"{len(problems)} feature file problem(s) in split '{self.split.name}':\n  "
+                                + "\n  ".join(problems[:shown]) + more)
+
     def _neighbour_table(self, matrix) -> tuple[torch.Tensor, torch.Tensor]:
         """``(2N, Kmax)`` indices of appropriate reactions (clip index of each reaction), real first."""
         n = len(self.split)

@@ -119,6 +119,31 @@ def prediction_path(pred_dir: str | os.PathLike, split: str, clip: str, k: int) 
     return Path(pred_dir) / split / clip / f"result-{k}.pth"
 
 
+def read_prediction(path: str | os.PathLike, frames: int = NUM_FRAMES) -> np.ndarray:
+    """One ``result-<k>.pth`` as float32 ``(frames, 25)``, checked; :class:`LayoutError` otherwise."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise LayoutError(f"{path}: prediction file not found")
+    try:
+        value = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is one clear error
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise LayoutError(f"{path}: cannot be read as a tensor file ({reason})") from None
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        got = f"{type(value).__name__}" + (f" of {value.dtype}" if isinstance(value, torch.Tensor) else "")
+        raise LayoutError(f"{path}: expected a float tensor, got {got}")
+    if tuple(value.shape) != (frames, EMOTION_DIM):
+        raise LayoutError(f"{path}: expected shape ({frames}, {EMOTION_DIM}), got {tuple(value.shape)}")
+    array = value.float().numpy()
+    if not np.isfinite(array).all():
+        raise LayoutError(f"{path}: contains {int((~np.isfinite(array)).sum())} NaN/inf value(s)")
+    return array
+
+
 def appropriateness_path(data_dir: str | os.PathLike, split: str) -> Path:
     return Path(data_dir) / f"neighbour_emotion_{split}.npy"
 
@@ -170,3 +195,23 @@ def read_appropriateness(split: Split) -> np.ndarray:
             f"{path}: matrix is {matrix.shape} but {split.name}.csv lists {n // 2} rows, i.e. "
             f"{n} clips in both directions, so it must be ({n}, {n})")
     return matrix.astype(bool)
+
+
+# Dataset-wide appropriateness files of the official tools (the matrix name is misspelt as released).
+DATASET_MATRIX = "Approprirate_facial_reaction.npy"
+DATA_INDICES = "data_indices.csv"
+MEDIA_FOLDERS = ("Video_files", "Audio_files", "Emotion", "3D_FV_files")  # per split, as released
+
+
+def dyad_key(clip: str) -> tuple[str, str, str]:
+    """``(SITE, session, clip number)`` naming the dyad of a clip path, as the official tools key it.
+
+    ``site/group/person/clip`` gives ``(SITE, group, clip)``; the longer UDIVA paths
+    ``site/a/b/person/clip`` give ``(SITE, b_a, clip)``.
+    """
+    parts = clip.split("/")
+    if len(parts) < 4:
+        raise LayoutError(f"{clip!r}: expected a clip path site/group/person/clip")
+    if len(parts) > 4:
+        return parts[0].upper(), f"{parts[2]}_{parts[1]}", parts[4]
+    return parts[0].upper(), parts[1], parts[3]

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-from scipy.signal import resample_poly
 
+from react.data.audio import load_audio
 from react.data.react_layout import LayoutError
 
 EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
@@ -229,23 +228,6 @@ def speaker_split(utterances: list[Utterance], val_fraction: float, test_fractio
     if not train:
         raise CorpusError(f"{len(actors)} actors are too few for val={val_fraction}, test={test_fraction}")
     return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
-
-
-def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
-    """Decode a sound file to mono float32 at ``sample_rate``; clear errors for bad files."""
-    try:
-        wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as err:
-        raise CorpusError(f"{path}: cannot decode audio: {err}") from None
-    wave = wave.mean(axis=1)
-    if wave.size == 0:
-        raise CorpusError(f"{path}: empty audio")
-    if not np.isfinite(wave).all():
-        raise CorpusError(f"{path}: audio contains NaN or infinite samples")
-    if sr != sample_rate:
-        g = np.gcd(sr, sample_rate)
-        wave = resample_poly(wave, sample_rate // g, sr // g).astype(np.float32)
-    return wave
 
 
 class AudioCache:

@@ -1,6 +1,7 @@
 """The training engine: one loop for every task, checkpoints, resume, test mode."""
 
-from react.engine.checkpoint import checkpoint_file
-from react.engine.trainer import fit, load_checkpoint_model, run, test
+from react.engine.checkpoint import CheckpointError, checkpoint_file
+from react.engine.trainer import RunExistsError, TrainingInterrupted, fit, load_checkpoint, run, test
 
-__all__ = ["checkpoint_file", "fit", "load_checkpoint_model", "run", "test"]
+__all__ = ["CheckpointError", "RunExistsError", "TrainingInterrupted", "checkpoint_file", "fit",
+           "load_checkpoint", "run", "test"]

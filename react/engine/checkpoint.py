@@ -1,8 +1,14 @@
-"""Checkpoints: ``<out_dir>/checkpoints/<name>/state.pt`` plus one RNG file per rank."""
+"""Checkpoints: ``<out_dir>/checkpoints/<name>/state.pt`` plus one RNG file per rank.
+
+Files are read with ``torch.load(weights_only=True)``: tensors and plain containers only, so a
+checkpoint from elsewhere cannot run code. A checkpoint is written into a staging folder and
+swapped in only when complete (weights and every rank's RNG state).
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -10,7 +16,14 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from react.config import merge_config
+
 STATE = "state.pt"
+NUMBERED = re.compile(r"epoch_\d+")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used (unreadable, not a checkpoint, unsafe)."""
 
 
 def checkpoint_dir(out_dir: str | os.PathLike, name: str) -> Path:
@@ -26,6 +39,13 @@ def checkpoint_file(path: str | os.PathLike) -> Path:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"{path}: no checkpoint found (looked for {', '.join(map(str, candidates[1:]))})")
+
+
+def run_dir_of(path: str | os.PathLike) -> Path:
+    """The run folder a checkpoint belongs to (``<run>/checkpoints/<name>/state.pt`` -> ``<run>``);
+    for a loose ``state.pt``, its own folder."""
+    file = checkpoint_file(path)
+    return file.parents[2] if file.parent.parent.name == "checkpoints" else file.parent
 
 
 def _staging(target: Path) -> Path:
@@ -58,6 +78,18 @@ def publish(target: Path) -> None:
     shutil.rmtree(_previous(target), ignore_errors=True)
 
 
+def prune_numbered(out_dir: str | os.PathLike, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` numbered (``epoch_NNNN``) checkpoints; ``keep`` 0 keeps all."""
+    folder = Path(out_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    numbered = sorted(p for p in folder.glob("epoch_*") if NUMBERED.fullmatch(p.name))
+    doomed = numbered[:-keep] if keep > 0 else []
+    for path in doomed:
+        shutil.rmtree(path)
+    return doomed
+
+
 def latest(target: Path) -> Path | None:
     """``target`` if it holds a checkpoint, else the previous one left by an interrupted swap."""
     for candidate in (target, _previous(target)):
@@ -66,19 +98,31 @@ def latest(target: Path) -> Path | None:
     return None
 
 
+def _safe_load(file: Path) -> Any:
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad file; one clear line
+        text = str(err).strip()
+        reason = "it holds objects other than tensors and plain values, which are never unpickled" \
+            if "weights_only" in text.lower() or "unsupported global" in text.lower() \
+            else (text.splitlines()[0] if text else type(err).__name__)
+        raise CheckpointError(f"{file}: not a readable checkpoint ({reason})") from None
+
+
 def load_state(path: str | os.PathLike) -> dict[str, Any]:
-    return torch.load(checkpoint_file(path), map_location="cpu", weights_only=False)
+    """The state dict of a checkpoint (``model``, ``optimizer``, ``scheduler``, ``epoch``, ``config``...)."""
+    file = checkpoint_file(path)
+    state = _safe_load(file)
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise CheckpointError(f"{file}: not a checkpoint of this framework (no model weights and config)")
+    return state
 
 
 def load_rng(path: str | os.PathLike, rank: int) -> dict | None:
     file = checkpoint_file(path).parent / f"rng_rank{rank}.pt"
-    return torch.load(file, weights_only=False) if file.is_file() else None
+    return _safe_load(file) if file.is_file() else None
 
 
-def config_of(state: dict[str, Any]) -> DictConfig:
-    """Rebuild the typed config stored in a checkpoint."""
-    from react.config import merge_config
-    from react.tasks import task_schema
-
-    stored = state["config"]
-    return merge_config(OmegaConf.structured(task_schema(stored["task"])), stored, "checkpoint config")
+def config_of(state: dict[str, Any], schema: type) -> DictConfig:
+    """Rebuild the typed config stored in a checkpoint on ``schema``."""
+    return merge_config(OmegaConf.structured(schema), state["config"], "checkpoint config")

@@ -16,10 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from react.data.augment import AugmentConfig, SpecAugment
+from react.models.specaugment import SpecAugment
 from react.models.ssl_audio import FAMILIES, build_ssl_encoder
 
 ENCODER_MODES = ("frozen", "full", "last_n")
+# fixed in every SSL encoder here: no layer drop, no HF SpecAugment (ours runs on the layer mix)
+SSL_TRAINING_FIELDS = {"layerdrop": 0.0, "apply_spec_augment": False}
 
 
 @dataclass
@@ -28,6 +30,9 @@ class SERModelConfig:
     weights: str = ""  # local HF-format directory of the SSL encoder
     random_init: bool = False  # build a small random SSL encoder instead (tests / smoke runs)
     random_init_config: dict[str, Any] = field(default_factory=dict)  # overrides of ssl_audio.TINY_CONFIG
+    # the SSL encoder's architecture (its transformers config fields); filled in from `weights` or
+    # random_init when a run starts, so that a checkpoint rebuilds its model without the weights folder
+    ssl_arch: dict[str, Any] = field(default_factory=dict)
     encoder_mode: str = "frozen"  # frozen | full | last_n
     unfreeze_last_n: int = 0  # transformer layers trained when encoder_mode = last_n
     layer_weighting: bool = True  # learned softmax-weighted sum of all SSL layers (else last layer)
@@ -174,9 +179,9 @@ class SSLEncoder(nn.Module):
         super().__init__()
         if cfg.encoder_mode not in ENCODER_MODES:
             raise ValueError(f"model.encoder_mode '{cfg.encoder_mode}' not in {', '.join(ENCODER_MODES)}")
-        overrides = {"layerdrop": 0.0, "apply_spec_augment": False,
-                     **(cfg.random_init_config if cfg.random_init else {})}
-        self.model = build_ssl_encoder(cfg.encoder, cfg.weights or None, cfg.random_init, **overrides)
+        if not cfg.ssl_arch:
+            raise ValueError("model.ssl_arch is empty (the task fills it in from model.weights or random_init)")
+        self.model = build_ssl_encoder(cfg.encoder, {**cfg.ssl_arch, **SSL_TRAINING_FIELDS})
         conf = self.model.config
         self.use_attention_mask = conf.feat_extract_norm == "layer"
         self.mode = cfg.encoder_mode
@@ -248,9 +253,11 @@ class AttentionPooling(nn.Module):
 class SERModel(nn.Module):
     """Encoder -> attention pooling (+ optional log-mel branch) -> MLP emotion logits (+ sex logits)."""
 
-    def __init__(self, cfg: SERModelConfig, augment: AugmentConfig, n_classes: int, sample_rate: int):
+    def __init__(self, cfg: SERModelConfig, n_classes: int, sample_rate: int,
+                 specaug: SpecAugment | None = None):
         super().__init__()
-        specaug = SpecAugment.from_config(augment)
+        specaug = specaug if specaug is not None else SpecAugment(0.0, 0, 0.0, 0, 0)
+
         def mel_cnn() -> LogMelCNNEncoder:
             return LogMelCNNEncoder(sample_rate, cfg.n_mels, cfg.cnn_channels, cfg.embed_dim, specaug)
 

@@ -1,21 +1,17 @@
-"""Self-supervised speech encoders (Wav2Vec2 / HuBERT / WavLM) from local weights or random init.
+"""Self-supervised speech encoders (Wav2Vec2 / HuBERT / WavLM) built from an architecture config.
 
-The one place that builds these encoders: the SER models and the feature extractors use it.
+Models read no files: the architecture comes as a dict (a Hugging Face config's fields), and
+pretrained weights are loaded by :mod:`react.pretrained`.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from react.utils.logging import get_logger, warn_random_init
-
-log = get_logger(__name__)
-
 FAMILIES = ("wav2vec2", "hubert", "wavlm")
+NOT_ARCHITECTURE = ("model_type", "transformers_version", "architectures")  # bookkeeping of saved configs
 
 # A few-hundred-kB encoder for tests and CPU smoke runs; same topology as the real ones.
 TINY_CONFIG: dict[str, Any] = {
@@ -25,7 +21,8 @@ TINY_CONFIG: dict[str, Any] = {
 }
 
 
-def _classes(family: str) -> tuple[type, type]:
+def ssl_classes(family: str) -> tuple[type, type]:
+    """The ``transformers`` (config class, model class) of an encoder family."""
     from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2Model, WavLMConfig, WavLMModel
 
     table = {"wav2vec2": (Wav2Vec2Config, Wav2Vec2Model), "hubert": (HubertConfig, HubertModel),
@@ -35,34 +32,20 @@ def _classes(family: str) -> tuple[type, type]:
     return table[family]
 
 
-def build_ssl_encoder(family: str, weights: str | os.PathLike | None, random_init: bool,
-                      **tiny_cfg: Any) -> nn.Module:
-    """A ``transformers`` Wav2Vec2Model / HubertModel / WavLMModel.
-
-    ``weights`` is a local HF-format directory (``config.json`` + weights) loaded with
-    ``from_pretrained``; its ``model_type`` must match ``family``. With ``random_init`` the weights
-    are ignored and a randomly initialised model is built from :data:`TINY_CONFIG` updated with
-    ``tiny_cfg`` (a loud warning is issued: such a model has learned nothing). Without weights and
-    without ``random_init`` this is an error. ``tiny_cfg`` also overrides fields of a loaded
-    config (e.g. ``layerdrop=0.0``); architecture fields there must match the weights.
-    """
-    config_cls, model_cls = _classes(family)
-    unknown = sorted(set(tiny_cfg) - set(config_cls().to_dict()))
-    if unknown:  # transformers configs accept any keyword: a typo would pass silently
+def check_fields(family: str, fields: dict[str, Any]) -> None:
+    """Reject config fields the family does not have (``transformers`` configs accept any keyword,
+    so a typo would pass silently)."""
+    valid = ssl_classes(family)[0]().to_dict()
+    unknown = sorted(set(fields) - set(valid))
+    if unknown:
         raise ValueError(f"SSL encoder '{family}': unknown config field(s) {', '.join(unknown)}; valid: "
-                         f"{', '.join(sorted(config_cls().to_dict()))}")
-    if random_init:
-        warn_random_init(f"SSL encoder '{family}'", f"; weights '{weights}' are ignored" if weights else "")
-        return model_cls(config_cls(**{**TINY_CONFIG, **tiny_cfg}))
-    if not weights:
-        raise FileNotFoundError(f"SSL encoder '{family}': no weights path given; set the path of a local "
-                                "HF-format model directory or random_init: true")
-    path = Path(weights)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path}: not a local HF-format model directory (no config.json); "
-                                "no weights can be downloaded, copy them there or set random_init: true")
-    config = config_cls.from_pretrained(path, **tiny_cfg)
-    if config.model_type != config_cls.model_type:
-        raise ValueError(f"{path}: holds a '{config.model_type}' model, expected '{config_cls.model_type}' "
-                         f"for family '{family}'")
-    return model_cls.from_pretrained(path, config=config)
+                         f"{', '.join(sorted(valid))}")
+
+
+def build_ssl_encoder(family: str, arch: dict[str, Any]) -> nn.Module:
+    """A randomly initialised Wav2Vec2Model / HubertModel / WavLMModel of architecture ``arch``
+    (the fields of its ``transformers`` config; :data:`TINY_CONFIG` for a tiny one)."""
+    config_cls, model_cls = ssl_classes(family)
+    fields = {k: v for k, v in arch.items() if k not in NOT_ARCHITECTURE}
+    check_fields(family, fields)
+    return model_cls(config_cls(**fields))

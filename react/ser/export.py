@@ -79,13 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--atol", type=float, default=1e-4, help="largest allowed probability difference")
     args = parser.parse_args(argv)
+    from react.errors import user_message
     from react.ser.predict import load_ser_model
 
     try:
         model, classes, sample_rate = load_ser_model(args.checkpoint)
         worst = export_onnx(model, args.out, classes, sample_rate, args.opset, args.atol)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {user_message(err)}", file=sys.stderr)
         return 2
     print(f"wrote {args.out}: classes {', '.join(classes)}, {sample_rate} Hz; "
           f"max |ONNX - PyTorch| = {worst:.2e}")

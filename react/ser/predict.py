@@ -4,7 +4,9 @@
     python -m react.ser.predict long.wav --checkpoint runs/ser_tiny --stream --window 2 --hop 0.5
     python -m react.ser.predict --mic --checkpoint runs/ser_tiny [--seconds 30]   # needs sounddevice
 
-Windows quieter than ``--silence-db`` (dBFS RMS) are reported as ``silence`` without classification.
+A file shorter than ``--min-seconds`` or without speech (fewer than ``--min-voiced`` of its 25 ms
+frames above ``--silence-db`` dBFS) is an error, not a guess; in a timeline such a window is
+reported as ``silence`` without classification.
 """
 
 from __future__ import annotations
@@ -15,35 +17,24 @@ import os
 import sys
 
 import numpy as np
-import torch
 from torch import nn
 
-from react.data.ser_corpus import CorpusError, label_space, load_audio
-from react.tasks.ser import pad_batch
+from react.data.audio import load_audio
+from react.data.react_layout import LayoutError
+from react.data.ser_corpus import label_space
+from react.errors import user_message
+from react.ser.inference import classify
 
 SILENCE = "silence"
 
 
 def load_ser_model(checkpoint: str | os.PathLike) -> tuple[nn.Module, list[str], int]:
-    """Model (eval mode), class names and sample rate of a ``ser`` checkpoint."""
-    from react.engine import load_checkpoint_model
+    """Model (eval mode), class names and sample rate of a ``ser`` checkpoint (the checkpoint
+    alone: the SSL weights folder it was trained from is not needed)."""
+    from react.engine import load_checkpoint
 
-    model, cfg = load_checkpoint_model(checkpoint)
-    if cfg.task != "ser":
-        raise ValueError(f"{checkpoint}: a '{cfg.task}' checkpoint, not a speech-emotion ('ser') one")
+    _, model, cfg = load_checkpoint(checkpoint, task="ser")
     return model, list(label_space(cfg.data.emotions)), int(cfg.data.sample_rate)
-
-
-@torch.no_grad()
-def classify(model: nn.Module, waves: list[np.ndarray], batch_size: int = 16) -> np.ndarray:
-    """Class probabilities (N, C) of mono waveforms at the model's sample rate."""
-    device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(waves), batch_size):
-        wave, mask = pad_batch([torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
-                                for w in waves[start:start + batch_size]])
-        out.append(torch.softmax(model(wave.to(device), mask.to(device))["logits"].float(), -1).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
 def window_starts(n_samples: int, window: int, hop: int) -> list[int]:
@@ -62,13 +53,37 @@ def rms_db(wave: np.ndarray) -> float:
     return float(10 * np.log10(np.mean(np.square(wave, dtype=np.float64)) + 1e-12))
 
 
+def voiced_fraction(wave: np.ndarray, sample_rate: int, silence_db: float) -> float:
+    """Share of 25 ms frames whose RMS level is at least ``silence_db`` dBFS."""
+    frame = max(1, round(0.025 * sample_rate))
+    n = wave.size // frame
+    if n == 0:
+        return 0.0
+    power = np.mean(np.square(wave[: n * frame].reshape(n, frame), dtype=np.float64), axis=1)
+    return float(np.mean(10 * np.log10(power + 1e-12) >= silence_db))
+
+
+def speech_problem(wave: np.ndarray, sample_rate: int, min_seconds: float, silence_db: float,
+                   min_voiced: float) -> str | None:
+    """Why ``wave`` cannot be classified (too short, no speech), or None."""
+    seconds = wave.size / sample_rate
+    if seconds < min_seconds:
+        return f"too short to classify: {seconds:.2f} s < {min_seconds:g} s"
+    voiced = voiced_fraction(wave, sample_rate, silence_db)
+    if voiced < min_voiced:
+        return (f"no speech detected: {voiced:.0%} of 25 ms frames above {silence_db:g} dBFS "
+                f"(needs {min_voiced:.0%})")
+    return None
+
+
 def timeline(model: nn.Module, wave: np.ndarray, sample_rate: int, classes: list[str], window_s: float,
-             hop_s: float, silence_db: float) -> list[dict]:
-    """One entry per sliding window: start/end seconds, label, confidence, probabilities."""
+             hop_s: float, silence_db: float, min_voiced: float = 0.1) -> list[dict]:
+    """One entry per sliding window: start/end seconds, label, confidence, probabilities; windows
+    with too little speech are labelled ``silence``."""
     window, hop = round(window_s * sample_rate), round(hop_s * sample_rate)
     starts = window_starts(wave.size, window, hop)
     chunks = [wave[s:s + window] for s in starts]
-    loud = [i for i, c in enumerate(chunks) if rms_db(c) >= silence_db]
+    loud = [i for i, c in enumerate(chunks) if voiced_fraction(c, sample_rate, silence_db) >= min_voiced]
     probs = classify(model, [chunks[i] for i in loud])
     rows = [{"start": s / sample_rate, "end": (s + chunks[i].size) / sample_rate, "label": SILENCE,
              "confidence": None, "probs": None} for i, s in enumerate(starts)]
@@ -117,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mic", action="store_true", help="live microphone timeline (needs sounddevice)")
     parser.add_argument("--window", type=float, default=2.0, help="window length in seconds")
     parser.add_argument("--hop", type=float, default=0.5, help="hop between windows in seconds")
-    parser.add_argument("--silence-db", type=float, default=-55.0, help="windows below this dBFS are silence")
+    parser.add_argument("--silence-db", type=float, default=-55.0, help="frames below this dBFS are silent")
+    parser.add_argument("--min-voiced", type=float, default=0.1,
+                        help="share of non-silent frames a file or window needs to be classified")
+    parser.add_argument("--min-seconds", type=float, default=0.5, help="shortest file that is classified")
     parser.add_argument("--seconds", type=float, default=0.0, help="--mic duration (0 = until Ctrl-C)")
     args = parser.parse_args(argv)
     if not args.files and not args.mic:
@@ -125,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, classes, sr = load_ser_model(args.checkpoint)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {user_message(err)}", file=sys.stderr)
         return 2
     if args.mic:
         try:
@@ -140,17 +158,21 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.files:
         try:
             wave = load_audio(path, sr)
-        except CorpusError as err:
+        except LayoutError as err:
             failures.append(str(err))
             continue
         if args.stream:
-            rows = timeline(model, wave, sr, classes, args.window, args.hop, args.silence_db)
+            rows = timeline(model, wave, sr, classes, args.window, args.hop, args.silence_db, args.min_voiced)
             results.append({"file": path, "timeline": rows})
             if not args.json:
                 print(f"{path}:")
                 for row in rows:
                     _print_row(row)
         else:
+            problem = speech_problem(wave, sr, args.min_seconds, args.silence_db, args.min_voiced)
+            if problem:
+                failures.append(f"{path}: {problem}")
+                continue
             probs = {c: float(p) for c, p in zip(classes, classify(model, [wave])[0])}
             label = max(probs, key=probs.get)
             results.append({"file": path, "label": label, "probs": probs})

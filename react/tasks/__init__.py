@@ -1,24 +1,33 @@
 """Task registry: a task is a module with a ``Config`` dataclass and a ``Task`` class.
 
-Modules are imported lazily so that a command only pays for the task it runs. A task outside
-this package is named by its dotted module path (``task=mypackage.my_task``).
+The contract a task fulfils is written down in :mod:`react.tasks.protocol`. Modules are imported
+lazily so that a command only pays for the task it runs. A task outside this package is named by
+its dotted module path (``task=mypackage.my_task``).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+from collections.abc import Iterable
 from types import ModuleType
+
+from omegaconf import DictConfig
+
+from react.config import ConfigError, config_layers, resolve
+from react.tasks.protocol import RunPaths, Task, TaskFactory, TestableTask
 
 TASKS = {
     "regnn": "react.tasks.regnn",
     "ser": "react.tasks.ser",
 }
 
+__all__ = ["TASKS", "RunPaths", "Task", "TaskFactory", "TestableTask", "build_task", "load_task_config",
+           "task_module", "task_schema"]
+
 
 def task_module(name: str) -> ModuleType:
     """Import the module of task ``name`` (e.g. ``regnn``)."""
-    from react.config import ConfigError
-
     if name not in TASKS and "." not in name:
         raise ConfigError(f"unknown task '{name}'. Valid tasks: {', '.join(sorted(TASKS))} "
                           "(or a dotted module path)")
@@ -31,3 +40,19 @@ def task_module(name: str) -> ModuleType:
 def task_schema(name: str) -> type:
     """The config dataclass of task ``name``."""
     return task_module(name).Config
+
+
+def build_task(cfg: DictConfig, paths: RunPaths) -> Task:
+    """The ``Task`` object of ``cfg.task``."""
+    factory: TaskFactory = task_module(cfg.task).Task
+    return factory(cfg, paths)
+
+
+def load_task_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> DictConfig:
+    """Resolve a task config: the ``task`` key (YAML or override) names the schema, then
+    schema defaults <- YAML at ``path`` <- ``overrides`` as :func:`react.config.load_config`."""
+    layers = config_layers(path, overrides)
+    name = next((d["task"] for _, d in reversed(layers) if "task" in d), None)
+    if name is None:
+        raise ConfigError("no 'task' given: set task: <name> in the YAML or task=<name>")
+    return resolve(task_schema(name), layers)

@@ -12,7 +12,6 @@ per clip of ``generate.split`` and scores them.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,14 +21,14 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from evaluation import METRIC_KEYS, compute_metrics
 from react.config import ConfigError, RunConfig
 from react.data import react_layout as L
 from react.data.dyadic import PATTERNS, DyadicWindows, FeatureAugment, collate_windows
-from react.generate import generate_split
+from react.generation import generate_split
 from react.losses import LossConfig, regnn_losses
 from react.models.regnn import REGNN, ModelConfig
-
-METRICS = ("FRC", "FRD", "S-MSE", "FRVar", "FRDvs", "TLCC")
+from react.tasks.protocol import RunPaths
 
 
 @dataclass
@@ -74,20 +73,12 @@ class Config(RunConfig):
     loss: LossConfig = field(default_factory=LossConfig)
     val: ValConfig = field(default_factory=ValConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
-    log_sample_indices: bool = False  # log each step's window indices: <out_dir>/sample_indices/rank<r>.jsonl
-
-
-def _rank_and_world() -> tuple[int, int]:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 class Task:
-    """Engine hooks for REGNN (see ``react/tasks/__init__.py``)."""
+    """Engine hooks for REGNN (the contract: :mod:`react.tasks.protocol`)."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path):
+    def __init__(self, cfg: DictConfig, paths: RunPaths):
         if cfg.data.neighbour_pattern not in PATTERNS:
             raise ConfigError(f"data.neighbour_pattern: unknown '{cfg.data.neighbour_pattern}'. "
                               f"Valid: {', '.join(PATTERNS)}")
@@ -101,11 +92,12 @@ class Task:
                               "and generate.samples >= 2 (or generate.metrics=false)")
         if cfg.val.max_clips == 1:
             raise ConfigError("val.max_clips: the metrics need at least 2 clips (0 = all)")
-        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.cfg, self.paths = cfg, paths
         self.monitor, self.monitor_mode = cfg.val.monitor, cfg.val.monitor_mode
         self._val: DyadicWindows | None = None
 
-    def build_model(self) -> REGNN:
+    def build_model(self, pretrained: bool = True) -> REGNN:
+        """REGNN from ``cfg.model`` (it loads no pretrained weights: features are precomputed)."""
         return REGNN(self.cfg.model, self.cfg.data.num_frames)
 
     def dataset(self, split: str, training: bool = False, clips: list[int] | None = None,
@@ -118,7 +110,9 @@ class Task:
                              targets=targets)
 
     def train_dataset(self) -> DyadicWindows:
-        return self.dataset(self.cfg.data.split, training=True)
+        dataset = self.dataset(self.cfg.data.split, training=True)
+        dataset.check_features()  # a feature size that does not fit the model stops here, not in a worker
+        return dataset
 
     def collate(self, items: list[dict]) -> dict[str, torch.Tensor]:
         return collate_windows(items)
@@ -131,12 +125,6 @@ class Task:
 
     def training_step(self, model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         loss, parts = self._losses(model, batch)
-        if self.cfg.log_sample_indices:
-            rank, world = _rank_and_world()
-            log = self.run_dir / "sample_indices" / f"rank{rank}.jsonl"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            with open(log, "a") as fh:
-                fh.write(json.dumps({"world": world, "index": batch["index"].tolist()}) + "\n")
         return loss, {name: value.item() for name, value in parts.items()}
 
     def _val_dataset(self) -> DyadicWindows:
@@ -164,12 +152,11 @@ class Task:
             preds = generate_split(model, dataset, None, self.cfg.val.samples, self.cfg.generate.seed, device,
                                    progress=False)
             scores = self.score(dataset, preds)
-            metrics.update({f"val/{k}": float(scores[k]) for k in METRICS})
+            metrics.update({f"val/{k}": float(scores[k]) for k in METRIC_KEYS})
         return metrics
 
     def score(self, dataset: DyadicWindows, preds: torch.Tensor) -> dict:
         """The evaluation library's metrics of ``preds`` ``(C, S, 750, 25)`` for ``dataset.clips``."""
-        from evaluation import compute_metrics
 
         clips = dataset.clips
         split = dataset.split
@@ -187,7 +174,7 @@ class Task:
         """Write ``generate.samples`` reactions per clip of ``generate.split``, then score them."""
         g = self.cfg.generate
         dataset = self.dataset(g.split, targets=g.metrics)
-        pred_dir = Path(g.pred_dir or os.path.join(self.cfg.out_dir, "pred"))
+        pred_dir = Path(g.pred_dir or os.path.join(self.paths.run_dir, "pred"))
         preds = generate_split(model, dataset, pred_dir, g.samples, g.seed, accelerator.device)
         summary: dict[str, Any] = {"split": g.split, "pred_dir": str(pred_dir), "clips": len(dataset.clips),
                                    "samples": g.samples}

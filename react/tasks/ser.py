@@ -20,12 +20,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torch.utils.data import Dataset
 
 from react.config import ConfigError, RunConfig
 from react.data.augment import AugmentConfig, WaveAugment
 from react.data.ser_corpus import (
-    SEXES,
     AudioCache,
     CorpusError,
     Utterance,
@@ -35,14 +33,18 @@ from react.data.ser_corpus import (
     select_emotions,
     speaker_split,
 )
-from react.models.ser import SERModel, SERModelConfig
+from react.data.ser_dataset import IGNORE, SERDataset, collate
+from react.models.ser import SSL_TRAINING_FIELDS, SERModel, SERModelConfig
+from react.models.specaugment import SpecAugment
 from react.models.ssl_audio import FAMILIES
+from react.pretrained import load_ssl_weights, ssl_architecture
+from react.ser.inference import classify
+from react.tasks.protocol import RunPaths
 from react.utils.io import save_json
 from react.utils.logging import get_logger
 
 log = get_logger(__name__)
 SPLITS_FILE = "splits.json"
-IGNORE = -100  # label of an unknown sex
 
 
 @dataclass
@@ -83,79 +85,21 @@ class Config(RunConfig):
     report: SERReportConfig = field(default_factory=SERReportConfig)
 
 
-class SERDataset(Dataset):
-    """Utterances -> ``{"wave", "label", "sex"}``; with ``augment`` (training) random
-    crops of ``crop_seconds`` and waveform augmentation, else the whole clean file."""
-
-    def __init__(self, utterances: list[Utterance], classes: tuple[str, ...], audio: AudioCache,
-                 augment: WaveAugment | None = None, crop_seconds: float = 0.0):
-        self.utterances = utterances
-        self.class_index = {c: i for i, c in enumerate(classes)}
-        self.audio = audio
-        self.augment = augment
-        self.crop = int(crop_seconds * audio.sample_rate) if augment is not None else 0
-
-    def __len__(self) -> int:
-        return len(self.utterances)
-
-    def labels(self) -> np.ndarray:
-        return np.array([self.class_index[u.emotion] for u in self.utterances])
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        u = self.utterances[i]
-        wave = torch.from_numpy(self.audio(u.path))
-        if self.augment is not None:
-            wave = self.augment(wave)
-        if self.crop and wave.numel() > self.crop:
-            start = int(torch.randint(wave.numel() - self.crop + 1, ()))
-            wave = wave[start:start + self.crop]
-        sex = SEXES.index(u.sex) if u.sex in SEXES else IGNORE
-        return {"wave": wave, "label": self.class_index[u.emotion], "sex": sex}
-
-
-def pad_batch(waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad 1-D waves to ``(B, L_max)`` with a ``(B, L_max)`` validity mask."""
-    lengths = torch.tensor([w.numel() for w in waves])
-    batch = torch.zeros(len(waves), int(lengths.max()))
-    for row, w in zip(batch, waves):
-        row[: w.numel()] = w
-    return batch, torch.arange(batch.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
-
-
-def collate(items: list[dict]) -> dict[str, torch.Tensor]:
-    wave, mask = pad_batch([it["wave"] for it in items])
-    return {"wave": wave, "mask": mask, "label": torch.tensor([it["label"] for it in items]),
-            "sex": torch.tensor([it["sex"] for it in items])}
-
-
-@torch.no_grad()
-def predict_dataset(model: nn.Module, dataset: SERDataset, device: torch.device,
-                    batch_size: int) -> np.ndarray:
-    """Class probabilities (N, C) of a dataset, batching utterances of similar length."""
-    lengths = [dataset.audio(u.path).size for u in dataset.utterances]
-    order = np.argsort(lengths)
-    chunks = []
-    for start in range(0, len(order), batch_size):
-        batch = collate([dataset[int(i)] for i in order[start:start + batch_size]])
-        logits = model(batch["wave"].to(device), batch["mask"].to(device))["logits"]
-        chunks.append(torch.softmax(logits.float(), -1).cpu().numpy())
-    probs = np.empty((len(dataset), chunks[0].shape[1]), dtype=np.float32)
-    probs[order] = np.concatenate(chunks)
-    return probs
-
-
 def _typed(section: Any) -> Any:
     """The dataclass instance behind a structured config section."""
     return OmegaConf.to_object(section) if isinstance(section, DictConfig) else section
 
 
 class Task:
+    """Engine hooks for speech emotion (the contract: :mod:`react.tasks.protocol`)."""
+
     monitor = "val/uar"
     monitor_mode = "max"
 
-    def __init__(self, cfg: DictConfig, run_dir: Path):
+    def __init__(self, cfg: DictConfig, paths: RunPaths):
         self.cfg = cfg
-        self.run_dir = Path(run_dir)
+        self.paths = paths
+        self.run_dir = paths.run_dir
         self.classes = label_space(cfg.data.emotions)
         self.audio = AudioCache(cfg.data.sample_rate, cfg.data.cache_audio)
         self._class_weights: torch.Tensor | None = None
@@ -213,13 +157,10 @@ class Task:
         return result
 
     def _splits_file(self) -> Path:
-        """The run's ``splits.json``; in test mode the one saved beside the tested checkpoint."""
-        if self.cfg.mode == "test" and self.cfg.checkpoint:
-            from react.engine import checkpoint_file
-
-            trained = checkpoint_file(self.cfg.checkpoint).parents[2] / SPLITS_FILE
-            if trained.is_file():
-                return trained
+        """The run's ``splits.json``; in test mode the one saved in the tested checkpoint's run."""
+        trained = self.paths.trained_dir
+        if trained is not None and (trained / SPLITS_FILE).is_file():
+            return trained / SPLITS_FILE
         return self.run_dir / SPLITS_FILE
 
     def _dataset(self, split: str) -> SERDataset:
@@ -238,14 +179,26 @@ class Task:
         return collate(items)
 
     # ----- model and loss -------------------------------------------------------------------
-    def build_model(self) -> SERModel:
+    def build_model(self, pretrained: bool = True) -> SERModel:
+        """The SER model; an SSL encoder's architecture is read once from ``model.weights`` (or
+        the tiny random one) into ``model.ssl_arch``, and its weights loaded when ``pretrained``."""
         m, sample_rate = self.cfg.model, self.cfg.data.sample_rate
-        if m.encoder in FAMILIES and sample_rate != 16000:
+        ssl = m.encoder in FAMILIES
+        if ssl and sample_rate != 16000:
             raise ConfigError(f"SSL encoders take 16 kHz audio, data.sample_rate is {sample_rate}")
+        a = self.cfg.augment
+        specaug = SpecAugment(a.p_specaug, a.time_masks, a.time_mask_frac, a.freq_masks, a.freq_mask_width)
         try:
-            return SERModel(_typed(m), _typed(self.cfg.augment), len(self.classes), sample_rate)
+            if ssl and not m.ssl_arch:
+                extra = dict(m.random_init_config) if m.random_init else {}
+                m.ssl_arch = ssl_architecture(m.encoder, m.weights or None, m.random_init,
+                                              **SSL_TRAINING_FIELDS, **extra)
+            model = SERModel(_typed(m), len(self.classes), sample_rate, specaug)
         except ValueError as err:
             raise ConfigError(str(err)) from None
+        if ssl and pretrained and not m.random_init:
+            load_ssl_weights(model.encoder.model, m.encoder, m.weights)
+        return model
 
     def class_weights(self) -> torch.Tensor | None:
         """Inverse-frequency weights of the training labels (mean 1), when enabled."""
@@ -275,15 +228,14 @@ class Task:
         return loss, scalars
 
     # ----- evaluation -----------------------------------------------------------------------
-    def _evaluate(self, model: nn.Module, accelerator: Any, split: str) -> tuple[SERDataset, np.ndarray]:
+    def _evaluate(self, model: nn.Module, split: str) -> tuple[SERDataset, np.ndarray]:
         dataset = self._dataset(split)
-        probs = predict_dataset(model, dataset, accelerator.device, self.cfg.report.eval_batch_size)
-        return dataset, probs
+        return dataset, classify(model, dataset.waves(), self.cfg.report.eval_batch_size)
 
     def validate(self, model: nn.Module, accelerator: Any) -> dict[str, float]:
         from react.ser.report import classification_metrics
 
-        dataset, probs = self._evaluate(model, accelerator, "val")
+        dataset, probs = self._evaluate(model, "val")
         labels = dataset.labels()
         metrics = classification_metrics(labels, probs, list(self.classes))
         nll = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean()
@@ -293,7 +245,7 @@ class Task:
     def test(self, model: nn.Module, accelerator: Any) -> dict:
         from react.ser.report import write_report
 
-        dataset, probs = self._evaluate(model, accelerator, "test")
+        dataset, probs = self._evaluate(model, "test")
         metrics = write_report(self.run_dir, dataset.labels(), probs, list(self.classes),
                                [u.path for u in dataset.utterances], self.cfg.report.copy_misclassified)
         log.info("test (%d utterances, %d unseen actors): accuracy %.4f, UAR %.4f, macro-F1 %.4f "

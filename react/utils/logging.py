@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def setup_logging(run_dir: str | os.PathLike | None = None, level: int = logging.INFO,
-                  filename: str = "log.txt") -> logging.Logger:
-    """Configure the ``react`` logger: console always, ``<run_dir>/<filename>`` when given."""
+                  filename: str = "log.txt", main: bool = True) -> logging.Logger:
+    """Configure the ``react`` logger: console always, ``<run_dir>/<filename>`` when given.
+
+    Under DDP only the main process logs below ERROR (``main=False`` elsewhere), so each line
+    appears once."""
     logger = logging.getLogger("react")
-    logger.setLevel(level)
+    logger.setLevel(level if main else logging.ERROR)
     logger.propagate = False
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
@@ -37,8 +39,7 @@ def get_logger(name: str) -> logging.Logger:
 
 
 def warn_random_init(what: str, note: str = "") -> None:
-    """Say loudly (log and a Python warning) that ``what`` has random, untrained weights."""
-    msg = (f"{what} is RANDOMLY INITIALISED (random_init: true){note}: it carries no pre-trained "
-           "knowledge; use this only for tests and demos")
-    get_logger("react.weights").warning(msg)
-    warnings.warn(msg, stacklevel=3)
+    """Say loudly, once, that ``what`` has random, untrained weights (a logged warning: console
+    and the run's log file; without a logging setup Python prints it to stderr)."""
+    get_logger("react.weights").warning(f"{what} is RANDOMLY INITIALISED (random_init: true){note}: it "
+                                        "carries no pre-trained knowledge; use this only for tests and demos")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
 from react.config import RunConfig
+from react.tasks import RunPaths
 
 
 @dataclass
@@ -50,14 +49,16 @@ class ToyDataset(torch.utils.data.Dataset):
 
 
 class Task:
+    """The whole contract of react.tasks.protocol, nothing more."""
+
     monitor = "val/loss"
     monitor_mode = "min"
 
-    def __init__(self, cfg: DictConfig, run_dir: Path):
-        self.cfg, self.run_dir = cfg, run_dir
+    def __init__(self, cfg: DictConfig, paths: RunPaths):
+        self.cfg, self.paths = cfg, paths
         self.data = ToyDataset(cfg.data.size, cfg.data.noise)
 
-    def build_model(self) -> nn.Module:
+    def build_model(self, pretrained: bool = True) -> nn.Module:
         h = self.cfg.model.hidden
         return nn.Sequential(nn.Linear(4, h), nn.Tanh(), nn.Dropout(self.cfg.model.dropout), nn.Linear(h, 1))
 
@@ -66,15 +67,10 @@ class Task:
 
     def collate(self, items):
         index, x, y = zip(*items)
-        return torch.tensor(index), torch.stack(x), torch.stack(y)
+        return {"index": torch.tensor(index), "x": torch.stack(x), "y": torch.stack(y)}
 
     def training_step(self, model, batch):
-        index, x, y = batch
-        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-        world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-        with open(self.run_dir / f"seen_rank{rank}.jsonl", "a") as fh:
-            fh.write(json.dumps({"world": world, "index": index.tolist()}) + "\n")
-        loss = nn.functional.mse_loss(model(x), y)
+        loss = nn.functional.mse_loss(model(batch["x"]), batch["y"])
         return loss, {"mse": loss.item()}
 
     def validate(self, model, accelerator):

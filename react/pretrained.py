@@ -1,0 +1,62 @@
+"""Pretrained weights from local paths: the only place that reads a backbone's files.
+
+Models are built from architecture configs (:mod:`react.models`); this module reads a local
+Hugging Face format directory to get an architecture and to load weights into a built model.
+Nothing is ever downloaded. ``random_init`` builds the tiny architecture instead, with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from react.models.ssl_audio import TINY_CONFIG, build_ssl_encoder, check_fields, ssl_classes
+from react.utils.logging import warn_random_init
+
+
+def _hf_dir(family: str, weights: str | os.PathLike | None) -> Path:
+    if not weights:
+        raise FileNotFoundError(f"SSL encoder '{family}': no weights path given; set the path of a local "
+                                "HF-format model directory or random_init: true")
+    path = Path(weights)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path}: not a local HF-format model directory (no config.json); "
+                                "no weights can be downloaded, copy them there or set random_init: true")
+    return path
+
+
+def ssl_architecture(family: str, weights: str | os.PathLike | None, random_init: bool,
+                     **overrides: Any) -> dict[str, Any]:
+    """The architecture of an SSL encoder: read from ``weights`` (a local HF-format directory whose
+    ``model_type`` must match ``family``), or :data:`TINY_CONFIG` with ``random_init`` (warns).
+    ``overrides`` replace fields (e.g. ``layerdrop=0.0``); unknown fields are an error."""
+    check_fields(family, overrides)
+    if random_init:
+        warn_random_init(f"SSL encoder '{family}'", f"; weights '{weights}' are ignored" if weights else "")
+        return {**TINY_CONFIG, **overrides}
+    path = _hf_dir(family, weights)
+    config_cls = ssl_classes(family)[0]
+    config = config_cls.from_pretrained(path, **overrides)
+    if config.model_type != config_cls.model_type:
+        raise ValueError(f"{path}: holds a '{config.model_type}' model, expected '{config_cls.model_type}' "
+                         f"for family '{family}'")
+    return config.to_dict()
+
+
+def load_ssl_weights(encoder: nn.Module, family: str, weights: str | os.PathLike) -> nn.Module:
+    """Copy the weights of the local HF-format directory ``weights`` into ``encoder`` (built by
+    :func:`react.models.ssl_audio.build_ssl_encoder` with the matching architecture)."""
+    path = _hf_dir(family, weights)
+    pretrained = ssl_classes(family)[1].from_pretrained(path, config=encoder.config)
+    encoder.load_state_dict(pretrained.state_dict())
+    return encoder
+
+
+def pretrained_ssl_encoder(family: str, weights: str | os.PathLike | None, random_init: bool,
+                           **overrides: Any) -> nn.Module:
+    """Architecture and weights in one step (feature extraction, tests)."""
+    encoder = build_ssl_encoder(family, ssl_architecture(family, weights, random_init, **overrides))
+    return encoder if random_init else load_ssl_weights(encoder, family, weights)
