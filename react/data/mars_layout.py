@@ -1,0 +1,107 @@
+"""The REACT 2025/2026 layout (MARS dataset, SPEC.md section 1b): the one place that knows its paths.
+
+``<data_dir>/<split>/<modality>/<role>/session<K>/<stem>.<ext>``: the splits are folders (no
+CSVs), a speaker clip and its listener share session and stem, and every opposite-role clip of
+the same session is an appropriate reaction. Facial attributes are ``(T, 25)`` ``.npy`` arrays at
+30 fps in the REACT 2023/2024 column order; ``T`` varies from clip to clip.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from react.data.react_layout import EMOTION_DIM, LayoutError
+
+FPS = 30
+ROLES = ("speaker", "listener")
+FACIAL_ATTRIBUTES = "facial-attributes"
+MODALITIES = {  # folder -> file extension
+    "video-raw": ".mp4",
+    "video-face-crop": ".mp4",
+    FACIAL_ATTRIBUTES: ".npy",
+    "coefficients": ".npy",
+    "audio": ".wav",
+    "audio-features": ".npy",
+    "video-features": ".pth",
+    "eeg_processed": ".csv",
+}
+COEFFICIENT_DIM = 58
+SESSION_RE = re.compile(r"session(\d+)")
+
+
+@dataclass(frozen=True, order=True)
+class Clip:
+    """One recording of a session, named by session folder and file stem (role-independent)."""
+
+    session: str
+    stem: str
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """Speaker/listener clips of one split and modality, matched by session and stem."""
+
+    pairs: tuple[Clip, ...]
+    speaker_only: tuple[Clip, ...]
+    listener_only: tuple[Clip, ...]
+
+
+def clip_path(data_dir: str | os.PathLike, split: str, modality: str, role: str, clip: Clip) -> Path:
+    """``<data_dir>/<split>/<modality>/<role>/<session>/<stem><ext>``."""
+    if modality not in MODALITIES:
+        raise LayoutError(f"{modality!r}: unknown modality, expected one of {sorted(MODALITIES)}")
+    if role not in ROLES:
+        raise LayoutError(f"{role!r}: role must be one of {ROLES}")
+    return Path(data_dir) / split / modality / role / clip.session / f"{clip.stem}{MODALITIES[modality]}"
+
+
+def list_clips(data_dir: str | os.PathLike, split: str, role: str,
+               modality: str = FACIAL_ATTRIBUTES) -> list[Clip]:
+    """The clips of one role in sorted order: files ``session<K>/<stem><ext>`` (other names ignored)."""
+    root = Path(data_dir) / split / modality / role
+    ext = MODALITIES[modality]
+    if not root.is_dir():
+        return []
+    return sorted(Clip(f.parent.name, f.name[: -len(ext)]) for f in root.glob(f"session*/*{ext}")
+                  if SESSION_RE.fullmatch(f.parent.name) and f.is_file())
+
+
+def pair_clips(data_dir: str | os.PathLike, split: str, modality: str = FACIAL_ATTRIBUTES) -> Pairing:
+    """Match speaker and listener clips of a split by session and stem."""
+    speakers = set(list_clips(data_dir, split, "speaker", modality))
+    listeners = set(list_clips(data_dir, split, "listener", modality))
+    return Pairing(tuple(sorted(speakers & listeners)), tuple(sorted(speakers - listeners)),
+                   tuple(sorted(listeners - speakers)))
+
+
+def appropriate_listeners(pairs: tuple[Clip, ...] | list[Clip]) -> dict[Clip, list[Clip]]:
+    """Appropriate reactions of each speaker clip: its own listener first, then the session's others."""
+    by_session: dict[str, list[Clip]] = defaultdict(list)
+    for clip in sorted(pairs):
+        by_session[clip.session].append(clip)
+    return {clip: [clip] + [c for c in by_session[clip.session] if c != clip] for clip in pairs}
+
+
+def read_facial_attributes(path: str | os.PathLike) -> np.ndarray:
+    """A facial-attributes ``.npy`` as float32 ``(T, 25)``, checked finite and non-empty."""
+    path = Path(path)
+    if not path.is_file():
+        raise LayoutError(f"{path}: facial-attributes file not found")
+    try:
+        values = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise LayoutError(f"{path}: not a readable .npy array: {err}") from None
+    if values.ndim != 2 or values.shape[1] != EMOTION_DIM or values.shape[0] == 0:
+        raise LayoutError(f"{path}: expected shape (T, {EMOTION_DIM}) with T > 0, got {values.shape}")
+    if not np.issubdtype(values.dtype, np.number):
+        raise LayoutError(f"{path}: expected a numeric array, got {values.dtype}")
+    values = values.astype(np.float32, copy=False)
+    if not np.isfinite(values).all():
+        raise LayoutError(f"{path}: contains {int((~np.isfinite(values)).sum())} NaN/inf value(s)")
+    return values
