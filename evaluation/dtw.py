@@ -1,7 +1,7 @@
 """Multi-group DTW compiled with numba: the FRD kernel on CPU.
 
 The FRD cost of a pair of sequences is a weighted sum of three DTWs, one per column group
-(SPEC.md section 2: AUs / 15, valence-arousal, expressions / 8). The DTW is tslearn's: the square
+(docs/metrics.md: AUs / 15, valence-arousal, expressions / 8). The DTW is tslearn's: the square
 root of the minimal sum of squared Euclidean frame distances along an unconstrained warping path.
 Frame distances are computed in float32 from the float32 inputs (at most 17 roundings of positive
 terms: relative error below 1.1e-6) and accumulated in float64, so every value is within 1.1e-6
@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 STRIP = 128  # rows of the accumulated matrix per strip
-# Column groups of the 25 facial attributes and their divisors (SPEC.md section 2).
+# Column groups of the 25 facial attributes and their divisors (docs/metrics.md).
 G0, G1, G2, G3 = 0, 15, 17, 25
 DIVISORS = (15.0, 1.0, 8.0)
 
@@ -237,9 +237,9 @@ def min_group_dtw(
     step = chunk if chunk > 0 else max(nq, 1)
     starts = range(0, nq, step)
     if progress:
-        from tqdm import tqdm
+        from react.utils.progress import progress
 
-        starts = tqdm(starts, desc="FRD", unit="chunk", leave=False)
+        starts = progress(starts, desc="FRD", unit="chunk")
     with numba.parallel_chunksize(1):
         for start in starts:
             _min_over_candidates(queries, yr, cand_ptr, cand, start, min(start + step, nq), value, done)

@@ -61,9 +61,9 @@ def min_group_dtw_torch(
     values = torch.empty(len(pair_q), dtype=torch.float64)
     starts = range(0, len(pair_q), batch)
     if progress:
-        from tqdm import tqdm
+        from react.utils.progress import progress
 
-        starts = tqdm(starts, desc="FRD (torch)", unit="batch", leave=False)
+        starts = progress(starts, desc="FRD (torch)", unit="batch")
     for start in starts:
         sel = slice(start, start + batch)
         x = q_all[torch.from_numpy(pair_q[sel])].to(device=device, dtype=torch.float64)

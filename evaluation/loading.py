@@ -7,6 +7,7 @@ every file with a wrong shape or non-finite values, and a matrix that does not f
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -14,25 +15,35 @@ from react.data import react_layout as L
 
 
 class EvalInputError(L.LayoutError):
-    """Ground truth or predictions that cannot be evaluated; ``problems`` lists every one."""
+    """Ground truth or predictions that cannot be evaluated; ``problems`` lists every one, the
+    message the first :data:`SHOWN` and how many more."""
 
     def __init__(self, problems: list[str]):
         self.problems = problems
-        super().__init__(f"{len(problems)} problem(s) with the evaluation input:\n  " + "\n  ".join(problems))
+        more = len(problems) - SHOWN
+        shown = problems[:SHOWN] + ([f"... and {more} more"] if more > 0 else [])
+        super().__init__(f"{len(problems)} problem(s) with the evaluation input:\n  " + "\n  ".join(shown))
+
+
+SHOWN = 10
 
 
 def load_predictions(pred_dir: str | os.PathLike, split: L.Split, samples: int = L.NUM_PREDICTIONS,
                      frames: int = L.NUM_FRAMES, progress: bool = False) -> np.ndarray:
     """``(2N, samples, frames, 25)`` float32 from ``<pred_dir>/<split>/<clip>/result-<k>.pth``."""
+    for folder in (Path(pred_dir), Path(pred_dir) / split.name):
+        if not folder.is_dir():
+            raise EvalInputError([f"{folder}: prediction folder not found (expected "
+                                  f"{Path(pred_dir) / split.name}/<clip path>/result-<k>.pth)"])
     clips = split.clips
     pred = np.empty((len(clips), samples, frames, L.EMOTION_DIM), dtype=np.float32)
     missing: list[str] = []
     problems: list[str] = []
     items = enumerate(clips)
     if progress:
-        from tqdm import tqdm
+        from react.utils.progress import progress
 
-        items = tqdm(items, total=len(clips), desc="predictions", unit="clip", leave=False)
+        items = progress(items, total=len(clips), desc="predictions", unit="clip")
     for c, clip in items:
         for k in range(samples):
             path = L.prediction_path(pred_dir, split.name, clip, k)

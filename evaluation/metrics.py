@@ -1,4 +1,4 @@
-"""The six REACT metrics (SPEC.md section 2) over arrays, vectorised.
+"""The six REACT metrics (docs/metrics.md) over arrays, vectorised.
 
 Shapes: ``pred`` (C, S, T, 25) predictions of the C clips of a split in its 2N order, S samples
 each; ``listener`` (C, T, 25) with ``listener[j]`` the real listener reaction to clip j;

@@ -61,6 +61,10 @@ def parse_args(argv: list[str] | None = None) -> DictConfig:
 def build_jobs(cfg: DictConfig, split: str, kind: str) -> list[Job]:
     """One job per distinct clip of the split, in the official 2N order."""
     clips = list(dict.fromkeys(read_split(cfg.data.root, split).clips))
+    folder = Path(cfg.data.root) / split / ("Video_files" if kind == "video" else "Audio_files")
+    if not folder.is_dir():  # one line instead of one per clip
+        raise LayoutError(f"{folder}: folder not found; split '{split}' lists {len(clips)} clips whose "
+                          f"{kind} files belong there")
     jobs = []
     for clip in clips:
         video = video_path(cfg.data.root, split, clip)

@@ -18,11 +18,11 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-from tqdm import tqdm
 
-from features.sidecar import is_up_to_date, write_sidecar
+from features.sidecar import file_stamp, is_up_to_date, write_sidecar
 from react.utils.io import save_tensor
 from react.utils.logging import get_logger
+from react.utils.progress import progress
 
 log = get_logger(__name__)
 
@@ -37,6 +37,13 @@ class Job:
     video: Path  # the clip's video, whose frame count sets the grid when frames == 0
     frames: int  # frames to produce; 0 = as many as the video has
     data_dir: Path
+
+    def inputs(self) -> dict[str, list[int]]:
+        """Stamps of the media this clip's features depend on (see ``features.sidecar.file_stamp``)."""
+        stamps = {"source": file_stamp(self.source)}
+        if self.frames == 0 and self.video != self.source:  # the video's frame count sets the grid
+            stamps["video"] = file_stamp(self.video)
+        return stamps
 
 
 class Reader(ABC):
@@ -103,7 +110,7 @@ def pending_jobs(jobs: list[Job], settings: dict[str, Any]) -> tuple[list[Job], 
     """Split ``jobs`` into (to do, already up to date with these settings)."""
     todo, fresh = [], []
     for job in jobs:
-        (fresh if is_up_to_date(job.target, settings) else todo).append(job)
+        (fresh if is_up_to_date(job.target, settings, job.inputs()) else todo).append(job)
     return todo, fresh
 
 
@@ -154,8 +161,8 @@ def run_jobs(jobs: list[Job], extractor: Extractor, workers: int = 1, device: st
         log.info("%s: %d of %d clips already up to date, skipped", desc, len(fresh), len(jobs))
     stale = [j.clip for j in todo if j.target.exists()]
     if stale:
-        log.warning("%s: %d clips have features from other settings (or no sidecar); re-extracting them",
-                    desc, len(stale))
+        log.warning("%s: %d clips have features from other settings or changed media (or no sidecar); "
+                    "re-extracting them", desc, len(stale))
     if not todo:
         return report
     extractor.load()
@@ -166,7 +173,7 @@ def run_jobs(jobs: list[Job], extractor: Extractor, workers: int = 1, device: st
     parts: dict[int, list[torch.Tensor]] = {}
     closing: dict[int, None] = {}  # insertion-ordered set of clips whose last chunk arrived
     start = time.perf_counter()
-    with tqdm(total=len(todo), desc=desc, unit="clip", dynamic_ncols=True) as bar:
+    with progress(total=len(todo), desc=desc, unit="clip") as bar:
 
         def close(index: int, error: str | None = None) -> None:
             """Save a complete clip (or record why it failed) and advance the progress bar."""
@@ -212,7 +219,8 @@ def _save(job: Job, extractor: Extractor, rows: list[torch.Tensor]) -> None:
     if not torch.isfinite(features).all():
         raise ValueError("features contain NaN or inf")
     save_tensor(features, job.target)
-    write_sidecar(job.target, extractor.settings, tuple(features.shape), _relative(job.source, job.data_dir))
+    write_sidecar(job.target, extractor.settings, tuple(features.shape), _relative(job.source, job.data_dir),
+                  job.inputs())
 
 
 def _relative(path: Path, root: Path) -> str:

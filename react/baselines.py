@@ -1,4 +1,4 @@
-"""The naive REACT baselines (REACT 2024 ``run_baselines.py``, SPEC.md section 1) as prediction folders.
+"""The naive REACT baselines (REACT 2024 ``run_baselines.py``, docs/data.md) as prediction folders.
 
 Each baseline gives 10 reactions per clip of a split (both directions, the 2N order), written as
 ``<out>/<Baseline>/<split>/<clip>/result-<k>.pth`` (float32 ``(750, 25)``, temp file then rename),

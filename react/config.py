@@ -9,7 +9,6 @@ for unknown keys, listing the valid ones. The resolved config is saved into ever
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from react.utils.io import atomic_path
 
 
 class ConfigError(ValueError):
@@ -176,7 +177,6 @@ def save_config(cfg: DictConfig, run_dir: str | os.PathLike, name: str = "config
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     target = run_dir / name
-    with tempfile.NamedTemporaryFile("w", dir=run_dir, suffix=".tmp", delete=False) as fh:
-        fh.write(OmegaConf.to_yaml(cfg, resolve=True))
-    os.replace(fh.name, target)
+    with atomic_path(target) as tmp:
+        tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     return target

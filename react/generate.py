@@ -17,7 +17,8 @@ from react.generation import generate_split
 
 def main(argv: list[str] | None = None) -> int:
     """Generate a split's reactions with a trained checkpoint (see the module docstring)."""
-    parser = argparse.ArgumentParser(description="Generate reactions with a trained REGNN checkpoint")
+    parser = argparse.ArgumentParser(prog="python -m react.generate",
+                                     description="Generate reactions with a trained REGNN checkpoint")
     parser.add_argument("--checkpoint", required=True, help="run dir, checkpoint dir or state.pt")
     parser.add_argument("--pred-dir", required=True, help="writes <pred-dir>/<split>/<clip>/result-<k>.pth")
     parser.add_argument("--split", default="test")
@@ -29,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from react.config import ConfigError
     from react.engine import CheckpointError, load_checkpoint
-    from react.utils.device import resolve_device
     from react.errors import user_message
+    from react.utils.device import resolve_device
 
     overrides = {key: value for key, value in (("data.root", args.data_root),
                                                ("data.features_root", args.features_root)) if value}

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from react.data import react_layout as L
 from react.data.dyadic import DyadicWindows
 from react.utils.io import save_json, save_tensor
+from react.utils.progress import progress as progress_bar
 
 FINGERPRINT = ".generation.json"
 
@@ -112,8 +112,9 @@ def generate_split(model: torch.nn.Module, dataset: DyadicWindows, pred_dir: str
             return existing
         (pred_dir / dataset.split.name / FINGERPRINT).unlink(missing_ok=True)
     preds = []
-    for clip in tqdm(dataset.clips, desc=f"generate {dataset.split.name}", unit="clip", disable=not progress,
-                     leave=False):
+    clips = progress_bar(dataset.clips, desc=f"generate {dataset.split.name}", unit="clip",
+                         disable=not progress)
+    for clip in clips:
         pred = generate_clip(model, dataset, clip, samples, seed, device)
         if not torch.isfinite(pred).all():
             raise FloatingPointError(f"generated reactions for {dataset.split.clips[clip]} are not finite")

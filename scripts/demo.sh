@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job end to end on a small synthetic dataset (run by `make demo`):
-# synthetic REACT data -> features -> REGNN training -> generation -> evaluation,
+# synthetic REACT data -> features -> REGNN training and generation -> evaluation,
 # then the speech-emotion model on a synthetic RAVDESS corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,27 +10,23 @@ DATA=data/demo
 RUN=runs/demo
 step() { printf '\n=== %s ===\n' "$*"; }
 
-step "1/6 synthetic REACT dataset -> $DATA"
+step "1/5 synthetic REACT dataset -> $DATA"
 if [ -f "$DATA/.complete" ]; then
   echo "exists, skipped (make clean to rebuild)"
 else
   $PY scripts/make_synthetic_react.py --out "$DATA" --pairs 12 --eval-pairs 3 --seed 0
 fi
 
-step "2/6 features (tiny random-init Swin video + Wav2Vec2 audio) -> $DATA/<split>/*_features"
+step "2/5 features (tiny random-init Swin video + Wav2Vec2 audio) -> $DATA/<split>/*_features"
 bash scripts/extract_features.sh "$DATA" "$DATA" --config configs/features_tiny.yaml
 
-step "3/6 REGNN training (tiny config) -> $RUN"
+step "3/5 REGNN training (tiny config), then 10 reactions per test clip with the best weights -> $RUN"
 $PY train.py --config configs/regnn_tiny.yaml data.root="$DATA" out_dir="$RUN" resume=auto
 
-step "4/6 generation: 10 reactions per test clip -> $RUN/pred"
-$PY train.py --config configs/regnn_tiny.yaml data.root="$DATA" out_dir="$RUN" mode=test \
-  checkpoint="$RUN/checkpoints/best" generate.pred_dir="$RUN/pred"
-
-step "5/6 evaluation -> $RUN/metrics.json"
+step "4/5 evaluation of $RUN/pred -> $RUN/metrics.json"
 $PY evaluation.py --data-dir "$DATA" --pred-dir "$RUN/pred" --split test --out "$RUN/metrics.json"
 
-step "6/6 speech emotion: synthetic RAVDESS + ser_tiny -> $RUN/ser"
+step "5/5 speech emotion: synthetic RAVDESS + ser_tiny -> $RUN/ser"
 if [ ! -d data/demo_ravdess ]; then
   $PY scripts/make_synthetic_ravdess.py --out data/demo_ravdess
 fi

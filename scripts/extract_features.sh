@@ -6,8 +6,14 @@
 #       scripts/extract_features.sh data/demo data/demo --config configs/features_tiny.yaml
 # Up-to-date clips are skipped; failed clips are listed at the end and the exit status is non-zero.
 set -euo pipefail
+usage="usage: $0 DATA_DIR [SAVE_DIR] [--config YAML] [key=value ...]
+  Extracts video and audio features of every split (python -m features.extract --help lists the options)."
+if [ $# -ge 1 ] && { [ "$1" == "-h" ] || [ "$1" == "--help" ]; }; then
+  echo "$usage"
+  exit 0
+fi
 if [ $# -lt 1 ] || [[ "$1" == -* ]]; then
-  echo "usage: $0 DATA_DIR [SAVE_DIR] [extra args]" >&2
+  echo "$usage" >&2
   exit 2
 fi
 DATA_DIR=$1; shift

@@ -1,4 +1,4 @@
-"""Write a synthetic speech-emotion corpus in the RAVDESS layout (SPEC.md section 4).
+"""Write a synthetic speech-emotion corpus in the RAVDESS layout (docs/data.md).
 
 ``<out>/Actor_XX/03-01-EE-II-SS-RR-XX.wav``: odd actors male, even female; neutral has only normal
 intensity, as in RAVDESS. A numpy source-filter synthesiser (glottal pulse train -> spectral tilt ->

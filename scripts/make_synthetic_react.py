@@ -1,4 +1,4 @@
-"""Write a synthetic dataset in the exact REACT layout (SPEC.md section 1) with a learnable relation.
+"""Write a synthetic dataset in the exact REACT layout (docs/data.md) with a learnable relation.
 
 Every person-clip has a smooth 3-channel latent affect ``z(t)`` (valence-, arousal- and
 smile-like). The speaker's affect is drawn around one of a few *scenario* prototypes; the listener

@@ -97,6 +97,33 @@ def test_every_missing_prediction_is_listed(layout, tmp_path, capsys):
         assert f"missing prediction file: {path}" in err
 
 
+def test_a_missing_prediction_folder_is_one_line_and_floods_are_cut(layout, tmp_path, capsys):
+    root = layout[0]
+    assert main(["--data-dir", str(root), "--pred-dir", str(tmp_path / "nowhere"), "--split", "val"]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere: prediction folder not found" in err and err.count("\n") <= 3
+    copy = broken_copy(root, tmp_path)
+    for path in sorted((copy / "pred").rglob("result-*.pth"))[:25]:
+        path.unlink()
+    err = run_expecting_failure(copy, tmp_path, capsys)
+    assert "25 problem(s)" in err and "... and 15 more" in err and err.count("missing prediction file") == 10
+
+
+def test_an_up_to_date_metrics_file_is_not_recomputed(layout, tmp_path, capsys):
+    root = broken_copy(layout[0], tmp_path)
+    out = tmp_path / "metrics.json"
+    assert main(args(root, "--out", str(out))) == 0
+    first = out.read_text()
+    capsys.readouterr()
+    assert main(args(root, "--out", str(out))) == 0
+    captured = capsys.readouterr()
+    assert "up to date" in captured.err and "Metric: |" in captured.out and out.read_text() == first
+    path = L.prediction_path(root / "pred", "val", CLIPS[0], 0)
+    torch.save(torch.zeros(750, 25), path)  # a changed prediction: scored again
+    assert main(args(root, "--out", str(out))) == 0
+    assert "up to date" not in capsys.readouterr().err and out.read_text() != first
+
+
 def test_wrong_shape_and_nan_name_the_file(layout, tmp_path, capsys):
     root = broken_copy(layout[0], tmp_path)
     short = L.prediction_path(root / "pred", "val", CLIPS[0], 0)

@@ -88,6 +88,32 @@ def test_changed_settings_re_extract(data, extracted, tmp_path):
     assert _sidecar(feature_path(target, "test", "audio", clip))["layers"] == [0, 1]
 
 
+def test_replaced_media_is_extracted_again(data, extracted, tmp_path):
+    save, _, _ = extracted
+    copy = copy_media(data, tmp_path / "data")
+    target = tmp_path / "feats"
+    shutil.copytree(save, target)
+    speaker, listener = read_split(copy, "test").clips
+    cfg = tiny_cfg(copy, target, "type=audio")
+    assert not extract(cfg)["test audio"].done  # same media: nothing to do
+    wav = copy / "test" / "Audio_files" / f"{speaker}.wav"
+    wave, rate = sf.read(wav, dtype="float32")
+    sf.write(wav, wave[::-1].copy(), rate)  # a different recording of the same length, same name
+    report = extract(cfg)["test audio"]
+    assert report.done == [speaker] and report.skipped == [listener]
+    recorded = _sidecar(feature_path(target, "test", "audio", speaker))["input"]
+    assert recorded["source"][0] == wav.stat().st_size
+
+
+def test_missing_media_folder_is_one_line(data, tmp_path, capsys):
+    copy = copy_media(data, tmp_path / "data")
+    shutil.rmtree(copy / "test" / "Audio_files")
+    rc = main(["--split", "test", "--type", "audio", "--data-dir", str(copy), "--save-dir",
+               str(tmp_path / "f"), "--config", str(TINY), f"frames={FRAMES}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("Audio_files") == 1 and "folder not found" in err
+
+
 def test_corrupt_mp4_and_truncated_wav_are_reported_others_succeed(data, tmp_path, capsys):
     copy = copy_media(data, tmp_path / "data")
     speaker, listener = read_split(copy, "test").clips

@@ -13,10 +13,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from react.tasks import RunPaths, load_task_config
 from react.data.ser_corpus import CorpusError, scan_ravdess
 from react.ser import export, predict
 from react.ser.report import write_report
+from react.tasks import RunPaths, load_task_config
 from react.tasks.ser import Task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,8 +76,9 @@ def test_synthetic_corpus_layout_and_prosody(corpus):
 
 
 def test_task_splits_step_validate_and_report(corpus, tmp_path, caplog):
-    cfg = load_task_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}", "data.val_fraction=0.2",
-                             "data.test_fraction=0.2", "loss.class_weights=true"])
+    cfg = load_task_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}",
+                                  "data.val_fraction=0.2", "data.test_fraction=0.2",
+                                  "loss.class_weights=true"])
     task = Task(cfg, RunPaths(tmp_path))
     assert not (tmp_path / "splits.json").exists()  # nothing is read or written until data is needed
     actors = {k: {u.actor for u in v} for k, v in task.splits.items()}
@@ -89,7 +90,8 @@ def test_task_splits_step_validate_and_report(corpus, tmp_path, caplog):
     assert saved["params"] == {"seed": 0, "val_fraction": 0.2, "test_fraction": 0.2, "kfold": 0, "fold": 0,
                                "datasets": ["ravdess"]}
     # testing in this dir with another seed reuses the saved speakers, with a warning
-    cfg2 = load_task_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}", "seed=99", "mode=test"])
+    cfg2 = load_task_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}", "seed=99",
+                                   "mode=test"])
     with caplog.at_level(logging.WARNING, logger="react"):
         assert {k: {u.actor for u in v} for k, v in Task(cfg2, RunPaths(tmp_path)).splits.items()} == actors
     assert "made with other settings" in caplog.text and "'seed': (0, 99)" in caplog.text
@@ -185,7 +187,36 @@ def test_train_test_predict_stream_export(corpus, tmp_path, capsys):
     silent = [r for r in rows if gap[0] <= r["start"] and r["end"] <= gap[1]]
     assert silent and all(r["label"] == "silence" for r in silent)
     assert predict.main([str(tmp_path / "missing.wav"), "--checkpoint", str(run)]) == 1
-    assert "missing.wav" in capsys.readouterr().err
+    assert "missing.wav: audio file not found" in capsys.readouterr().err
+    sf.write(tmp_path / "blip.wav", speech[:1600], 16000)  # 0.1 s
+    sf.write(tmp_path / "quiet.wav", np.zeros(32000, dtype=np.float32), 16000)  # 2 s of silence
+    assert predict.main([str(tmp_path / "blip.wav"), str(tmp_path / "quiet.wav"), str(wav),
+                         "--checkpoint", str(run)]) == 1
+    captured = capsys.readouterr()
+    assert "blip.wav: too short to classify: 0.10 s" in captured.err
+    assert "quiet.wav: no speech detected" in captured.err and str(wav) in captured.out  # the rest is done
 
     assert export.main(["--checkpoint", str(run), "--out", str(tmp_path / "ser.onnx")]) == 0
     assert "max |ONNX - PyTorch|" in capsys.readouterr().out and (tmp_path / "ser.onnx").is_file()
+    assert export.main(["--checkpoint", str(run), "--out", str(tmp_path / "ser.onnx")]) == 0
+    assert "already; kept" in capsys.readouterr().out
+
+
+def test_prediction_and_export_need_only_the_checkpoint(corpus, tmp_path, capsys):
+    """An SSL model trained from a weights folder: the checkpoint alone rebuilds it."""
+    from react.pretrained import pretrained_ssl_encoder
+
+    weights = tmp_path / "hubert"
+    pretrained_ssl_encoder("hubert", None, True).save_pretrained(weights)
+    run = tmp_path / "run"
+    assert train.main([*TINY, "model.encoder=hubert", f"model.weights={weights}", "model.encoder_mode=last_n",
+                       "model.unfreeze_last_n=1", f"data.root={corpus}", f"out_dir={run}", "train.epochs=1",
+                       "train.max_steps_per_epoch=2", "data.val_fraction=0.2", "data.test_fraction=0.2"]) == 0
+    import shutil
+
+    shutil.rmtree(weights)
+    wav = next(iter(sorted((corpus / "Actor_01").glob("*.wav"))))
+    capsys.readouterr()
+    assert predict.main([str(wav), "--checkpoint", str(run), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["probs"]) == 8
+    assert export.main(["--checkpoint", str(run), "--out", str(tmp_path / "ser.onnx")]) == 0

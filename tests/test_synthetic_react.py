@@ -1,4 +1,4 @@
-"""The synthetic REACT generator writes the exact layout of SPEC.md section 1 with a learnable relation."""
+"""The synthetic REACT generator writes the exact layout of docs/data.md with a learnable relation."""
 
 import sys
 from pathlib import Path

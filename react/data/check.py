@@ -2,7 +2,7 @@
 
     python -m react.data.check DATA_DIR [--release 2023|2024|2025] [--lines 10] [--workers 4]
 
-REACT 2023/2024 (SPEC.md section 1; both releases share one layout, video clips may be mp4 files or
+REACT 2023/2024 (docs/data.md; both releases share one layout, video clips may be mp4 files or
 png folders) and REACT 2025/2026 (MARS, section 1b). Exit status: 0 when the data set is complete,
 1 when problems were found, 2 when DATA_DIR does not exist. The report is meant to be pasted into
 a bug report as is: versions, contents, problem counts per kind and the first lines of each kind.
@@ -23,12 +23,12 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from react.data import mars_layout as M
 from react.data import matrices
 from react.data import react_layout as L
 from react.data.react_layout import LayoutError
+from react.utils.progress import progress
 
 RELEASES = ("2023", "2024", "2025")
 KINDS = {
@@ -234,8 +234,8 @@ def _walk(root: Path, units: set[Path]) -> list[Path]:
 
 def _run_checks(report: Report, jobs: list[Callable[[], list[Finding]]], workers: int) -> None:
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for findings in tqdm(pool.map(lambda job: job(), jobs), total=len(jobs), desc="checking files",
-                             unit="file", disable=None, leave=False, file=sys.stderr):
+        for findings in progress(pool.map(lambda job: job(), jobs), total=len(jobs), desc="checking files",
+                                 unit="file"):
             for kind, message in findings:
                 report.add(kind, message)
     report.files_checked += len(jobs)

@@ -1,4 +1,4 @@
-"""The REACT 2025/2026 layout (MARS dataset, SPEC.md section 1b): the one place that knows its paths.
+"""The REACT 2025/2026 layout (MARS dataset, docs/data.md): the one place that knows its paths.
 
 ``<data_dir>/<split>/<modality>/<role>/session<K>/<stem>.<ext>``: the splits are folders (no
 CSVs), a speaker clip and its listener share session and stem, and every opposite-role clip of

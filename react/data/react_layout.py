@@ -1,4 +1,4 @@
-"""The REACT dyadic dataset layout (SPEC.md section 1): the one place that knows its files.
+"""The REACT dyadic dataset layout (docs/data.md): the one place that knows its files.
 
 A split lists N rows ``index,speaker_path,listener_path``. Both directions are samples, so the
 clip list of a split is ``[all speaker_path] + [all listener_path]`` (2N clips) and the real

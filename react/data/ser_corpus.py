@@ -1,4 +1,4 @@
-"""Speech-emotion corpora (SPEC.md section 4): RAVDESS, CREMA-D and MUSAN readers, emotion
+"""Speech-emotion corpora (docs/data.md): RAVDESS, CREMA-D and MUSAN readers, emotion
 subsets, speaker-independent splits and k-fold by actor.
 
 Every utterance is described by an :class:`Utterance` whose ``emotion`` is a canonical name from

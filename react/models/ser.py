@@ -180,7 +180,7 @@ class SSLEncoder(nn.Module):
         if cfg.encoder_mode not in ENCODER_MODES:
             raise ValueError(f"model.encoder_mode '{cfg.encoder_mode}' not in {', '.join(ENCODER_MODES)}")
         if not cfg.ssl_arch:
-            raise ValueError("model.ssl_arch is empty (the task fills it in from model.weights or random_init)")
+            raise ValueError("model.ssl_arch is empty (the task fills it from model.weights or random_init)")
         self.model = build_ssl_encoder(cfg.encoder, {**cfg.ssl_arch, **SSL_TRAINING_FIELDS})
         conf = self.model.config
         self.use_attention_mask = conf.feat_extract_norm == "layer"

@@ -4,7 +4,8 @@ PyTorch with onnxruntime.
     python -m react.ser.export --checkpoint runs/ser_tiny --out runs/ser_tiny/ser.onnx
 
 The graph maps ``wave`` (batch, samples) float32 at the training sample rate to ``probs``
-(batch, classes); the class names and sample rate are stored in the model's metadata.
+(batch, classes); the class names, sample rate and the checkpoint it came from are stored in the
+model's metadata. An export already made from the same checkpoint file is kept, not redone.
 """
 
 from __future__ import annotations
@@ -33,8 +34,28 @@ class ProbabilityModel(nn.Module):
         return torch.softmax(self.model(wave)["logits"], dim=-1)
 
 
+def checkpoint_stamp(checkpoint: str | os.PathLike) -> str:
+    """``path:size:mtime_ns`` of a checkpoint's ``state.pt``: what an export was made from."""
+    from react.engine import checkpoint_file
+
+    file = checkpoint_file(checkpoint).resolve()
+    return f"{file}:{file.stat().st_size}:{file.stat().st_mtime_ns}"
+
+
+def exported_from(target: str | os.PathLike) -> str | None:
+    """The checkpoint stamp recorded in an existing export, if any."""
+    import onnx
+
+    try:
+        meta = {p.key: p.value for p in onnx.load(str(target), load_external_data=False).metadata_props}
+    except Exception:  # noqa: BLE001 - a missing or damaged file is simply exported again
+        return None
+    return meta.get("checkpoint")
+
+
 def export_onnx(model: nn.Module, target: str | os.PathLike, classes: list[str], sample_rate: int,
-                opset: int = 17, atol: float = 1e-4, check_seconds: tuple[float, ...] = (1.0, 2.7)) -> float:
+                opset: int = 17, atol: float = 1e-4, check_seconds: tuple[float, ...] = (1.0, 2.7),
+                source: str = "") -> float:
     """Write ``target`` (atomically) and return the largest |ONNX - PyTorch| probability difference
     over test inputs of ``check_seconds`` lengths; raise if it exceeds ``atol``."""
     import onnx
@@ -54,7 +75,10 @@ def export_onnx(model: nn.Module, target: str | os.PathLike, classes: list[str],
                               dynamic_axes={"wave": {0: "batch", 1: "samples"}, "probs": {0: "batch"}},
                               opset_version=opset, dynamo=False)
         proto = onnx.load(str(tmp))
-        for key, value in (("classes", ",".join(classes)), ("sample_rate", str(sample_rate))):
+        meta = {"classes": ",".join(classes), "sample_rate": str(sample_rate)}
+        if source:
+            meta["checkpoint"] = source
+        for key, value in meta.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
         onnx.save(proto, str(tmp))
@@ -73,7 +97,8 @@ def export_onnx(model: nn.Module, target: str | os.PathLike, classes: list[str],
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Export a speech-emotion checkpoint to ONNX")
+    parser = argparse.ArgumentParser(prog="python -m react.ser.export",
+                                     description="Export a speech-emotion checkpoint to ONNX")
     parser.add_argument("--checkpoint", required=True, help="run dir, checkpoint dir or state.pt")
     parser.add_argument("--out", required=True, help="output .onnx file")
     parser.add_argument("--opset", type=int, default=17)
@@ -83,8 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     from react.ser.predict import load_ser_model
 
     try:
+        stamp = checkpoint_stamp(args.checkpoint)
+        if Path(args.out).is_file() and exported_from(args.out) == stamp:
+            print(f"{args.out} was exported from this checkpoint already; kept")
+            return 0
         model, classes, sample_rate = load_ser_model(args.checkpoint)
-        worst = export_onnx(model, args.out, classes, sample_rate, args.opset, args.atol)
+        worst = export_onnx(model, args.out, classes, sample_rate, args.opset, args.atol, source=stamp)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"error: {user_message(err)}", file=sys.stderr)
         return 2

@@ -124,7 +124,8 @@ def run_microphone(model: nn.Module, sample_rate: int, classes: list[str], windo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Speech-emotion inference")
+    parser = argparse.ArgumentParser(prog="python -m react.ser.predict",
+                                     description="Speech-emotion inference")
     parser.add_argument("files", nargs="*", help="wav (or other soundfile-readable) files")
     parser.add_argument("--checkpoint", required=True, help="run dir, checkpoint dir or state.pt")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")

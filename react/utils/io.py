@@ -1,4 +1,8 @@
-"""Atomic writes: outputs go to a temporary name in the same folder, then are renamed."""
+"""Atomic writes: outputs go to a temporary name in the same folder, then are renamed.
+
+The result gets the permissions a plain ``open()`` would give (``0666`` minus the umask), not the
+owner-only ``0600`` of a temporary file, so a team on a shared machine can read each other's runs.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()  # read once: os.umask can only be read by setting it
 
 
 @contextmanager
@@ -22,6 +33,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~UMASK)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -30,6 +42,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 
 def save_tensor(obj: Any, target: str | os.PathLike) -> None:
     """``torch.save`` to ``target`` atomically."""
+    import torch
+
     with atomic_path(target) as tmp:
         torch.save(obj, tmp)
 

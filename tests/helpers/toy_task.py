@@ -17,6 +17,7 @@ class ToyData:
     root: str = ""
     size: int = 64
     noise: float = 0.1
+    interrupt_at: int = 0  # > 0: a Ctrl-C (KeyboardInterrupt) at this training step
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Task:
     def __init__(self, cfg: DictConfig, paths: RunPaths):
         self.cfg, self.paths = cfg, paths
         self.data = ToyDataset(cfg.data.size, cfg.data.noise)
+        self.steps = 0
 
     def build_model(self, pretrained: bool = True) -> nn.Module:
         h = self.cfg.model.hidden
@@ -70,6 +72,9 @@ class Task:
         return {"index": torch.tensor(index), "x": torch.stack(x), "y": torch.stack(y)}
 
     def training_step(self, model, batch):
+        self.steps += 1
+        if self.steps == self.cfg.data.interrupt_at:
+            raise KeyboardInterrupt
         loss = nn.functional.mse_loss(model(batch["x"]), batch["y"])
         return loss, {"mse": loss.item()}
 

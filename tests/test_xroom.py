@@ -1,0 +1,335 @@
+"""Magic XRoom data stages: readers, label intervals, pre-processing, splits, scalers, bad input,
+handcrafted features, the reference configuration.json, and the synthetic generator's relation."""
+
+import json
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from features.handcrafted import HandcraftedConfig, extract_handcrafted, feature_names, spectral_features
+from features.handcrafted import statistical_features as stat_feats
+from react.config import ConfigError
+from react.data import windows as W
+from react.data import xroom as X
+from react.tools.config import load_tools_config
+from react.tools.xr2learn import map_xr2learn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import make_synthetic_xroom as gen  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """8 participants x 1 session; the five format variants cycle over the participants."""
+    root = tmp_path_factory.mktemp("xroom") / "XRoom"
+    return gen.generate(root, participants=8, sessions=1, levels=8, seed=1)
+
+
+def run(root: Path, out: Path, seed: int = 0, **changes) -> W.PreprocessResult:
+    cfg = replace(W.PreprocessConfig(), **changes)
+    return W.preprocess(W.DatasetConfig("XRoom", str(root), str(out)), cfg, seed, log=lambda _: None)
+
+
+def ticks(seconds: float) -> int:
+    return X.TICKS_AT_UNIX_EPOCH + int(round(seconds * 1e7))
+
+
+# ---------------------------------------------------------------- readers
+
+
+def test_every_format_variant_reads_to_one_time_base(tmp_path):
+    for s, variant in enumerate(gen.VARIANTS):
+        gen.write_session(tmp_path / "P1", seed=0, p=1, s=s, levels=2, variant=variant)
+    sessions = X.discover_sessions(tmp_path)
+    assert len(sessions) == len(gen.VARIANTS)
+    for files, variant in zip(sessions, gen.VARIANTS):
+        start = (int(files.session) - X.TICKS_AT_UNIX_EPOCH) / 1e7
+        shimmer, vr = X.read_shimmer(files.path("SHIMMER")), X.read_vr(files.path("VR"))
+        events = X.read_events(files.path("PROGRESS_EVENT"))
+        assert shimmer.channels == X.SHIMMER_CHANNELS and vr.channels == X.VR_CHANNELS, variant
+        assert abs(shimmer.t[0] - start) < 0.01 and abs(vr.t[0] - start) < 0.05, variant  # Unix ms +1 h too
+        assert np.all(np.diff(shimmer.t) > 0) and 45 < len(shimmer.t) / (shimmer.t[-1] - shimmer.t[0]) < 55
+        assert 4 < shimmer.x[:, 3].mean() < 20 and 1.5 < vr.x[:, 1].mean() < 2.0  # gsr, head_posY
+        assert list(events.columns) == ["t", "event_type", "info"] and events["t"].iloc[0] - start == 1.0
+    typo = (tmp_path / "P1").glob(f"*{sessions[3].session}_VR_.csv")
+    assert "lcontroller_pposY" in next(typo).read_text().splitlines()[0]
+
+
+def test_timestamps_ticks_and_unix_ms():
+    assert X.to_seconds(np.array([X.TICKS_AT_UNIX_EPOCH + 15_000_000]), "f") == pytest.approx([1.5])
+    assert X.to_seconds(np.array([1_705_392_000_000]), "f", 1.0) == pytest.approx([1_705_392_000 + 3600])
+    with pytest.raises(X.XRoomError, match="neither C# ticks nor Unix milliseconds"):
+        X.to_seconds(np.array([12345]), "f")
+
+
+def write_events(path: Path, rows: list[tuple[float, str, str]], header: bool = True) -> Path:
+    df = pd.DataFrame({"timestamp": [ticks(1.7e9 + t) for t, _, _ in rows],
+                       "event_type": [r[1] for r in rows], "info": [r[2] for r in rows]})
+    df.to_csv(path, index=False, header=header)
+    return path
+
+
+def test_label_intervals_hand_computed(tmp_path):
+    rows = [(0, "TELEPORT_IN", "room"), (1, "BORED", "900"),  # a report before any level: nothing
+            (2, "LEVEL_STARTED", "0"), (20, "LEVEL_COMPLETED", "0"), (23, "BORED", "1200"),
+            (25, "LEVEL_STARTED", "1"), (40, "LEVEL_FAILED", "1"),  # gap 5 s to the next: merged
+            (45, "LEVEL_STARTED", "2"), (60, "LEVEL_COMPLETED", "2"), (62, "ENGAGED", "800"),
+            (80, "LEVEL_STARTED", "3"), (100, "LEVEL_COMPLETED", "3"),  # gap 15 s: not merged
+            (115, "LEVEL_STARTED", "4"), (130, "LEVEL_COMPLETED", "4"), (131, "FRUSTRATED", "700"),
+            (140, "LEVEL_STARTED", "5"), (150, "LEVEL_COMPLETED", "5"), (161, "BORED", "1"),  # 11 s: late
+            (170, "LEVEL_STARTED", "6"), (180, "LEVEL_COMPLETED", "6"), (182, "SKIP", "1"),
+            (190, "LEVEL_STARTED", "7"), (200, "LEVEL_FAILED", "7"), (201, "FEEDBACK_RECEIVED", "0.5"),
+            (210, "LEVEL_STARTED", "8"), (220, "LEVEL_COMPLETED", "8"), (221, "FEEDBACK_RECEIVED", "0.4"),
+            (230, "LEVEL_STARTED", "9"), (240, "LEVEL_COMPLETED", "9"), (241, "FEEDBACK_RECEIVED", "0.6"),
+            (250, "LEVEL_STARTED", "10"), (260, "LEVEL_COMPLETED", "10"), (269.9, "FEEDBACK_RECEIVED", "0.1"),
+            (270, "SCENARIO_ENDED", "room"), (270, "TELEPORT_OUT", "room")]  # equal times are fine
+    for header in (True, False):
+        events = X.read_events(write_events(tmp_path / f"e{header}.csv", rows, header))
+        got = [(round(i.start - 1.7e9, 3), round(i.end - 1.7e9, 3), i.label)
+               for i in X.label_intervals(events)]
+        assert got == [(2, 20, "BORED"), (25, 60, "ENGAGED"), (115, 130, "FRUSTRATED"), (190, 200, "ENGAGED"),
+                       (210, 220, "ENGAGED"), (230, 240, "FRUSTRATED"), (250, 260, "BORED")]
+    with pytest.raises(X.XRoomError, match=r"bad.csv: FEEDBACK_RECEIVED value 1.5 is not"):
+        X.label_intervals(X.read_events(write_events(tmp_path / "bad.csv", [
+            (0, "LEVEL_STARTED", "0"), (5, "LEVEL_COMPLETED", "0"), (6, "FEEDBACK_RECEIVED", "1.5")])))
+
+
+# ---------------------------------------------------------------- pre-processing
+
+
+def test_preprocess_layout_stats_and_windows(dataset, tmp_path):
+    res = run(dataset, tmp_path, get_ssl=True, test_fraction=0.2, val_fraction=0.2)
+    out = tmp_path / "XRoom" / "bio"
+    assert res.out_dir == out and not res.skipped
+    assert {p.name for p in out.iterdir()} == {"standardize", "ssl_standardize", "train.csv", "val.csv",
+                                               "test.csv", "ssl_train.csv", "ssl_val.csv", "ssl_test.csv",
+                                               "stats_biomeasurements.csv", "preprocess.json"}
+    stats = pd.read_csv(out / "stats_biomeasurements.csv")
+    assert tuple(stats.columns) == W.STATS_COLUMNS and len(stats) == 8
+    assert (stats["avg_actual_frequency"].between(49, 51)).all()
+    per_label = stats.filter(like="length_seconds_").sum(1)
+    assert np.allclose(stats["length_labeled_intervals"], per_label, atol=0.01)
+    train = pd.read_csv(out / "train.csv", dtype={"session": str})
+    assert list(train.columns) == ["files", "labels", "label_name", "participant", "session", "start_time"]
+    first = np.load(out / "standardize" / train["files"][0])
+    assert first.shape == (50, 2) and first.dtype == np.float32
+    assert all(f.endswith(f"_emotion_0{lab + 1}.npy") for f, lab in zip(train["files"], train["labels"]))
+    # overlap 0.8: consecutive windows of a level start 1 s apart
+    steps = np.diff(train["start_time"].to_numpy())
+    assert np.isclose(steps, 1.0).mean() > 0.8
+    meta = json.loads((out / "preprocess.json").read_text())
+    assert meta["channels"] == ["gsr", "ppg"] and meta["window_frames"] == 50 and meta["hop_frames"] == 10
+    assert sum(res.counts[f"ssl_{s}"] for s in W.SPLITS) > sum(res.counts[s] for s in W.SPLITS)
+
+
+def test_body_and_early_fusion_share_the_grid(dataset, tmp_path):
+    body = run(dataset, tmp_path, modalities=["body"], seq_len=1.0, overlap=0.5, create_splits=False)
+    x = W.load_windows(body.out_dir, "train", "standardize").x
+    assert body.out_dir.name == "body" and x.shape[1:] == (10, 21)
+    fused = run(dataset, tmp_path, modalities=["bio", "body"], create_splits=False)
+    both = W.load_windows(fused.out_dir, "train", "standardize")
+    bio = W.load_windows(run(dataset, tmp_path, create_splits=False).out_dir, "train", "standardize")
+    assert fused.out_dir.name == "bio+body" and both.x.shape[1:] == (50, 23)
+    # the fused grid covers the time both streams cover, so bio windows are the same where both exist
+    key = ["participant", "session", "start_time"]
+    merged = both.table.reset_index().merge(bio.table.reset_index(), on=key, suffixes=("_f", "_b"))
+    assert len(merged) > 0.9 * len(both.table)
+    assert (merged["labels_f"] == merged["labels_b"]).all()
+
+
+def test_splits_disjoint_seeded_and_scaler_never_sees_test_data(dataset, tmp_path):
+    first = run(dataset, tmp_path / "a", seed=3, test_fraction=0.25, val_fraction=0.25)
+    again = run(dataset, tmp_path / "b", seed=3, test_fraction=0.25, val_fraction=0.25)
+    assert first.splits == again.splits
+    sets = [set(first.splits[s]) for s in W.SPLITS]
+    assert sum(map(len, sets)) == len(set.union(*sets)) == 8 and all(sets)
+    for split, people in first.splits.items():
+        assert set(pd.read_csv(first.out_dir / f"{split}.csv")["participant"]) == set(people)
+    meta = json.loads((first.out_dir / "preprocess.json").read_text())
+    assert meta["scaler"]["fitted_on"] == first.splits["train"]
+    # wreck the held-out participants' signals: the scaler and the training windows do not change
+    wrecked = tmp_path / "wrecked"
+    shutil.copytree(dataset, wrecked)
+    for p in first.splits["val"] + first.splits["test"]:
+        for f in (wrecked / p).glob("*SHIMMER_.csv"):
+            header = not f.read_text().startswith("6")
+            df = pd.read_csv(f, header=0 if header else None)
+            df.iloc[:, -3:-1] = df.iloc[:, -3:-1] * 100 + 7  # gsr, ppg
+            df.to_csv(f, index=False, header=header)
+    moved = run(wrecked, tmp_path / "c", seed=3, test_fraction=0.25, val_fraction=0.25)
+    assert json.loads((moved.out_dir / "preprocess.json").read_text())["scaler"] == meta["scaler"]
+    a, b = (W.load_windows(r.out_dir, "train", "standardize").x for r in (first, moved))
+    np.testing.assert_array_equal(a, b)
+    t1, t2 = (W.load_windows(r.out_dir, "test", "standardize").x for r in (first, moved))
+    assert not np.allclose(t1, t2)
+
+
+def test_explicit_splits_and_per_session_scaling(dataset, tmp_path):
+    res = run(dataset, tmp_path, val_participants=["P2"], test_participants=["P7", "P8"], scaler="session")
+    assert res.splits == {"train": ["P1", "P3", "P4", "P5", "P6"], "val": ["P2"], "test": ["P7", "P8"]}
+    with pytest.raises(ValueError, match="both val and test"):
+        run(dataset, tmp_path, val_participants=["P2"], test_participants=["P2"])
+    with pytest.raises(ValueError, match="overlap"):
+        run(dataset, tmp_path, overlap=1.0)
+
+
+def corrupt(root: Path, participant: str, kind: str, edit) -> Path:
+    path = next((root / participant).glob(f"*_{kind}_.csv"))
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(edit(lines)) + "\n")
+    return path
+
+
+def test_bad_sessions_skipped_with_named_reasons(dataset, tmp_path):
+    root = tmp_path / "XRoom"
+    shutil.copytree(dataset, root)
+    next((root / "P1").glob("*_SHIMMER_.csv")).unlink()
+    bad = {
+        "P1": ("SHIMMER", "file missing"),
+        "P2": (corrupt(root, "P2", "SHIMMER",
+                       lambda ls: ls[:5] + [ls[5].rsplit(",", 3)[0] + ",abc,1,2"] + ls[6:]),
+               "column gsr, data row 6: not a number ('abc')"),  # P2 has no header row
+        "P3": (corrupt(root, "P3", "VR", lambda ls: ls[:9] + [ls[8]] + ls[9:]),
+               "duplicate timestamp at data row 9"),
+        "P4": (corrupt(root, "P4", "SHIMMER", lambda ls: ls[:3] + [ls[4], ls[3]] + ls[5:]),
+               "timestamps go backwards at data row 4"),
+        "P5": (corrupt(root, "P5", "PROGRESS_EVENT", lambda ls: [ln for ln in ls if not any(
+            k in ln for k in X.REPORT_EVENTS)]), "no labels"),
+        "P6": (corrupt(root, "P6", "SHIMMER",
+                       lambda ls: [ls[0] + ",temperature"] + [ln + ",36.6" for ln in ls[1:]]),
+               "unknown column(s) temperature"),
+    }
+    res = run(root, tmp_path / "out", modalities=["bio", "body"], create_splits=False)
+    assert [s.participant for s in res.skipped] == list(bad)
+    for s in res.skipped:
+        target, reason = bad[s.participant]
+        assert reason in s.reason, s
+        assert (target in s.path) if isinstance(target, str) else Path(s.path) == target
+        assert s.path in str(s) and s.session in str(s)
+    assert res.splits["train"] == ["P7", "P8"]
+    written = {f.split("_")[0] for f in pd.read_csv(res.out_dir / "train.csv")["files"]}
+    assert written == {"P7", "P8"}
+    assert {f.name.split("_")[0] for f in (res.out_dir / "standardize").iterdir()} == written
+    meta = json.loads((res.out_dir / "preprocess.json").read_text())
+    assert [s["participant"] for s in meta["skipped"]] == list(bad)
+    assert not [p for p in res.out_dir.rglob(".*")]
+
+
+def test_failed_run_leaves_previous_outputs(dataset, tmp_path, monkeypatch):
+    res = run(dataset, tmp_path, create_splits=False)
+    before = {p.relative_to(res.out_dir): p.read_bytes() for p in res.out_dir.rglob("*") if p.is_file()}
+    calls, save = [], np.save
+
+    def failing_save(path, arr):
+        calls.append(path)
+        if len(calls) > 20:
+            raise OSError("disk full")
+        save(path, arr)
+
+    monkeypatch.setattr(np, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        run(dataset, tmp_path, create_splits=False, overlap=0.5)
+    after = {p.relative_to(res.out_dir): p.read_bytes() for p in res.out_dir.rglob("*") if p.is_file()}
+    assert after == before and not [p for p in res.out_dir.iterdir() if p.name.startswith(".")]
+
+
+# ---------------------------------------------------------------- handcrafted features
+
+
+def test_statistical_and_spectral_values():
+    t = np.arange(50) / 10.0
+    x = np.stack([2.0 * t + 1, np.sin(2 * np.pi * 2.0 * t)], axis=1)[None]  # ramp, 2 Hz sine
+    names = feature_names("statistical", ["ramp", "sine"], [])
+    stat = dict(zip(names, stat_feats(x, 10.0)[0]))
+    assert stat["ramp.slope"] == pytest.approx(2.0) and stat["ramp.mean_abs_diff"] == pytest.approx(2.0)
+    assert stat["ramp.min"] == pytest.approx(1.0) and stat["sine.mean"] == pytest.approx(0.0, abs=1e-9)
+    edges = [0.0, 1.0, 3.0, 5.0]
+    spec = dict(zip(feature_names("spectral", ["ramp", "sine"], edges), spectral_features(x, 10.0, edges)[0]))
+    assert spec["sine.dominant_freq"] == pytest.approx(2.0) and spec["sine.band_1_3Hz"] > 0.95
+    assert sum(spec[f"sine.band_{a:g}_{b:g}Hz"] for a, b in zip(edges[:-1], edges[1:])) == pytest.approx(1.0)
+
+
+def test_synthetic_relation_is_learnable_on_held_out_participants(dataset, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    # per-session z-scores (the reference default) take out the participants' own levels
+    res = run(dataset, tmp_path, seed=0, val_fraction=0.0, test_fraction=0.25, scaler="session")
+    written = extract_handcrafted(res.out_dir, HandcraftedConfig())
+    assert written["statistical"] == written["spectral"] == sum(res.counts.values())
+    names = json.loads((res.out_dir / "handcrafted.json").read_text())["features"]
+
+    def xy(split):
+        parts = [W.load_windows(res.out_dir, split, kind) for kind in ("statistical", "spectral")]
+        assert all(p.x.shape[1] == len(names[k]) for p, k in zip(parts, ("statistical", "spectral")))
+        return np.concatenate([p.x for p in parts], axis=1), parts[0].y
+
+    (xtr, ytr), (xte, yte) = xy("train"), xy("test")
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)).fit(xtr, ytr)
+    score = balanced_accuracy_score(yte, model.predict(xte))
+    assert score > 0.6, score  # chance: 1/3
+
+
+# ---------------------------------------------------------------- configs
+
+
+def test_yaml_configs_load():
+    bio = OmegaConf.to_object(load_tools_config(ROOT / "configs/tools/xroom_bio.yaml"))
+    body = OmegaConf.to_object(load_tools_config(ROOT / "configs/tools/xroom_body.yaml", ["seed=4"]))
+    b, p = bio.preprocess, body.preprocess
+    assert (b.seq_len, b.frequency, b.overlap, b.bio_channels) == (5.0, 10.0, 0.8, ["gsr", "ppg"])
+    assert (p.modalities, p.seq_len, p.frequency, p.overlap) == (["body"], 1.0, 10.0, 0.5)
+    assert len(body.preprocess.body_channels) == 21 and body.seed == 4
+    with pytest.raises(ConfigError, match="preprocess.windowing"):
+        load_tools_config(ROOT / "configs/tools/xroom_bio.yaml", ["preprocess.windowing=3"])
+
+
+REFERENCE = {
+    "dataset_config": {"dataset_name": "XRoom", "modality": "shimmer", "number_of_labels": 3},
+    "inference_config": {"features": "SSL_features"},
+    "pre_processing_config": {"process": "normalize", "create_splits": True, "get_stats": True,
+                              "get_ssl": True,
+                              "use_sensors": ["gsr", "ppg", "hr"], "seq_len": 5, "frequency": 10,
+                              "overlap": 0.0, "resample_freq": 20},
+    "encoder_config": {"class_name": "CNN1D", "kwargs": {"in_channels": 3, "len_seq": 100}},
+    "ssl_config": {"ssl_framework": "SimCLR", "epochs": 1},
+}
+
+
+def test_reference_configuration_json(tmp_path):
+    mapped = map_xr2learn(REFERENCE)
+    assert mapped.data["bio"]["preprocess"] == {
+        "modalities": ["bio"], "process": "normalize", "create_splits": True, "get_stats": True,
+        "get_ssl": True,
+        "bio_channels": ["gsr", "ppg", "hr"], "seq_len": 5, "overlap": 0.0, "frequency": 20}
+    assert set(mapped.training["bio"]) == {"inference_config", "encoder_config", "ssl_config"}
+    path = tmp_path / "configuration.json"
+    path.write_text(json.dumps(REFERENCE))
+    cfg = load_tools_config(ROOT / "configs/tools/xroom_bio.yaml", ["preprocess.overlap=0.5"], xr2learn=path)
+    pre = cfg.preprocess
+    assert (pre.frequency, pre.overlap, cfg.dataset.root) == (20.0, 0.5, "datasets/XRoom")
+    multi = {"dataset_config": {"dataset_name": "XRoom", "modality": ["shimmer", "body-tracking"],
+                                "number_of_labels": {"shimmer": 3, "body-tracking": 3}},
+             "fusion_config": {"mode": "end-to-end"},
+             "shimmer": {"pre_processing_config": {"seq_len": 5}},
+             "body-tracking": {"pre_processing_config": {"seq_len": 1, "frequency": 10}, "sup_config": {}}}
+    both = map_xr2learn(multi)
+    assert both.data["body"]["preprocess"] == {"modalities": ["body"], "seq_len": 1, "frequency": 10}
+    assert both.fusion == {"mode": "end-to-end"} and both.training["body"] == {"sup_config": {}}
+    for broken, named in [({**REFERENCE, "extra_block": {}}, "extra_block"),
+                          ({**REFERENCE, "pre_processing_config": {"sequence": 5}},
+                           "pre_processing_config.sequence"),
+                          ({**REFERENCE, "pre_processing_config": {"target_sr": 16000}}, "apply to audio"),
+                          ({**multi, "shimmer": {"pre_processing_config": {}, "foo": 1}}, "shimmer.foo")]:
+        with pytest.raises(ConfigError, match=named):
+            map_xr2learn(broken)
