@@ -11,4 +11,4 @@ def user_message(err: BaseException) -> str:
         last = text.splitlines()[-1]
         prefix = f"{type(err).__name__}: "
         text = last[len(prefix):] if last.startswith(prefix) else last
-    return text.splitlines()[0] if text else type(err).__name__
+    return text or type(err).__name__

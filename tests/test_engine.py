@@ -105,3 +105,18 @@ def test_resume_survives_an_interrupted_checkpoint_swap(tmp_path):
         tmp_path / "log.txt").read_text()
     assert torch.load(checkpoint_file(last), weights_only=True)["epoch"] == 3
     assert not last.with_name(".last.tmp").exists() and not last.with_name(".last.old").exists()
+
+
+def test_a_task_written_from_the_protocol_alone_trains(tmp_path):
+    """The toy task is written from react/tasks/protocol.py alone; the engine trains and tests it."""
+    from helpers.toy_task import Task as ToyTask
+
+    from react.tasks import RunPaths, TestableTask
+    from react.tasks import Task as TaskProtocol
+
+    cfg = load_task_config(None, [*BASE, f"out_dir={tmp_path}", "train.epochs=2"])
+    task = ToyTask(cfg, RunPaths(tmp_path))
+    assert isinstance(task, TaskProtocol) and isinstance(task, TestableTask)
+    assert not isinstance(object(), TaskProtocol)
+    run(cfg)
+    assert json.loads((tmp_path / "test_results.json").read_text())["val/loss"] < 1.0

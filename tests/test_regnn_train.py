@@ -115,6 +115,7 @@ def test_two_process_cpu_ddp_with_accelerate_launch(data, tmp_path):
         seen[rank] = {i for r in rows for i in r["index"]}
     assert len(seen[0]) == len(seen[1]) == 24 and not seen[0] & seen[1]
     assert "world size 2" in (tmp_path / "log.txt").read_text()
+    assert done.stderr.count("world size 2") == 1  # the main process alone logs
     assert (tmp_path / "checkpoints" / "last" / "rng_rank1.pt").is_file()
 
 

@@ -82,7 +82,7 @@ def test_loader_worker_errors_reach_the_user_as_one_line():
                          "recent call last):\n  File \"x.py\", line 1, in f\nValueError: a.pth: expected 64 "
                          "features")
     assert user_message(wrapped) == "a.pth: expected 64 features"
-    assert user_message(ConfigError("plain message\nsecond line")) == "plain message"
+    assert user_message(ConfigError("2 problems:\n  a\n  b")) == "2 problems:\n  a\n  b"  # lists stay whole
 
 
 def test_outputs_respect_the_umask(tmp_path):
@@ -154,3 +154,17 @@ def test_ci_checks_lint_and_tests():
     steps = (ROOT / ".ci" / "run").read_text()
     assert "make lint" in steps and "make test" in steps
     assert "data/demo_ravdess" in (ROOT / "Makefile").read_text().split("clean:")[1]
+
+
+def test_features_that_do_not_fit_the_model_stop_before_training(tmp_path, capsys):
+    from helpers.regnn_data import synthetic_react, tiny_overrides, write_features
+
+    data = synthetic_react(tmp_path / "syn", pairs=2, eval_pairs=2, seed=3)
+    write_features(data)  # 12-d video, 6-d audio stand-in features
+    args = ["--config", str(ROOT / "configs" / "regnn_tiny.yaml"), *tiny_overrides(data, tmp_path / "run"),
+            "model.perceptual.video_dim=768", "train.num_workers=2"]
+    assert train.main(args) == 2
+    err = capsys.readouterr().err
+    assert "4 feature file problem(s)" in err and "the model's video_dim" in err
+    assert "Caught" not in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "checkpoints").exists()
