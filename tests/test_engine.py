@@ -120,3 +120,19 @@ def test_a_task_written_from_the_protocol_alone_trains(tmp_path):
     assert not isinstance(object(), TaskProtocol)
     run(cfg)
     assert json.loads((tmp_path / "test_results.json").read_text())["val/loss"] < 1.0
+
+
+@pytest.mark.slow
+def test_resume_with_another_number_of_processes(tmp_path):
+    """One process trains two epochs, two processes (DDP) continue to four, one process to five."""
+    _train(tmp_path, "train.epochs=2", "train.test_at_end=false")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29537",
+           str(ROOT / "train.py"), *BASE, f"out_dir={tmp_path}", "train.epochs=4", "resume=auto",
+           "train.test_at_end=false"]
+    done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = torch.load(checkpoint_file(tmp_path / "checkpoints" / "last"), weights_only=True)
+    assert state["epoch"] == 4 and state["step"] == 2 * 8 + 2 * 4  # 8 steps alone, then 4 per rank
+    assert (tmp_path / "checkpoints" / "last" / "rng_rank1.pt").is_file()
+    _train(tmp_path, "train.epochs=5", "resume=auto", "train.test_at_end=false")
+    assert torch.load(checkpoint_file(tmp_path / "checkpoints" / "last"), weights_only=True)["epoch"] == 5
