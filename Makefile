@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test test-fast lint bench clean
+.PHONY: venv sysdeps demo test test-fast lint bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,13 +22,24 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)
 
+# System libraries some tests and features need: Chromium (the HTML report test renders the page
+# headless) and PortAudio (live microphone inference). Installed with apt when run as root.
+sysdeps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	/sbin/ldconfig -p 2>/dev/null | grep -q libportaudio.so.2 || missing="$$missing libportaudio2"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "note: system packages missing:$$missing (sudo apt-get install$$missing)"; fi; \
+	fi
+
 demo: venv
 	bash scripts/demo.sh
 
-test: venv
+test: venv sysdeps
 	$(PY) -m pytest -q
 
-test-fast: venv
+test-fast: venv sysdeps
 	$(PY) -m pytest -q -m "not slow"
 
 lint: venv
@@ -38,4 +49,4 @@ bench: venv
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf runs/demo data/demo data/demo_ravdess .pytest_cache
+	rm -rf runs/demo runs/demo_tools runs/demo_tools.log data/demo data/demo_ravdess data/demo_xroom .pytest_cache

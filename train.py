@@ -38,7 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     from react.tasks import load_task_config
 
     try:
-        run(load_task_config(args.config, args.overrides))
+        cfg = load_task_config(args.config, args.overrides)
+        if cfg.task == "ser" and cfg.data.kfold > 1 and cfg.data.fold < 0:  # every fold, then a summary
+            from react.ser.kfold import run_kfold
+
+            run_kfold(cfg)
+        else:
+            run(cfg)
     except TrainingInterrupted as err:
         print(f"\n{err}", file=sys.stderr)
         return 130

@@ -32,12 +32,9 @@ from features.extract import build_jobs  # noqa: E402
 from features.runner import Extractor, Job, run_jobs  # noqa: E402
 from features.video import VideoExtractor  # noqa: E402
 from react.config import load_config  # noqa: E402
+from react.models.ssl_audio import BASE_CONFIG  # noqa: E402
 
-# Wav2Vec2-base, for a random model of the real size (build_ssl_encoder's random default is tiny).
-W2V2_BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
-             "intermediate_size": 3072,
-             "conv_dim": [512] * 7, "num_conv_pos_embeddings": 128, "num_conv_pos_embedding_groups": 16,
-             "feat_extract_norm": "group", "do_stable_layer_norm": False}
+W2V2_BASE = BASE_CONFIG  # Wav2Vec2-base, for a random model of the real size
 
 
 def bare_batches(extractor: Extractor, jobs: list[Job], prepare) -> list[torch.Tensor]:

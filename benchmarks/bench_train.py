@@ -1,7 +1,8 @@
 """REGNN speed on CPU: training windows/s end to end vs model only, generation clips/s.
 
-    python benchmarks/bench_train.py [--configs configs/regnn_tiny.yaml configs/regnn.yaml]
-                                     [--steps 6] [--repeats 2] [--threads 2] [--workers 0] [--json OUT]
+    python benchmarks/bench_train.py [--configs configs/regnn_tiny.yaml configs/regnn.yaml
+                                      configs/regnn_official.yaml] [--steps 6] [--repeats 2]
+                                     [--threads 2] [--workers 0] [--batch-size 32] [--json OUT]
 
 For each config, on a synthetic REACT set with stand-in features of the config's dims
 (:mod:`react.data.proxy_features`): *end to end* is the engine's training step fed by a shuffling
@@ -9,7 +10,8 @@ DataLoader (window reads, resampling, neighbour gathering, augmentation, collati
 *model only* runs the same optimiser steps on the same batches built beforehand. Each is timed
 ``--repeats`` times alternately and the best is kept; the ratio end-to-end / model-only is the
 share of the model's speed that training keeps (>= 0.9 expected). Generation is ``generate_split``:
-10 reactions per clip, all windows and samples of a clip in one batched pass.
+10 reactions per clip, all windows and samples of a clip in one batched pass. ``--batch-size``
+replaces the configs' batch size (32: the setting of the official code's anchor below).
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ import torch  # noqa: E402
 from make_synthetic_react import generate  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from react.config import load_config  # noqa: E402
 from react.data.proxy_features import write_proxy_features  # noqa: E402
 from react.generate import generate_split  # noqa: E402
+from react.tasks import load_task_config  # noqa: E402
 from react.tasks.regnn import Task  # noqa: E402
+
+# The official REGNN code (its own loop, model only, 2 CPU threads, batch 32 x 10 neighbours)
+OFFICIAL_ANCHOR = "official REGNN code: 97 windows/s model only (2 threads, batch 32 x 10 neighbours)"
 
 
 def train_steps(task: Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches) -> int:
@@ -43,7 +48,8 @@ def train_steps(task: Task, model: torch.nn.Module, optimizer: torch.optim.Optim
         loss, _ = task.training_step(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), task.cfg.train.grad_clip)
+        if task.cfg.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), task.cfg.train.grad_clip)
         optimizer.step()
         windows += len(batch["index"])
     return windows
@@ -61,8 +67,9 @@ def forever(loader: DataLoader):
         yield from loader
 
 
-def bench_config(path: Path, data: Path, steps: int, repeats: int, workers: int) -> dict:
-    cfg = load_config(path, [f"data.root={data}", f"out_dir={data / 'run'}", f"train.num_workers={workers}"])
+def bench_config(path: Path, data: Path, steps: int, repeats: int, workers: int, batch_size: int = 0) -> dict:
+    overrides = [f"data.root={data}", f"out_dir={data / 'run'}", f"train.num_workers={workers}"]
+    cfg = load_task_config(path, overrides + ([f"train.batch_size={batch_size}"] if batch_size else []))
     p = cfg.model.perceptual
     if not (data / f"dims_{p.video_dim}_{p.audio_dim}").exists():
         write_proxy_features(data, p.video_dim, p.audio_dim)
@@ -88,7 +95,8 @@ def bench_config(path: Path, data: Path, steps: int, repeats: int, workers: int)
     bare_rate = max(n / t for t, n in bare)
     model.eval()
     test = task.dataset("test")
-    gen_time, _ = timed(lambda: len(generate_split(model, test, None, 10, progress=False)))
+    gen_time, _ = timed(lambda: len(generate_split(model, test, None, 10, progress=False,
+                                                   scale=cfg.sampling.scale, stitch=cfg.sampling.stitch)))
     return {"config": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
             "parameters": sum(q.numel() for q in model.parameters()), "batch_size": cfg.train.batch_size,
             "feature_dims": [p.video_dim, p.audio_dim], "loader_workers": workers,
@@ -101,27 +109,34 @@ def bench_config(path: Path, data: Path, steps: int, repeats: int, workers: int)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--configs", nargs="+", type=Path,
-                        default=[ROOT / "configs" / "regnn_tiny.yaml", ROOT / "configs" / "regnn.yaml"])
+                        default=[ROOT / "configs" / name for name in
+                                 ("regnn_tiny.yaml", "regnn.yaml", "regnn_official.yaml")])
     parser.add_argument("--steps", type=int, default=6, help="training steps per timing")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--workers", type=int, default=0, help="DataLoader processes (0 = in-process)")
+    parser.add_argument("--batch-size", type=int, default=0, help="replaces the configs' batch size")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    # Denormal floats (from the official motor's saturated sigmoid / softmax) slow CPU training of
+    # regnn_official about 9x; flushing them to zero changes no result that matters.
+    torch.set_flush_denormal(True)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         data = generate(Path(tmp) / "react", pairs=12, media=False, eval_pairs=2)
         for path in args.configs:
-            result = bench_config(path.resolve(), data, args.steps, args.repeats, args.workers)
+            result = bench_config(path.resolve(), data, args.steps, args.repeats, args.workers,
+                                  args.batch_size)
             results.append(result)
             print(json.dumps(result))
-    print(f"\nCPU, {args.threads} threads, {args.workers} loader workers\n"
+    print(f"\nCPU, {args.threads} threads, {args.workers} loader workers, denormals flushed\n"
           "config | params | train windows/s end-to-end / model-only (ratio) | generation clips/s (10 each)")
     for r in results:
         print(f"{r['config']:28s} | {r['parameters']:>9,} | {r['train_windows_per_s_end_to_end']:8.1f} / "
               f"{r['train_windows_per_s_model_only']:8.1f} ({r['end_to_end_ratio']:.2f}) | "
               f"{r['generation_clips_per_s']:.2f}")
+    print(f"anchor: {OFFICIAL_ANCHOR}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     bad = [r["config"] for r in results if r["end_to_end_ratio"] < 0.9]

@@ -3,8 +3,12 @@
 Flags become a typed :class:`EvalConfig` through the project's one config system. Bad input is
 listed on stderr (every missing or malformed file), the exit code is 2 and no JSON is written.
 With ``--out``, a JSON whose recorded inputs (settings, and size and time of every prediction and
-ground-truth file) are unchanged is printed again instead of recomputed. Heavy modules (torch,
-numba) are imported only once the flags are valid.
+ground-truth file) are unchanged is printed again instead of recomputed. Heavy modules (numba,
+and torch only for unusual prediction files or a GPU) are imported only once the flags are valid.
+
+Under ``accelerate launch --num_processes N`` each process reads the predictions of its share of
+the clips and scores them (the FRD minima are most of the work); the main process gathers the
+per-clip terms, merges them into the metrics of the whole split, prints and writes them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from dataclasses import dataclass, field
 
 from react.config import ConfigError, load_config
 
-CHOICES = {"split": ("val", "test"), "device": ("cpu", "cuda"), "tlcc_samples": ("first", "all")}
+CHOICES = {"split": ("val", "test"), "device": ("cpu", "cuda"), "tlcc_samples": ("first", "all"),
+           "metric_set": ("2024", "2025")}
 
 
 @dataclass
@@ -36,6 +41,8 @@ class EvalConfig:
     workers: int = 0  # CPU threads (0 = all cores)
     device: str = "cpu"  # cpu | cuda (DTW on the GPU with torch)
     tlcc_samples: str = "first"  # first (official) | all
+    metric_set: str = "2024"  # 2024: REACT 2023/2024 metrics | 2025: REACT 2025/2026 (MAE, no FRDvs)
+    frdvs: bool = False  # also FRDvs with metric_set 2025 (always part of 2024)
 
 
 def validate(cfg: EvalConfig) -> None:
@@ -48,7 +55,8 @@ def validate(cfg: EvalConfig) -> None:
 
 
 FLAGS = {"data_dir": "data.root", "pred_dir": "pred_dir", "split": "split", "out": "out",
-         "workers": "workers", "device": "device", "tlcc_samples": "tlcc_samples"}
+         "workers": "workers", "device": "device", "tlcc_samples": "tlcc_samples",
+         "metric_set": "metric_set", "frdvs": "frdvs"}
 
 
 def parse_args(argv: list[str] | None = None) -> EvalConfig:
@@ -62,6 +70,11 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
     parser.add_argument("--device", choices=CHOICES["device"], help="default: cpu")
     parser.add_argument("--tlcc-samples", choices=CHOICES["tlcc_samples"],
                         help="first (default): sample 0 of each clip, as the official code; all: all 10")
+    parser.add_argument("--metric-set", choices=CHOICES["metric_set"],
+                        help="2024 (default): FRC FRD S-MSE FRVar FRDvs TLCC; "
+                             "2025: FRC FRD TLCC S-MSE FRVar MAE")
+    parser.add_argument("--frdvs", action="store_true", default=None,
+                        help="with --metric-set 2025: add FRDvs")
     parser.add_argument("--config", help="YAML with the same keys (may name a base: it extends)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. tlcc_samples=all")
     args = parser.parse_args(argv)
@@ -105,32 +118,77 @@ def _previous(cfg: EvalConfig, stamp: str) -> dict | None:
     return previous if isinstance(previous, dict) and previous.get("inputs_sha1") == stamp else None
 
 
-def run(cfg: EvalConfig) -> dict:
-    """Load, score, print; returns the metrics dict (what ``--out`` holds)."""
-    from evaluation.loading import load_split
-    from evaluation.metrics import TLCC_MAX_LAG, compute_metrics
+def _score(cfg: EvalConfig) -> dict | None:
+    """Load and score this process's share of the clips; the merged metrics on the main process
+    (``None`` on the others). Every process lists every input problem of the whole split."""
+    from evaluation.loading import EvalInputError, load_ground_truth, load_predictions
+    from evaluation.metrics import combine, score_clips
+    from react.data.react_layout import read_split
+    from react.utils import distributed as dist
+
+    acc = dist.make_accelerator(cfg.device) if dist.launched() else None
+    index, processes = (acc.process_index, acc.num_processes) if acc else (0, 1)
+    workers = cfg.workers or (dist.cpu_workers() if acc else None)
+    start = time.perf_counter()
+    split = read_split(cfg.data.root, cfg.split)
+    clips = dist.share(len(split), index, processes)
+    problems: list[str] = []
+    ground_truth = pred = None
+    try:
+        ground_truth = load_ground_truth(split)
+    except EvalInputError as err:
+        problems += err.problems
+    try:
+        pred = load_predictions(cfg.pred_dir, split, progress=index == 0, indices=clips)
+    except EvalInputError as err:
+        problems += err.problems
+    part = None
+    load_s = time.perf_counter() - start
+    if acc:  # ground-truth problems are found by every process: keep one copy
+        gathered = dist.gather(problems, acc)
+        problems = list(dict.fromkeys(p for ps in gathered for p in ps))
+    if problems:
+        raise EvalInputError(problems)
+    if len(clips):
+        device = str(acc.device) if acc and cfg.device == "cuda" else cfg.device
+        part = score_clips(pred, list(clips), *ground_truth, metric_set=cfg.metric_set,
+                           frdvs=cfg.frdvs or None, tlcc_samples=cfg.tlcc_samples, device=device,
+                           workers=workers, progress=index == 0)
+        part.seconds["load"] = round(load_s, 4)
+    parts = dist.gather(part, acc) if acc else [part]
+    if index != 0:
+        return None
+    metrics = combine([p for p in parts if p is not None])
+    metrics["seconds"]["total"] = round(time.perf_counter() - start, 4)
+    metrics.update(split=cfg.split, clips=len(split), samples=int(pred.shape[1]),
+                   tlcc_samples=cfg.tlcc_samples, device=cfg.device, metric_set=cfg.metric_set,
+                   processes=processes)
+    return metrics
+
+
+def run(cfg: EvalConfig) -> dict | None:
+    """Load, score, print; returns the metrics dict (what ``--out`` holds), ``None`` on the processes
+    other than the main one of an ``accelerate launch`` run."""
+    from evaluation.metrics import TLCC_MAX_LAG
     from evaluation.report import report
+    from react.utils.distributed import rank
 
     if cfg.device == "cuda":
         from react.utils.device import resolve_device
 
         resolve_device(cfg.device)
+    main_process = rank() == 0
     stamp = input_stamp(cfg) if cfg.out else ""
     previous = _previous(cfg, stamp) if cfg.out else None
-    if previous is not None:
-        print(f"{cfg.out} is up to date with these predictions and settings (delete it to recompute)",
-              file=sys.stderr)
-        print(report(previous))
-        return previous
-    start = time.perf_counter()
-    pred, listener, speaker, appropriate = load_split(cfg.data.root, cfg.pred_dir, cfg.split, progress=True)
-    load_s = time.perf_counter() - start
-    metrics = compute_metrics(pred, listener, speaker, appropriate, tlcc_samples=cfg.tlcc_samples,
-                              device=cfg.device, workers=cfg.workers or None, progress=True)
-    metrics["seconds"]["load"] = round(load_s, 4)
-    metrics["seconds"]["total"] = round(time.perf_counter() - start, 4)
-    metrics.update(split=cfg.split, clips=int(pred.shape[0]), samples=int(pred.shape[1]),
-                   tlcc_samples=cfg.tlcc_samples, device=cfg.device)
+    if previous is not None:  # every process sees the same file and stops here
+        if main_process:
+            print(f"{cfg.out} is up to date with these predictions and settings (delete it to recompute)",
+                  file=sys.stderr)
+            print(report(previous))
+        return previous if main_process else None
+    metrics = _score(cfg)
+    if metrics is None:
+        return None
     print(report(metrics))
     used = metrics["clips"] * (1 if cfg.tlcc_samples == "first" else metrics["samples"])
     print(f"TLCC: {metrics['TLCC_worst_clips']} of {used} clip predictions have a constant column "
@@ -149,14 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from react.data.react_layout import LayoutError
+    from react.utils.distributed import rank
 
     try:
         run(cfg)
-    except LayoutError as err:  # includes EvalInputError, which lists every problem
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (ConfigError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ConfigError, ValueError) as err:  # includes LayoutError and EvalInputError (every problem)
+        if rank() == 0:
+            print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -1,19 +1,29 @@
-"""The six REACT metrics (docs/metrics.md) over arrays, vectorised.
+"""The REACT metrics (docs/metrics.md) over arrays, vectorised, for the 2023/2024 and 2025/2026 sets.
 
 Shapes: ``pred`` (C, S, T, 25) predictions of the C clips of a split in its 2N order, S samples
 each; ``listener`` (C, T, 25) with ``listener[j]`` the real listener reaction to clip j;
 ``speaker`` (C, T, 25) with ``speaker[k]`` the Emotion of clip k; ``appropriate`` (C, C) bool,
 ``appropriate[k, j]`` when the reaction to clip j also suits clip k. Sums run in float64.
+
+Every metric is a mean of per-clip terms (FRDvs: of mergeable moments), so :func:`score_clips`
+scores any subset of the clips (a chunk, or one process's share) and :func:`combine` merges the
+parts into exactly the values of the whole: memory stays bounded and processes can split a split.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-METRIC_KEYS = ("FRC", "FRD", "S-MSE", "FRVar", "FRDvs", "TLCC")
+METRIC_SETS = {  # REACT 2023/2024 (official printout order) and REACT 2025/2026 (MARS scripts)
+    "2024": ("FRC", "FRD", "S-MSE", "FRVar", "FRDvs", "TLCC"),
+    "2025": ("FRC", "FRD", "TLCC", "S-MSE", "FRVar", "MAE"),
+}
+METRIC_KEYS = METRIC_SETS["2024"]
+MAE_COLUMNS = slice(15, 25)  # valence, arousal and the 8 expressions
 CCC_EPS = 1e-8
 TLCC_MAX_LAG = 49  # lags -49..49 (2 s at 25 fps, as the official code)
 TLCC_CHUNK = 256  # (clip, sample) pairs scored at once
@@ -39,17 +49,25 @@ def _candidates(appropriate: np.ndarray) -> list[np.ndarray]:
     return rows
 
 
-def frc(pred: np.ndarray, listener: np.ndarray, appropriate: np.ndarray) -> float:
-    """Mean over clips of the sum over samples of the max CCC with an appropriate listener."""
+def frc_per_clip(pred: np.ndarray, listener: np.ndarray, appropriate: np.ndarray) -> np.ndarray:
+    """(C,) per clip: the sum over samples of the max CCC with an appropriate listener.
+
+    ``appropriate`` holds the rows of ``pred``'s clips (C x all clips).
+    """
     c, s, t, d = pred.shape
-    g = listener.astype(np.float64)
-    g_mean = g.mean(axis=1)  # (C, D)
+    cands = _candidates(appropriate)
+    used = np.flatnonzero(appropriate.any(axis=0))  # statistics of these listeners only (a chunk's)
+    where = np.zeros(len(listener), dtype=np.int64)
+    where[used] = np.arange(len(used))
+    g = listener[used].astype(np.float64)
+    g_mean = g.mean(axis=1)  # (U, D)
     g_c = g - g_mean[:, None]
     g_var = (g_c**2).mean(axis=1)
-    g_const = _constant_columns(listener)
-    g_cols = np.ascontiguousarray(g_c.transpose(2, 1, 0))  # (D, T, C)
-    total = 0.0
-    for k, cand in enumerate(_candidates(appropriate)):
+    g_const = _constant_columns(listener[used])
+    g_cols = np.ascontiguousarray(g_c.transpose(2, 1, 0))  # (D, T, U)
+    out = np.empty(c)
+    for k, cand in enumerate(cands):
+        cand = where[cand]
         p = pred[k].astype(np.float64)  # (S, T, D)
         p_mean = p.mean(axis=1)
         p_c = p - p_mean[:, None]
@@ -60,8 +78,13 @@ def frc(pred: np.ndarray, listener: np.ndarray, appropriate: np.ndarray) -> floa
         cov = np.where(constant, 0.0, cov)  # r := 0 where a column is constant
         denom = p_var[:, None] + g_var[cand][None] + (p_mean[:, None] - g_mean[cand][None]) ** 2
         ccc = (2 * cov / (denom + CCC_EPS)).mean(axis=-1)  # (S, |A|)
-        total += ccc.max(axis=1).sum()
-    return total / c
+        out[k] = ccc.max(axis=1).sum()
+    return out
+
+
+def frc(pred: np.ndarray, listener: np.ndarray, appropriate: np.ndarray) -> float:
+    """Mean over clips of the sum over samples of the max CCC with an appropriate listener."""
+    return float(frc_per_clip(pred, listener, appropriate).mean())
 
 
 def frd_minima(
@@ -94,19 +117,55 @@ def frd(pred: np.ndarray, listener: np.ndarray, appropriate: np.ndarray, **kwarg
     return float(minima.sum(axis=1).mean())
 
 
+def s_mse_per_clip(pred: np.ndarray) -> np.ndarray:
+    """(C,) mean squared difference between two samples of each clip; NaN with a single sample."""
+    c, s, t, d = pred.shape
+    if s < 2:
+        return np.full(c, np.nan)
+    per_clip = np.empty(c)
+    for k in range(c):  # sum over ordered pairs a != b = 2 S sum_a ||P_a - mean||^2
+        p = pred[k].astype(np.float64)
+        per_clip[k] = 2 * s * ((p - p.mean(axis=0)) ** 2).sum()
+    return per_clip / (s * (s - 1) * t * d)
+
+
 def s_mse(pred: np.ndarray) -> float:
     """S-MSE (FRDiv): mean over clips of the mean squared difference between two of its samples.
 
     NaN with a single sample (no pair).
     """
-    c, s, t, d = pred.shape
-    if s < 2:
+    return float(s_mse_per_clip(pred).mean())
+
+
+@dataclass
+class Moments:
+    """Count, mean ``(S, T, D)`` and summed squared deviation ``(S,)`` of clips' samples (for FRDvs)."""
+
+    count: int
+    mean: np.ndarray
+    m2: np.ndarray
+
+    @classmethod
+    def of(cls, pred: np.ndarray) -> Moments:
+        p = pred.astype(np.float64)
+        mean = p.mean(axis=0)
+        return cls(len(p), mean, ((p - mean) ** 2).sum(axis=(0, 2, 3)))
+
+    def merge(self, other: Moments) -> Moments:
+        """The moments of both sets of clips (Chan et al.'s pairwise update)."""
+        n = self.count + other.count
+        delta = other.mean - self.mean
+        m2 = self.m2 + other.m2 + (delta**2).sum(axis=(1, 2)) * self.count * other.count / n
+        return Moments(n, self.mean + delta * (other.count / n), m2)
+
+
+def frdvs_from_moments(m: Moments) -> float:
+    """FRDvs from the moments of all clips: sum over ordered clip pairs = 2 C sum_k ||P_k - mean||^2."""
+    c = m.count
+    s, t, d = m.mean.shape
+    if c < 2:
         return float("nan")
-    per_clip = np.empty(c)
-    for k in range(c):  # sum over ordered pairs a != b = 2 S sum_a ||P_a - mean||^2
-        p = pred[k].astype(np.float64)
-        per_clip[k] = 2 * s * ((p - p.mean(axis=0)) ** 2).sum()
-    return float((per_clip / (s * (s - 1) * t * d)).mean())
+    return float(2 * c * m.m2.sum() / (c * (c - 1) * s) / (t * d))
 
 
 def frdvs(pred: np.ndarray) -> float:
@@ -114,19 +173,36 @@ def frdvs(pred: np.ndarray) -> float:
 
     NaN with a single clip (no pair).
     """
-    c, s, t, d = pred.shape
-    if c < 2:
-        return float("nan")
-    pairs = 0.0
-    for i in range(s):  # sum over ordered clip pairs k != l = 2 C sum_k ||P_k - mean||^2
-        p = pred[:, i].astype(np.float64)
-        pairs += 2 * c * ((p - p.mean(axis=0)) ** 2).sum()
-    return float(pairs / (c * (c - 1) * s) / (t * d))
+    return frdvs_from_moments(Moments.of(pred))
+
+
+def fr_var_per_clip(pred: np.ndarray) -> np.ndarray:
+    """(C,) mean over samples and columns of the unbiased variance over frames."""
+    return np.array([pred[k].astype(np.float64).var(axis=1, ddof=1).mean() for k in range(len(pred))])
 
 
 def fr_var(pred: np.ndarray) -> float:
     """FRVar: mean over clips, samples and columns of the unbiased variance over frames."""
-    return float(np.mean([pred[k].astype(np.float64).var(axis=1, ddof=1).mean() for k in range(len(pred))]))
+    return float(fr_var_per_clip(pred).mean())
+
+
+def mae_per_clip(pred: np.ndarray, listener: np.ndarray,
+                 appropriate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(C,) summed MAE over columns 15:25 of every (sample, appropriate listener) pair, (C,) pair counts."""
+    sums, pairs = np.empty(len(pred)), np.empty(len(pred), dtype=np.int64)
+    g = listener[..., MAE_COLUMNS]
+    for k, cand in enumerate(_candidates(appropriate)):
+        diff = np.abs(pred[k][:, None, :, MAE_COLUMNS] - g[cand][None])  # (S, |A|, T, 10) float32
+        sums[k] = diff.astype(np.float64).mean(axis=(2, 3)).sum()
+        pairs[k] = diff.shape[0] * diff.shape[1]
+    return sums, pairs
+
+
+def mae(pred: np.ndarray, listener: np.ndarray, appropriate: np.ndarray) -> float:
+    """MAE (REACT 2025/2026): mean over all prediction x appropriate ground-truth pairs of the mean
+    absolute difference over frames and columns 15:25 (valence, arousal, expressions)."""
+    sums, pairs = mae_per_clip(pred, listener, appropriate)
+    return float(sums.sum() / pairs.sum())
 
 
 def _window_sums(x: np.ndarray) -> np.ndarray:
@@ -192,11 +268,9 @@ def tlcc_offsets(pred: np.ndarray, speaker: np.ndarray,
     return np.abs(max_lag - best).astype(np.float64), has_nan
 
 
-def tlcc(pred: np.ndarray, speaker: np.ndarray, samples: str = "first") -> tuple[float, int]:
-    """TLCC: mean |offset| between predictions and the speaker; ``samples`` is ``first`` or ``all``.
-
-    Returns (value, number of (clip, sample) pairs that a constant column forced to the worst offset).
-    """
+def tlcc_per_clip(pred: np.ndarray, speaker: np.ndarray, samples: str = "first") -> tuple[np.ndarray, int]:
+    """(C, n) TLCC |offsets| of the first (``first``) or all (``all``) samples of each clip, and the
+    number of (clip, sample) pairs that a constant column forced to the worst offset."""
     if samples not in ("first", "all"):
         raise ValueError(f"tlcc samples must be 'first' or 'all', got {samples!r}")
     n = 1 if samples == "first" else pred.shape[1]
@@ -205,23 +279,40 @@ def tlcc(pred: np.ndarray, speaker: np.ndarray, samples: str = "first") -> tuple
     for k in range(0, len(pred), step):
         chunk = pred[k:k + step, :n]
         off, nan = tlcc_offsets(chunk.reshape(-1, *pred.shape[2:]), np.repeat(speaker[k:k + step], n, axis=0))
-        offsets.append(off)
+        offsets.append(off.reshape(-1, n))
         worst += int((nan & (off == TLCC_MAX_LAG)).sum())
-    return float(np.concatenate(offsets).mean()), worst
+    return np.concatenate(offsets), worst
 
 
-def check_inputs(pred: np.ndarray, listener: np.ndarray, speaker: np.ndarray,
-                 appropriate: np.ndarray) -> None:
-    """Raise ``ValueError`` naming the argument whose shape or values do not fit."""
+def tlcc(pred: np.ndarray, speaker: np.ndarray, samples: str = "first") -> tuple[float, int]:
+    """TLCC: mean |offset| between predictions and the speaker; ``samples`` is ``first`` or ``all``.
+
+    Returns (value, number of (clip, sample) pairs that a constant column forced to the worst offset).
+    """
+    offsets, worst = tlcc_per_clip(pred, speaker, samples)
+    return float(offsets.mean()), worst
+
+
+def check_inputs(pred: np.ndarray, listener: np.ndarray, speaker: np.ndarray, appropriate: np.ndarray,
+                 clips: np.ndarray | None = None) -> None:
+    """Raise ``ValueError`` naming the argument whose shape or values do not fit.
+
+    ``pred`` holds the clips ``clips`` (default: all) of the split that ``listener`` describes.
+    """
     if pred.ndim != 4:
         raise ValueError(f"pred must be (clips, samples, frames, 25), got shape {pred.shape}")
-    c, s, t, d = pred.shape
-    if listener.shape != (c, t, d) or speaker.shape != (c, t, d):
+    n, s, t, d = pred.shape
+    c = len(listener)
+    if clips is None and n != c:
+        raise ValueError(f"pred has {n} clips but listener {c}: they must match")
+    if listener.shape[1:] != (t, d) or speaker.shape != listener.shape:
         raise ValueError(f"listener {listener.shape} and speaker {speaker.shape} must be {(c, t, d)} "
                          f"to match pred {pred.shape}")
     if appropriate.shape != (c, c):
         raise ValueError(f"appropriate must be ({c}, {c}) for {c} clips, got {appropriate.shape}")
-    if min(c, s) < 1 or t <= TLCC_MAX_LAG + 1 or d != 25:
+    if clips is not None and (len(clips) != n or (n and (clips.min() < 0 or clips.max() >= c))):
+        raise ValueError(f"clips must name {n} clips of 0..{c - 1}")
+    if min(n, s) < 1 or t <= TLCC_MAX_LAG + 1 or d != 25:
         raise ValueError(f"pred must have clips and samples, more than {TLCC_MAX_LAG + 1} frames (TLCC "
                          f"lags reach {TLCC_MAX_LAG}) and 25 columns, got {pred.shape}")
     for name, arr in (("pred", pred), ("listener", listener), ("speaker", speaker)):
@@ -229,20 +320,46 @@ def check_inputs(pred: np.ndarray, listener: np.ndarray, speaker: np.ndarray,
             raise ValueError(f"{name} contains NaN or inf")
 
 
-def compute_metrics(
-    pred: Any, listener: Any, speaker: Any, appropriate: Any, *, tlcc_samples: str = "first",
-    device: str = "cpu", workers: int | None = None, backend: str = "auto", progress: bool = False,
-) -> dict[str, float]:
-    """All six metrics, keys ``FRC FRD S-MSE FRVar FRDvs TLCC``, plus extras.
+def _metric_keys(metric_set: str, frdvs: bool | None) -> tuple[str, ...]:
+    """The keys a set reports; ``frdvs`` adds (True) or drops (False) FRDvs, None keeps the set's."""
+    if metric_set not in METRIC_SETS:
+        raise ValueError(f"metric_set must be one of {', '.join(METRIC_SETS)}, got {metric_set!r}")
+    keys = METRIC_SETS[metric_set]
+    if frdvs and "FRDvs" not in keys:
+        keys += ("FRDvs",)
+    if frdvs is False:
+        keys = tuple(k for k in keys if k != "FRDvs")
+    return keys
 
-    Extras: ``TLCC_worst_clips`` (pairs whose TLCC offset a constant column forced to the worst
-    value), ``frd_pairs`` / ``frd_full_pairs`` (DTW pairs in the definition / not pruned) and
-    ``seconds`` per metric. ``backend``: ``numba`` (CPU), ``torch`` (``device`` cpu or cuda) or
-    ``auto`` (torch on cuda, numba otherwise). numpy arrays or torch tensors.
+
+@dataclass
+class Partial:
+    """Per-clip terms of some clips of a split (``clips``: their indices), mergeable by :func:`combine`."""
+
+    keys: tuple[str, ...]
+    clips: np.ndarray
+    per_clip: dict[str, np.ndarray] = field(default_factory=dict)  # FRC, FRD, S-MSE, FRVar, TLCC, MAE pairs
+    moments: Moments | None = None  # FRDvs
+    tlcc_worst: int = 0
+    frd_pairs: int = 0
+    frd_full_pairs: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def score_clips(
+    pred: Any, clips: Any, listener: Any, speaker: Any, appropriate: Any, *, metric_set: str = "2024",
+    frdvs: bool | None = None, tlcc_samples: str = "first", device: str = "cpu", workers: int | None = None,
+    backend: str = "auto", progress: bool = False,
+) -> Partial:
+    """The per-clip terms of the clips ``clips`` (indices into the split), whose predictions ``pred``
+    (len(clips), S, T, 25) are; ground truth and matrix are the whole split's. Options as
+    :func:`compute_metrics`.
     """
     pred, listener, speaker = _as_numpy(pred), _as_numpy(listener), _as_numpy(speaker)
     appropriate = _as_numpy(appropriate, dtype=bool)
-    check_inputs(pred, listener, speaker, appropriate)
+    clips = np.asarray(clips, dtype=np.int64)
+    check_inputs(pred, listener, speaker, appropriate, clips)
+    keys = _metric_keys(metric_set, frdvs)
     if backend == "auto":
         backend = "torch" if device.startswith("cuda") else "numba"
     if backend not in ("numba", "torch"):
@@ -251,25 +368,78 @@ def compute_metrics(
         from evaluation.dtw import set_threads
 
         set_threads(workers)
-    seconds: dict[str, float] = {}
-    results: dict[str, Any] = {}
+    part = Partial(keys, clips)
+    rows = appropriate[clips]
 
     def timed(key: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         out = fn(*args, **kwargs)
-        seconds[key] = round(time.perf_counter() - start, 4)
+        part.seconds[key] = round(time.perf_counter() - start, 4)
         return out
 
-    results["FRC"] = float(timed("FRC", frc, pred, listener, appropriate))
-    minima, stats = timed("FRD", frd_minima, pred, listener, appropriate, backend=backend, device=device,
+    part.per_clip["FRC"] = timed("FRC", frc_per_clip, pred, listener, rows)
+    minima, stats = timed("FRD", frd_minima, pred, listener, rows, backend=backend, device=device,
                           progress=progress)
-    results["FRD"] = float(minima.sum(axis=1).mean())
-    results["S-MSE"] = timed("S-MSE", s_mse, pred)
-    results["FRVar"] = timed("FRVar", fr_var, pred)
-    results["FRDvs"] = timed("FRDvs", frdvs, pred)
-    results["TLCC"], worst = timed("TLCC", tlcc, pred, speaker, tlcc_samples)
-    results["TLCC_worst_clips"] = worst
-    results["frd_pairs"] = stats["pairs"]
-    results["frd_full_pairs"] = stats["full_pairs"]
-    results["seconds"] = seconds
+    part.per_clip["FRD"] = minima.sum(axis=1)
+    part.frd_pairs, part.frd_full_pairs = stats["pairs"], stats["full_pairs"]
+    part.per_clip["S-MSE"] = timed("S-MSE", s_mse_per_clip, pred)
+    part.per_clip["FRVar"] = timed("FRVar", fr_var_per_clip, pred)
+    if "FRDvs" in keys:
+        part.moments = timed("FRDvs", Moments.of, pred)
+    part.per_clip["TLCC"], part.tlcc_worst = timed("TLCC", tlcc_per_clip, pred, speaker[clips], tlcc_samples)
+    if "MAE" in keys:
+        part.per_clip["MAE"], part.per_clip["MAE_pairs"] = timed("MAE", mae_per_clip, pred, listener, rows)
+    return part
+
+
+def combine(parts: list[Partial]) -> dict[str, Any]:
+    """The metrics of the union of ``parts`` (disjoint clip sets), keys in the set's order, plus extras
+    (see :func:`compute_metrics`); ``seconds`` adds up the parts' times."""
+    parts = [p for p in parts if len(p.clips)]
+    if not parts:
+        raise ValueError("no clips were scored")
+    keys = parts[0].keys
+    clips = np.concatenate([p.clips for p in parts])
+    if len(np.unique(clips)) != len(clips):
+        raise ValueError("the parts score some clips twice")
+    per_clip = {k: np.concatenate([p.per_clip[k] for p in parts]) for k in parts[0].per_clip}
+    results: dict[str, Any] = {}
+    for key in keys:
+        if key == "FRDvs":
+            moments = parts[0].moments
+            for p in parts[1:]:
+                moments = moments.merge(p.moments)
+            results[key] = frdvs_from_moments(moments)
+        elif key == "MAE":
+            results[key] = float(per_clip["MAE"].sum() / per_clip["MAE_pairs"].sum())
+        else:
+            results[key] = float(per_clip[key].mean())
+    seconds: dict[str, float] = {}
+    for p in parts:
+        for k, v in p.seconds.items():
+            seconds[k] = round(seconds.get(k, 0.0) + v, 4)
+    results.update(TLCC_worst_clips=sum(p.tlcc_worst for p in parts),
+                   frd_pairs=sum(p.frd_pairs for p in parts),
+                   frd_full_pairs=sum(p.frd_full_pairs for p in parts), seconds=seconds)
     return results
+
+
+def compute_metrics(
+    pred: Any, listener: Any, speaker: Any, appropriate: Any, *, metric_set: str = "2024",
+    frdvs: bool | None = None, tlcc_samples: str = "first", device: str = "cpu", workers: int | None = None,
+    backend: str = "auto", progress: bool = False,
+) -> dict[str, Any]:
+    """The metrics of a set, in its order: ``2024`` (REACT 2023/2024) ``FRC FRD S-MSE FRVar FRDvs
+    TLCC`` or ``2025`` (REACT 2025/2026) ``FRC FRD TLCC S-MSE FRVar MAE``; ``frdvs`` True adds FRDvs,
+    False drops it. Plus extras.
+
+    Extras: ``TLCC_worst_clips`` (pairs whose TLCC offset a constant column forced to the worst
+    value), ``frd_pairs`` / ``frd_full_pairs`` (DTW pairs in the definition / not pruned) and
+    ``seconds`` per metric. ``backend``: ``numba`` (CPU), ``torch`` (``device`` cpu or cuda) or
+    ``auto`` (torch on cuda, numba otherwise). numpy arrays or torch tensors.
+    """
+    pred = _as_numpy(pred)
+    part = score_clips(pred, np.arange(len(pred)), listener, speaker, appropriate, metric_set=metric_set,
+                       frdvs=frdvs, tlcc_samples=tlcc_samples, device=device, workers=workers,
+                       backend=backend, progress=progress)
+    return combine([part])

@@ -1,7 +1,10 @@
 """Model-like synthetic predictions in the layout ``evaluation.py`` reads (tests, benchmark).
 
-Most samples are a time-shifted, noisy, smoothed copy of an appropriate listener reaction (what a
-working generator produces); the rest are smooth random sequences in the valid value ranges.
+A generator that learned something produces reactions that resemble the appropriate ones without
+copying any: each sample here is a random convex mixture of a few appropriate listener reactions,
+time-warped by a smooth random speed profile (its own timing) and overlaid with smooth noise of
+its own, then put into the valid value ranges. No sample is close to a single reaction, so the
+FRD minima are not decided by one obviously nearest candidate (as they are with near-copies).
 """
 
 from __future__ import annotations
@@ -21,24 +24,35 @@ def _valid_ranges(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def make_predictions(listener: np.ndarray, appropriate: np.ndarray, samples: int = L.NUM_PREDICTIONS,
-                     random_share: float = 0.3, noise: float = 0.15, seed: int = 0) -> np.ndarray:
-    """``(C, samples, T, 25)`` float32 predictions for the C clips of a split.
+def _time_warp(x: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """``x`` (T, D) replayed at a smoothly varying speed (same start and end)."""
+    t = len(x)
+    speed = np.exp(strength * gaussian_filter1d(rng.normal(size=t), 40))
+    pos = np.cumsum(speed)
+    pos = (pos - pos[0]) / (pos[-1] - pos[0]) * (t - 1)
+    frames = np.arange(t)
+    return np.stack([np.interp(pos, frames, x[:, d]) for d in range(x.shape[1])], axis=1)
 
-    ``listener[j]``: real listener reaction to clip j; ``appropriate``: (C, C) bool.
+
+def make_predictions(listener: np.ndarray, appropriate: np.ndarray, samples: int = L.NUM_PREDICTIONS,
+                     mix: int = 3, noise: float = 0.15, warp: float = 0.8, seed: int = 0) -> np.ndarray:
+    """``(C, samples, T, 25)`` float32 predictions for the C clips of ``appropriate``'s rows.
+
+    ``listener[j]``: real listener reaction to clip j; ``appropriate``: (C, clips) bool. Each
+    sample mixes ``mix`` appropriate reactions with Dirichlet weights.
     """
     rng = np.random.default_rng(seed)
-    c, t, d = listener.shape
+    c = len(appropriate)
+    t, d = listener.shape[1:]
     pred = np.empty((c, samples, t, d), dtype=np.float32)
     for k in range(c):
         cand = np.flatnonzero(appropriate[k])
         for i in range(samples):
-            drift = gaussian_filter1d(rng.normal(size=(t, d)), 6, axis=0) * noise * 4
-            if rng.random() < random_share:
-                base = 0.5 + gaussian_filter1d(rng.normal(size=(t, d)), 10, axis=0) * 3
-            else:
-                base = np.roll(listener[rng.choice(cand)], int(rng.integers(-10, 11)), axis=0)
-            pred[k, i] = _valid_ranges(base + drift)
+            parts = rng.choice(cand, size=min(mix, len(cand)), replace=False)
+            weights = rng.dirichlet(np.ones(len(parts)))
+            base = np.tensordot(weights, listener[parts].astype(np.float64), axes=1)
+            own = gaussian_filter1d(rng.normal(size=(t, d)), 5, axis=0) * noise * 6
+            pred[k, i] = _valid_ranges(_time_warp(base, rng, warp) + own)
     return pred
 
 

@@ -1,4 +1,5 @@
-"""Audio features on the video frame grid: SSL hidden states, log-mel bands or eGeMAPS descriptors.
+"""Audio features on the video frame grid: SSL hidden states, log-mel bands, eGeMAPS descriptors or
+VGGish embeddings (:mod:`features.vggish`).
 
 The reader (a worker process) loads the wav, mixes it to mono, resamples it (44.1 -> 16 kHz) and
 fits it to the clip's frame count. ``ssl`` runs Wav2Vec2 / HuBERT / WavLM batched in the main
@@ -9,6 +10,7 @@ reader. Every kind is then averaged onto the frames (``features.align``): one ro
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -16,13 +18,30 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from features import vggish
 from features.align import align_to_frames
+from features.media import fit_to_frames  # noqa: F401 - public here too
 from features.runner import Extractor, Job, Reader
 from features.video import count_video_frames
 from features.weights import resolve_weights, weights_settings
 from react.data.audio import load_audio
 
 EGEMAPS_SET = "eGeMAPSv02"
+
+
+@lru_cache(maxsize=2)
+def egemaps_smile(functionals: bool = False) -> Any:
+    """The openSMILE eGeMAPSv02 extractor: 25 low-level descriptors per 10 ms, or the 88
+    utterance functionals (one per process and level)."""
+    import opensmile
+
+    level = opensmile.FeatureLevel.Functionals if functionals else opensmile.FeatureLevel.LowLevelDescriptors
+    return opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, EGEMAPS_SET), feature_level=level)
+
+
+def egemaps_functionals(wave: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The 88 eGeMAPSv02 functionals of one mono waveform (float32)."""
+    return egemaps_smile(True).process_signal(wave, sample_rate).to_numpy(dtype=np.float32)[0]
 
 
 def clip_frames(job: Job) -> int:
@@ -32,16 +51,6 @@ def clip_frames(job: Job) -> int:
     if not job.video.exists():
         raise FileNotFoundError(f"{job.video}: frames=0 needs the clip's video to count its frames")
     return count_video_frames(job.video)
-
-
-def fit_to_frames(wave: np.ndarray, num_frames: int, fps: float, sample_rate: int,
-                  max_shortfall_s: float) -> np.ndarray:
-    """Cut or zero-pad to exactly ``num_frames / fps`` seconds; much shorter audio is an error."""
-    needed = round(num_frames / fps * sample_rate)
-    if len(wave) < needed - max_shortfall_s * sample_rate:
-        raise ValueError(f"audio too short (truncated?): {len(wave) / sample_rate:.2f} s, but {num_frames} "
-                         f"frames at {fps} fps need {needed / sample_rate:.2f} s")
-    return np.pad(wave[:needed], (0, max(0, needed - len(wave))))
 
 
 class WaveReader(Reader):
@@ -87,21 +96,25 @@ class LogMelReader(WaveReader):
         yield align_to_frames(logmel, times, frames, self.fps)
 
 
-class EgemapsReader(WaveReader):
-    """The 25 eGeMAPS low-level descriptors (openSMILE, 10 ms steps), averaged per video frame."""
+class VggishReader(WaveReader):
+    """VGGish log-mel examples of the clip (:mod:`features.vggish`), in chunks."""
 
     def __init__(self, cfg: DictConfig):
         super().__init__(cfg)
-        self._smile = None
+        self.hop_s = cfg.audio.vggish_hop_s
 
     def __call__(self, job: Job) -> Iterator[torch.Tensor]:
-        import opensmile
-
-        if self._smile is None:
-            self._smile = opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, EGEMAPS_SET),
-                                          feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
         wave, frames = self.waveform(job)
-        table = self._smile.process_signal(wave, self.sample_rate)
+        examples = vggish.clip_examples(wave, frames, self.fps, self.sample_rate, self.hop_s)
+        yield from examples.split(vggish.CHUNK)
+
+
+class EgemapsReader(WaveReader):
+    """The 25 eGeMAPS low-level descriptors (openSMILE, 10 ms steps), averaged per video frame."""
+
+    def __call__(self, job: Job) -> Iterator[torch.Tensor]:
+        wave, frames = self.waveform(job)
+        table = egemaps_smile().process_signal(wave, self.sample_rate)
         start = table.index.get_level_values("start").total_seconds().to_numpy()
         end = table.index.get_level_values("end").total_seconds().to_numpy()
         values = torch.tensor(table.to_numpy(dtype=np.float32))
@@ -124,12 +137,16 @@ class AudioExtractor(Extractor):
         a = cfg.audio
         self.cfg = cfg
         self.settings = self.describe(cfg)
-        self.reader = {"ssl": WaveReader, "logmel": LogMelReader, "egemaps": EgemapsReader}[a.kind](cfg)
+        readers = {"ssl": WaveReader, "logmel": LogMelReader, "egemaps": EgemapsReader,
+                   "vggish": VggishReader}
+        self.reader = readers[a.kind](cfg)
         self.batch_size = a.batch_size
         self.model = model
 
     def load(self) -> None:
         a = self.cfg.audio
+        if a.kind == "vggish":
+            self.model = (self.model or vggish.build(self.cfg)).eval().to(self.cfg.device)
         if a.kind != "ssl":
             return
         if self.model is None:
@@ -151,6 +168,8 @@ class AudioExtractor(Extractor):
             return {**common, "backbone": a.backbone, "arch": OmegaConf.to_container(a.arch),
                     **weights_settings(a.weights, a.random_init, "audio", cfg.seed),
                     "layers": list(a.layers), "normalize": a.normalize}
+        if a.kind == "vggish":
+            return vggish.describe(cfg, common)
         if a.kind == "logmel":
             return {**common, "backbone": "logmel", "n_mels": a.n_mels, "n_fft": a.n_fft,
                     "hop_length": a.hop_length}
@@ -159,12 +178,16 @@ class AudioExtractor(Extractor):
         return {**common, "backbone": f"opensmile-{EGEMAPS_SET}-lld", "opensmile": opensmile.__version__}
 
     def encode(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.cfg.audio.kind == "vggish":
+            return self.model(batch)
         if self.cfg.audio.kind != "ssl":
             return batch
         states = self.model(batch, output_hidden_states=True).hidden_states
         return torch.stack([states[i] for i in self.cfg.audio.layers]).mean(0)
 
     def finish(self, job: Job, rows: torch.Tensor) -> torch.Tensor:
+        if self.cfg.audio.kind == "vggish":
+            return vggish.finish(self.cfg, clip_frames(job), rows)
         if self.cfg.audio.kind != "ssl":
             return rows
         hidden = rows[0]

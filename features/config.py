@@ -12,7 +12,7 @@ from react.data.react_layout import FPS, NUM_VIDEO_FRAMES, SPLITS
 from react.models.ssl_audio import FAMILIES
 
 TYPES = ("video", "audio")
-AUDIO_KINDS = ("ssl", "logmel", "egemaps")
+AUDIO_KINDS = ("ssl", "logmel", "egemaps", "vggish")
 
 
 @dataclass
@@ -34,7 +34,7 @@ class VideoConfig:
 class AudioConfig:
     """Audio features on the video frame grid: SSL hidden states, log-mel or eGeMAPS descriptors."""
 
-    kind: str = "ssl"  # ssl | logmel | egemaps
+    kind: str = "ssl"  # ssl | logmel | egemaps | vggish (128-d, features/vggish.py)
     backbone: str = "wav2vec2"  # ssl family: wav2vec2 | hubert | wavlm
     weights: str = ""  # HF-format model directory (kind=ssl)
     random_init: bool = False
@@ -47,6 +47,7 @@ class AudioConfig:
     n_fft: int = 1024
     hop_length: int = 160
     max_shortfall_s: float = 0.1  # audio may end this much before the last video frame
+    vggish_hop_s: float = 0.04  # seconds between VGGish examples (0.04: one per 25 fps frame)
 
 
 @dataclass
@@ -95,7 +96,7 @@ def validate(cfg: DictConfig) -> None:
     _positive("frames", cfg.frames, allow_zero=True)
     _positive("fps", cfg.fps)
     for key in ("video.batch_size", "video.resize", "video.crop", "video.std", "audio.batch_size",
-                "audio.sample_rate", "audio.n_mels", "audio.n_fft", "audio.hop_length"):
+                "audio.sample_rate", "audio.n_mels", "audio.n_fft", "audio.hop_length", "audio.vggish_hop_s"):
         section, name = key.split(".")
         _positive(key, cfg[section][name])
     _positive("audio.max_shortfall_s", cfg.audio.max_shortfall_s, allow_zero=True)

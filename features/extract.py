@@ -9,6 +9,10 @@ tensors to ``S/<split>/{Video,Audio}_features/<clip>.pth`` with a JSON sidecar b
 ``--split all`` / ``--type all`` run every split / both types in one process. ``--backbone``,
 ``--weights`` and ``--batch-size`` set ``<type>.backbone`` etc. of the chosen type; every other
 option is a config key (see ``features/config.py``). Exit status 1 when any clip failed.
+
+Under ``accelerate launch --num_processes N -m features.extract ...`` (one GPU per process, or
+CPU processes) each process extracts a contiguous share of every split's clips and writes their
+files itself; the main process gathers the reports and prints the summary (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from features.config import TYPES, FeatureConfig, validate
 from features.runner import Extractor, Job, Report, run_jobs
 from react.config import ConfigError, load_config
 from react.data.react_layout import SPLITS, LayoutError, audio_path, feature_path, read_split, video_path
+from react.utils import distributed as dist
 from react.utils.logging import get_logger, setup_logging
 
 log = get_logger(__name__)
@@ -85,22 +90,44 @@ def build_extractor(cfg: DictConfig, kind: str) -> Extractor:
     return AudioExtractor(cfg)
 
 
+def merge_reports(reports: list[Report]) -> Report:
+    """One report of the processes' reports (clips in process order; the slowest process's time)."""
+    merged = Report(seconds=max(r.seconds for r in reports))
+    for r in reports:
+        merged.done += r.done
+        merged.skipped += r.skipped
+        merged.failed.update(r.failed)
+    return merged
+
+
 def extract(cfg: DictConfig) -> dict[str, Report]:
     """Run every requested (split, type); returns a report per ``"<split> <type>"``.
 
     Both extractors are set up (weights checked and hashed) before any clip is read, so that a
-    missing audio checkpoint fails at once rather than after the whole video pass.
+    missing audio checkpoint fails at once rather than after the whole video pass. Launched as
+    several processes, each extracts its share of the clips and every process returns the
+    merged reports.
     """
+    acc = dist.make_accelerator(cfg.device) if dist.launched() else None
+    threads = torch.get_num_threads()
+    wanted = cfg.threads or threads
+    if acc:
+        cfg = cfg.copy()
+        cfg.device = str(acc.device)  # this process's GPU, or the CPU
+        if not cfg.threads and acc.device.type == "cpu":
+            wanted = dist.cpu_workers()
     kinds = TYPES if cfg.type == "all" else (cfg.type,)
     extractors = {kind: build_extractor(cfg, kind) for kind in kinds}
     reports = {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads or threads)
+    torch.set_num_threads(wanted)
     try:
         for kind, extractor in extractors.items():
             for split in SPLITS if cfg.split == "all" else (cfg.split,):
                 name, jobs = f"{split} {kind}", build_jobs(cfg, split, kind)
-                reports[name] = run_jobs(jobs, extractor, cfg.workers, cfg.device, name)
+                if acc:
+                    jobs = [jobs[i] for i in dist.share(len(jobs), acc.process_index, acc.num_processes)]
+                report = run_jobs(jobs, extractor, cfg.workers, cfg.device, name)
+                reports[name] = merge_reports(dist.gather(report, acc)) if acc else report
     finally:
         torch.set_num_threads(threads)
     return reports
@@ -115,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", err)
         return 2
     failed = {f"{name}: {clip}": why for name, r in reports.items() for clip, why in r.failed.items()}
+    if dist.rank() != 0:  # the main process reports for all
+        return 1 if failed else 0
     for name, r in reports.items():
         rate = f" in {r.seconds:.1f} s ({len(r.done) / r.seconds:.2f} clips/s)" if r.seconds else ""
         log.info("%s: %d extracted, %d up to date, %d failed%s", name, len(r.done), len(r.skipped),

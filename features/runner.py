@@ -167,7 +167,7 @@ def run_jobs(jobs: list[Job], extractor: Extractor, workers: int = 1, device: st
         return report
     extractor.load()
     loader = DataLoader(_ClipStream(todo, extractor.reader), batch_size=None, num_workers=workers,
-                        collate_fn=_identity, pin_memory=device == "cuda",
+                        collate_fn=_identity, pin_memory=device.startswith("cuda"),
                         prefetch_factor=4 if workers > 0 else None, persistent_workers=False)
     batcher = _Batcher(extractor, torch.device(device))
     parts: dict[int, list[torch.Tensor]] = {}

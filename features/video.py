@@ -16,59 +16,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from features.media import count_video_frames, iter_rgb_frames, resize_and_crop  # noqa: F401 - public here too
 from features.runner import Extractor, Job, Reader
 from features.weights import resolve_weights, weights_settings
 from react.utils.logging import get_logger, warn_random_init
 
 log = get_logger(__name__)
-
-
-def count_video_frames(path: Path) -> int:
-    """Frames of an mp4 (container metadata, else a decode) or of a png folder."""
-    if path.is_dir():
-        return sum(1 for _ in path.glob("*.png"))
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        return stream.frames or sum(1 for _ in container.decode(stream))
-
-
-def iter_rgb_frames(path: Path) -> Iterator[np.ndarray]:
-    """``H x W x 3`` uint8 RGB frames in order, from an mp4 or a folder ``1.png .. T.png``."""
-    if path.is_dir():
-        from PIL import Image
-
-        pngs = sorted(path.glob("*.png"), key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
-        if not pngs or not pngs[0].stem.isdigit():
-            raise ValueError("not a folder of numbered png frames (1.png, 2.png, ...)")
-        for png in pngs:
-            with Image.open(png) as image:
-                yield np.asarray(image.convert("RGB"))
-        return
-    if not path.is_file():
-        raise FileNotFoundError("video file not found")
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.codec_context.thread_count = 1  # the forward pass has the other cores
-        for frame in container.decode(stream):
-            yield frame.to_ndarray(format="rgb24")
-
-
-def resize_and_crop(frame: np.ndarray, resize: int, crop: int) -> np.ndarray:
-    """Scale the shorter side to ``resize`` (bilinear) and cut the centre ``crop x crop``."""
-    h, w = frame.shape[:2]
-    if min(h, w) != resize:
-        from PIL import Image
-
-        scale = resize / min(h, w)
-        size = (max(resize, round(w * scale)), max(resize, round(h * scale)))
-        frame = np.asarray(Image.fromarray(frame).resize(size, Image.BILINEAR))
-        h, w = frame.shape[:2]
-    top, left = (h - crop) // 2, (w - crop) // 2
-    return frame[top:top + crop, left:left + crop]
 
 
 class FrameReader(Reader):

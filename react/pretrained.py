@@ -60,3 +60,37 @@ def pretrained_ssl_encoder(family: str, weights: str | os.PathLike | None, rando
     """Architecture and weights in one step (feature extraction, tests)."""
     encoder = build_ssl_encoder(family, ssl_architecture(family, weights, random_init, **overrides))
     return encoder if random_init else load_ssl_weights(encoder, family, weights)
+
+
+def load_vggish_weights(model: nn.Module, weights: str | os.PathLike) -> nn.Module:
+    """Copy a VGGish state dict (a ``.pth`` in the harritaylor/torchvggish layout: ``features.N.*``,
+    ``embeddings.N.*``; its PCA ``pproc.*`` entries are not used) into ``model``
+    (:class:`react.models.vggish.VGGish` of the default architecture)."""
+    import torch
+
+    path = Path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: VGGish weights not found (a local .pth state dict; nothing is "
+                                "downloaded) - or set random_init: true")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    state = {k: v for k, v in state.items() if not k.startswith("pproc.")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: not a VGGish state dict in the torchvggish layout (missing "
+                         f"{missing[:3]}, unexpected {unexpected[:3]})")
+    return model
+
+
+def pretrained_vggish(weights: str | os.PathLike | None, random_init: bool) -> nn.Module:
+    """VGGish with the weights of the local file ``weights``, or tiny and random (``random_init``, warns)."""
+    from react.models.vggish import TINY, VGGish
+
+    if random_init:
+        warn_random_init("VGGish", f"; weights '{weights}' are ignored" if weights else "")
+        return VGGish(**TINY)
+    if not weights:
+        raise FileNotFoundError("VGGish: no weights path given; set audio.weights to a local .pth or "
+                                "audio.random_init: true")
+    return load_vggish_weights(VGGish(), weights)

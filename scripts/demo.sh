@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job end to end on a small synthetic dataset (run by `make demo`):
-# synthetic REACT data -> features -> REGNN training and generation -> evaluation,
-# then the speech-emotion model on a synthetic RAVDESS corpus.
+# The main job end to end on small synthetic data (run by `make demo`):
+# synthetic REACT data -> the four stages (features -> REGNN training and generation -> ONNX deploy
+# folder -> 10 reactions to one raw speaker clip, with plots and a face-sketch video) -> evaluation,
+# then the speech-emotion model on a synthetic RAVDESS corpus, then the training tools on
+# synthetic Magic XRoom sessions. Every step skips what is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -17,16 +19,13 @@ else
   $PY scripts/make_synthetic_react.py --out "$DATA" --pairs 12 --eval-pairs 3 --seed 0
 fi
 
-step "2/5 features (tiny random-init Swin video + Wav2Vec2 audio) -> $DATA/<split>/*_features"
-bash scripts/extract_features.sh "$DATA" "$DATA" --config configs/features_tiny.yaml
+step "2/5 stages: features -> training + 10 reactions per test clip -> deploy -> inference -> $RUN"
+$PY -m react.stages all --config configs/stages/tiny.yaml name=demo data.root="$DATA"
 
-step "3/5 REGNN training (tiny config), then 10 reactions per test clip with the best weights -> $RUN"
-$PY train.py --config configs/regnn_tiny.yaml data.root="$DATA" out_dir="$RUN" resume=auto
+step "3/5 evaluation of $RUN/train/pred -> $RUN/metrics.json"
+$PY evaluation.py --data-dir "$DATA" --pred-dir "$RUN/train/pred" --split test --out "$RUN/metrics.json"
 
-step "4/5 evaluation of $RUN/pred -> $RUN/metrics.json"
-$PY evaluation.py --data-dir "$DATA" --pred-dir "$RUN/pred" --split test --out "$RUN/metrics.json"
-
-step "5/5 speech emotion: synthetic RAVDESS + ser_tiny -> $RUN/ser"
+step "4/5 speech emotion: synthetic RAVDESS + ser_tiny -> $RUN/ser"
 if [ ! -d data/demo_ravdess ]; then
   $PY scripts/make_synthetic_ravdess.py --out data/demo_ravdess
 fi
@@ -36,10 +35,13 @@ $PY -m react.ser.predict "$WAV" --checkpoint "$RUN/ser"
 $PY -m react.ser.predict "$WAV" --checkpoint "$RUN/ser" --stream --window 1.5 --hop 0.5
 $PY -m react.ser.export --checkpoint "$RUN/ser" --out "$RUN/ser/ser.onnx"
 
+step "5/5 training tools on synthetic XRoom sessions -> runs/demo_tools"
+bash scripts/demo_tools.sh
+
 step "done"
 echo "dataset:      $DATA"
-echo "features:     $DATA/<split>/Video_features, Audio_features"
-echo "REGNN run:    $RUN (config.yaml, log.txt, tb/, checkpoints/)"
-echo "predictions:  $RUN/pred/test/<speaker_path>/result-{0..9}.pth"
+echo "stages:       $RUN/{preproc,train,deploy,infer} (docs/stages.md)"
+echo "predictions:  $RUN/train/pred/test/<speaker_path>/result-{0..9}.pth"
+echo "inference:    $RUN/infer (result-k.pth/.csv, viz/*.png, viz/face.mp4)"
 echo "metrics:      $RUN/metrics.json"; cat "$RUN/metrics.json"
-echo "SER report:   $RUN/ser/test_metrics.json, $RUN/ser/report/ (confusion, ROC, P/R/F1), $RUN/ser/ser.onnx"
+echo "SER report:   $RUN/ser/test_metrics.json, $RUN/ser/report/, $RUN/ser/ser.onnx"

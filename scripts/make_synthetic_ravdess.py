@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +27,10 @@ import numpy as np
 import soundfile as sf
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import butter, lfilter, sosfilt
-from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from react.data.ser_corpus import EMOTIONS  # noqa: E402
+from react.utils.progress import progress  # noqa: E402
 
 # Deviations from a neutral voice: pitch level / range (semitones), final contour (semitones,
 # + rising), rate factor, energy (dB), tilt (one-pole coefficient: higher = duller), jitter
@@ -170,6 +171,26 @@ def file_grid(actors: int, repetitions: int) -> list[tuple[int, str, str, str, s
     return grid
 
 
+def write_corpus(out_dir: str | os.PathLike, actors: int, repetitions: int, sample_rate: int,
+                 wave_of: Callable[[int, str, str, str, str], np.ndarray]) -> list[Path]:
+    """Write ``wave_of(actor, emotion, intensity, statement, repetition)`` for every file of the
+    RAVDESS grid (temporary name, then rename); existing files are kept. Returns all paths."""
+    out_dir = Path(out_dir)
+    paths = []
+    for actor, emo, intensity, statement, rep in progress(file_grid(actors, repetitions), desc="synthesising",
+                                                      unit="file"):
+        path = out_dir / f"Actor_{actor:02d}" / f"03-01-{emo}-{intensity}-{statement}-{rep}-{actor:02d}.wav"
+        paths.append(path)
+        if path.is_file():
+            continue
+        wave = wave_of(actor, emo, intensity, statement, rep)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        sf.write(tmp, wave, sample_rate, subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)
+    return paths
+
+
 def generate(out_dir: str | os.PathLike, actors: int = 24, repetitions: int = 1, seed: int = 0,
              sample_rate: int = 16000) -> list[Path]:
     """Write the corpus; returns all its file paths (existing files are kept)."""
@@ -177,22 +198,13 @@ def generate(out_dir: str | os.PathLike, actors: int = 24, repetitions: int = 1,
         raise ValueError(f"--actors must be 1..99, got {actors}")
     if not 1 <= repetitions <= 2:
         raise ValueError(f"--repetitions must be 1 or 2 (RAVDESS codes), got {repetitions}")
-    out_dir = Path(out_dir)
-    paths = []
-    for actor, emo, intensity, statement, rep in tqdm(file_grid(actors, repetitions), desc="synthesising",
-                                                      unit="file"):
-        path = out_dir / f"Actor_{actor:02d}" / f"03-01-{emo}-{intensity}-{statement}-{rep}-{actor:02d}.wav"
-        paths.append(path)
-        if path.is_file():
-            continue
+
+    def wave_of(actor: int, emo: str, intensity: str, statement: str, rep: str) -> np.ndarray:
         rng = np.random.default_rng([seed, actor, int(emo), int(intensity), int(statement), int(rep)])
-        wave = synthesize(actor_voice(actor, seed), EMOTIONS[int(emo) - 1], intensity, statement, rng,
+        return synthesize(actor_voice(actor, seed), EMOTIONS[int(emo) - 1], intensity, statement, rng,
                           sample_rate)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        sf.write(tmp, wave, sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    return paths
+
+    return write_corpus(out_dir, actors, repetitions, sample_rate, wave_of)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,12 +1,17 @@
 """Write a synthetic dataset in the exact REACT layout (docs/data.md) with a learnable relation.
 
 Every person-clip has a smooth 3-channel latent affect ``z(t)`` (valence-, arousal- and
-smile-like). The speaker's affect is drawn around one of a few *scenario* prototypes; the listener
-reacts with a delayed, smoothed copy of it plus its own person-specific drive. Each person's face
-(skin colour, mouth opening, brow height) and voice (pitch, loudness) show that person's own
-latent, and its Emotion CSV is a fixed non-linear read-out of it with a person-specific AU bias.
-So a listener's reaction is predictable from what the speaker's video and audio show, and the
-appropriateness matrix marks pairs of listener reactions that really are close.
+smile-like). The speaker's affect is drawn around one of a few *scenario* prototypes. The listener
+*reacts* rather than mirrors (:func:`react_to`): after ``REACTION_DELAY`` frames its smile follows
+the speaker's valence (so other AUs fire than the speaker's), its own valence is a damped echo,
+its arousal sits lower, and each rise of the speaker's arousal sets off a short backchannel burst
+(a nod-smile); a per-listener style (expressiveness, valence and arousal offsets) scales it all.
+Each person's face (skin colour, mouth opening, brow height) and voice (pitch, loudness) show that
+person's own latent, and its Emotion CSV is a fixed non-linear read-out of it with a
+person-specific AU bias. So a listener's reaction is predictable from what the speaker's video and
+audio show, yet the speaker's own behaviour is not one of its appropriate reactions: the
+appropriateness matrix (the rule of ``react.data.matrices emotion``: the 15 % closest pairs of real
+reactions) groups reactions with reactions, and a speaker's partner reacts in the other direction.
 
     python scripts/make_synthetic_react.py --out data/demo --pairs 8 [--frames 751] [--seed 0]
 """
@@ -22,14 +27,15 @@ from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from react.data import react_layout as L  # noqa: E402
+from react.utils.progress import progress  # noqa: E402
 
 LATENT = 3
 SCENARIOS = 4
 REACTION_DELAY = 8  # frames between a speaker's change and the listener's reaction
+BURST_LEVEL = 0.8  # the speaker's arousal crossing this upwards sets off a backchannel burst
 COMPLETE = ".complete"  # written last: a dataset without it was interrupted
 RECOLA_PAIRS = (("P25", "P26"), ("P41", "P42"), ("P45", "P46"))
 
@@ -44,6 +50,27 @@ def smooth_noise(rng: np.random.Generator, frames: int, sigma: float) -> np.ndar
     """Unit-variance Gaussian-smoothed noise of shape ``(frames, LATENT)``."""
     x = gaussian_filter1d(rng.normal(size=(frames, LATENT)), sigma, axis=0, mode="wrap")
     return (x - x.mean(0)) / (x.std(0) + 1e-8)
+
+
+def backchannels(arousal: np.ndarray, width: float = 4.0) -> np.ndarray:
+    """Bursts ``(T,)`` peaking at 1 where ``arousal`` rises through :data:`BURST_LEVEL`."""
+    onsets = np.zeros(len(arousal))
+    onsets[1:] = (arousal[1:] > BURST_LEVEL) & (arousal[:-1] <= BURST_LEVEL)
+    return gaussian_filter1d(onsets, width, mode="constant") * np.sqrt(2 * np.pi) * width
+
+
+def react_to(z_speaker: np.ndarray, style: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """The listener's latent ``(T, 3)`` reacting to ``z_speaker``; ``style`` = (expressiveness,
+    valence offset, arousal offset), ``own`` the listener's own smooth variation."""
+    delayed = np.roll(z_speaker, REACTION_DELAY, axis=0)
+    delayed[:REACTION_DELAY] = z_speaker[0]
+    valence, arousal, _ = gaussian_filter1d(delayed, 4, axis=0).T
+    bursts = backchannels(delayed[:, 1])
+    gain, valence_offset, arousal_offset = style
+    z = np.stack([0.35 * valence + valence_offset,  # damped valence
+                  -0.9 + 0.3 * arousal + 0.8 * bursts + arousal_offset,  # calmer, lifted by bursts
+                  gain * (0.9 * valence + 1.5 * bursts)], axis=1)  # smiles at good news and bursts
+    return z + 0.15 * own
 
 
 def latent_to_emotion(z: np.ndarray, au_bias: np.ndarray) -> np.ndarray:
@@ -147,18 +174,26 @@ def appropriateness(reactions: np.ndarray, quantile: float = 0.15) -> np.ndarray
     return matrix.astype(np.float32)
 
 
+def new_traits(rng: np.random.Generator) -> tuple:
+    """A person's AU bias, skin tone, voice pitch and listening style (see :func:`react_to`)."""
+    pitch = rng.choice([110.0, 210.0]) * rng.uniform(0.9, 1.1)
+    return (rng.normal(0, 0.7, L.NUM_AUS), rng.uniform(-1, 1), pitch,
+            np.array([rng.uniform(0.6, 1.4), rng.normal(0, 0.2), rng.normal(0, 0.2)]))
+
+
 def make_split(out: Path, split: str, pairs: int, frames: int, rng: np.random.Generator,
                prototypes: np.ndarray, media: bool, png: bool, person_traits: dict, seed: int,
                workers: int) -> None:
     rows = [pair_paths(i, split) for i in range(pairs)]
     latents: dict[str, np.ndarray] = {}
     for speaker, listener in rows:
+        for person in (speaker, listener):
+            person_traits.setdefault(person.rsplit("/", 1)[0], new_traits(rng))
         scenario = prototypes[rng.integers(len(prototypes))]
         z_speaker = scenario + 0.35 * smooth_noise(rng, frames, sigma=12)
-        delayed = np.roll(z_speaker, REACTION_DELAY, axis=0)
-        delayed[:REACTION_DELAY] = z_speaker[0]
-        z_listener = 0.9 * gaussian_filter1d(delayed, 4, axis=0) + 0.3 * smooth_noise(rng, frames, 10)
-        latents[speaker], latents[listener] = z_speaker, z_listener
+        style = person_traits[listener.rsplit("/", 1)[0]][3]
+        latents[speaker] = z_speaker
+        latents[listener] = react_to(z_speaker, style, smooth_noise(rng, frames, sigma=10))
 
     header = "index,speaker_path,listener_path\n"
     body = "".join(f"{i},{s},{l}\n" for i, (s, l) in enumerate(rows))
@@ -167,9 +202,6 @@ def make_split(out: Path, split: str, pairs: int, frames: int, rng: np.random.Ge
     emotions = {}
     for clip in clips:
         person = clip.rsplit("/", 1)[0]
-        if person not in person_traits:
-            person_traits[person] = (rng.normal(0, 0.7, L.NUM_AUS), rng.uniform(-1, 1),
-                                     rng.choice([110.0, 210.0]) * rng.uniform(0.9, 1.1))
         emotions[clip] = latent_to_emotion(latents[clip][: L.NUM_FRAMES], person_traits[person][0])
         L.write_emotion(L.emotion_path(out, split, clip), emotions[clip])
     n = len(rows)
@@ -181,7 +213,7 @@ def make_split(out: Path, split: str, pairs: int, frames: int, rng: np.random.Ge
     jobs = [(out, split, clip, latents[clip], person_traits[clip.rsplit("/", 1)[0]], png, (seed, split_id, i))
             for i, clip in enumerate(clips)]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        list(tqdm(pool.map(write_media, *zip(*jobs)), total=len(jobs), desc=f"{split} media",
+        list(progress(pool.map(write_media, *zip(*jobs)), total=len(jobs), desc=f"{split} media",
                   unit="clip", leave=False))
 
 
@@ -191,7 +223,7 @@ def write_media(out: Path, split: str, clip: str, latent: np.ndarray, traits: tu
     import soundfile as sf
 
     rng = np.random.default_rng(seed)
-    _, tone, pitch = traits
+    _, tone, pitch, _ = traits
     video = render_face(latent, tone)
     target = Path(out) / split / "Video_files" / clip
     if png:

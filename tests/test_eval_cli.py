@@ -197,3 +197,70 @@ def test_cli_takes_a_yaml_config_and_overrides(layout, tmp_path, capsys):
     assert main(["--config", str(yaml), "tlcc_sample=all"]) == 2
     assert "unknown config key 'tlcc_sample'" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_metric_set_2025_printout_and_json(layout, tmp_path, capsys):
+    root, emotions, matrix, pred = layout
+    out = tmp_path / "m2025.json"
+    assert main(args(root, "--out", str(out), "--metric-set", "2025")) == 0
+    printed = capsys.readouterr().out.splitlines()
+    metrics = json.loads(out.read_text())
+    keys = ["FRC", "FRD", "TLCC", "S-MSE", "FRVar", "MAE"]
+    assert printed[1] == "Metric: | " + " | ".join(f"{k}: {metrics[k]:.5f}" for k in keys)
+    assert "FRDvs" not in metrics and metrics["metric_set"] == "2025"
+    listener = emotions[[3, 4, 5, 0, 1, 2]]
+    brute = [np.abs(pred[k, i, :, 15:] - listener[j, :, 15:]).mean()
+             for k in range(6) for i in range(10) for j in np.flatnonzero(matrix[k])]
+    assert metrics["MAE"] == pytest.approx(np.mean(brute), rel=1e-6)
+    assert main(args(root, "--out", str(tmp_path / "f.json"), "--metric-set", "2025", "--frdvs")) == 0
+    assert "| FRDvs: " in capsys.readouterr().out
+    assert json.loads((tmp_path / "f.json").read_text())["FRDvs"] == pytest.approx(reference.frdvs(pred))
+
+
+def test_prediction_files_are_read_without_torch(tmp_path):
+    from evaluation.loading import read_prediction, read_tensor_file
+
+    base = torch.rand(25, 750)
+    cases = {"float": base.T.contiguous(), "view": base.T, "double": base.T.double(),
+             "offset": torch.rand(800, 25)[50:]}
+    for name, value in cases.items():
+        path = tmp_path / f"{name}.pth"
+        torch.save(value, path)
+        np.testing.assert_array_equal(read_tensor_file(path), value.numpy())
+        np.testing.assert_array_equal(read_prediction(path, 750), value.float().numpy())
+    torch.save(base.T.numpy(), tmp_path / "numpy.pth")  # anything else: torch.load and its errors
+    with pytest.raises(L.LayoutError, match="cannot be read as a tensor file"):
+        read_prediction(tmp_path / "numpy.pth", 750)
+    torch.save({"x": base}, tmp_path / "dict.pth")
+    with pytest.raises(L.LayoutError, match="expected a float tensor, got dict"):
+        read_prediction(tmp_path / "dict.pth", 750)
+
+
+@pytest.mark.slow
+def test_command_does_not_import_torch(layout):
+    root = layout[0]
+    code = ("import sys; from evaluation.cli import main; "
+            f"assert main({args(root)!r}) == 0; print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("False")
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_metrics_of_one(layout, tmp_path):
+    root = layout[0]
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    assert main(args(root, "--out", str(one), "--metric-set", "2025", "--frdvs")) == 0
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+           "29587", str(ROOT / "evaluation.py"), *args(root, "--out", str(two), "--metric-set", "2025"),
+           "--frdvs"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("Metric: |") == 1  # the main process prints for both
+    a, b = json.loads(one.read_text()), json.loads(two.read_text())
+    assert b["processes"] == 2 and a["processes"] == 1
+    for key in ("FRC", "FRD", "TLCC", "S-MSE", "FRVar", "MAE", "FRDvs", "TLCC_worst_clips", "frd_pairs"):
+        assert b[key] == pytest.approx(a[key], rel=1e-12), key

@@ -59,10 +59,29 @@ def test_staged_cost_terms():
     assert D.expression_term(xt, yr, np.inf, 1.5) == pytest.approx(1.5 + expr, rel=1e-6)
     assert D.au_term(xt, yr, np.inf, 0.0) == pytest.approx(dtw(x[:, :15], y[:, :15]) / 15, rel=1.1e-6)
     full = D.group_dtw(xt, yr, np.inf)
-    assert D.staged_cost(xt, yr, np.inf) == pytest.approx(full, rel=1e-12)
-    assert D.staged_cost(xt, yr, full * (1 + 1e-9)) == pytest.approx(full, rel=1e-12)
-    assert D.staged_cost(xt, yr, 0.5 * va) == np.inf  # the first term alone passes the threshold
-    assert D.staged_cost(xt, yr, 0.999 * full) == np.inf
+    xr = np.ascontiguousarray(xt[:, ::-1])
+    lo, hi = (b[0] for b in D.reference_boxes(y[None]))
+    assert D.staged_cost(xt, xr, yr, lo, hi, np.inf) == pytest.approx(full, rel=1e-12)
+    assert D.staged_cost(xt, xr, yr, lo, hi, full * (1 + 1e-9)) == pytest.approx(full, rel=1e-12)
+    assert D.staged_cost(xt, xr, yr, lo, hi, 0.5 * va) == np.inf  # the first term alone passes the threshold
+    assert D.staged_cost(xt, xr, yr, lo, hi, 0.999 * full) == np.inf
+
+
+@pytest.mark.parametrize("t1,t2", [(1, 1), (5, 17), (40, 33), (200, 200)])
+def test_block_lower_bound(t1, t2):
+    rng = np.random.default_rng(t1 + 7 * t2)
+    x = rng.random((t1, 25), dtype=np.float32)
+    y = np.cumsum(rng.normal(0, 0.1, (t2, 25)), axis=0).astype(np.float32)  # smooth: tight boxes
+    xr = np.ascontiguousarray(x.T[:, ::-1])
+    exact = {(0, 15): dtw(x[:, :15], y[:, :15]) ** 2, (15, 17): dtw(x[:, 15:17], y[:, 15:17]) ** 2,
+             (17, 25): dtw(x[:, 17:], y[:, 17:]) ** 2}
+    for (d0, d1), value in exact.items():
+        lo, hi = (b[0] for b in D.reference_boxes(y[None], block=1))  # boxes of one frame: the DTW itself
+        assert D.block_lower_bound(xr, lo, hi, d0, d1) == pytest.approx(value, rel=1e-6)
+        for block in (3, 8):
+            lo, hi = (b[0] for b in D.reference_boxes(y[None], block=block))
+            bound = D.block_lower_bound(xr, lo, hi, d0, d1)
+            assert bound <= value * (1 + 1e-6) and (t1 < 40 or bound > 0.1 * value)  # float32 costs
 
 
 def noisy_candidates(seed: int, t: int = 120):

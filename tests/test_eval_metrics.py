@@ -129,3 +129,56 @@ def test_single_sample_leaves_s_mse_undefined():
     pred, listener, speaker, appropriate = random_set(5)
     out = compute_metrics(pred[:, :1], listener, speaker, appropriate)
     assert np.isnan(out["S-MSE"]) and np.isfinite(out["FRD"])
+
+
+def test_mae_by_hand_over_all_pairs():
+    pred = np.full((2, 2, T, 25), 7.0, np.float32)  # AU columns 0:15 differ wildly: ignored
+    pred[0, 0, :, 15:] = 0.0
+    pred[0, 1, :, 15:] = 1.0
+    pred[1, :, :, 15:] = 0.25
+    listener = np.zeros((2, T, 25), np.float32)
+    listener[0, :, 15:] = 0.5
+    listener[1, :, 15:] = 1.0
+    appropriate = np.array([[True, True], [False, True]])
+    # clip 0: |0-.5| + |0-1| + |1-.5| + |1-1| = 2 over 4 pairs; clip 1: 2 x |.25-1| = 1.5 over 2 pairs.
+    assert M.mae(pred, listener, appropriate) == pytest.approx(3.5 / 6, rel=1e-12)
+    sums, pairs = M.mae_per_clip(pred, listener, appropriate)
+    np.testing.assert_allclose(sums, [2.0, 1.5])
+    np.testing.assert_array_equal(pairs, [4, 2])
+
+
+def test_metric_set_2025_keys_order_and_frdvs_option():
+    pred, listener, speaker, appropriate = random_set(6)
+    old = compute_metrics(pred, listener, speaker, appropriate)
+    new = compute_metrics(pred, listener, speaker, appropriate, metric_set="2025")
+    assert [k for k in new if k in M.METRIC_SETS["2025"] or k == "FRDvs"] == list(M.METRIC_SETS["2025"])
+    for key in ("FRC", "FRD", "TLCC", "S-MSE", "FRVar"):
+        assert new[key] == old[key], key
+    brute = [np.abs(pred[k, i, :, 15:] - listener[j, :, 15:]).mean()
+             for k in range(len(pred)) for i in range(pred.shape[1]) for j in np.flatnonzero(appropriate[k])]
+    assert new["MAE"] == pytest.approx(np.mean(brute), rel=1e-6)
+    with_frdvs = compute_metrics(pred, listener, speaker, appropriate, metric_set="2025", frdvs=True)
+    assert with_frdvs["FRDvs"] == old["FRDvs"]
+    with pytest.raises(ValueError, match="metric_set"):
+        compute_metrics(pred, listener, speaker, appropriate, metric_set="2026")
+
+
+def test_parts_merge_into_the_whole():
+    pred, listener, speaker, appropriate = random_set(7)
+    whole = compute_metrics(pred, listener, speaker, appropriate, metric_set="2025", frdvs=True)
+    parts = [M.score_clips(pred[idx], idx, listener, speaker, appropriate, metric_set="2025", frdvs=True)
+             for idx in (np.array([4, 1]), np.array([0, 2, 5]), np.array([3]))]
+    merged = M.combine(parts)
+    for key in (*M.METRIC_SETS["2025"], "FRDvs", "TLCC_worst_clips", "frd_pairs"):
+        assert merged[key] == pytest.approx(whole[key], rel=1e-12), key
+    with pytest.raises(ValueError, match="twice"):
+        M.combine(parts + parts[:1])
+
+
+@pytest.mark.parametrize("n, processes", [(6, 1), (6, 4), (3, 4), (1601, 8)])
+def test_process_shares_cover_the_clips_once(n, processes):
+    from react.utils.distributed import share
+
+    shares = [share(n, p, processes) for p in range(processes)]
+    assert [i for s in shares for i in s] == list(range(n))
+    assert max(map(len, shares)) - min(map(len, shares)) <= 1

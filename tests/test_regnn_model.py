@@ -1,6 +1,8 @@
 """REGNN model: exact invertibility and Lipschitz bounds of the motor processor, log-determinant,
 edge graph, shapes and gradients through the whole model, sampling."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ from react.models.mult import PerceptualProcessor
 from react.models.regnn import REGNN, CognitiveConfig, ModelConfig, MotorConfig, PerceptualConfig
 
 FRAMES = 10
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -152,3 +155,79 @@ def test_sample_gives_distinct_reproducible_reactions():
     latent, _ = model.motor(first[:, 0].transpose(1, 2), edges)
     noise = (latent - centre) / model.noise_std
     assert noise.std().item() == pytest.approx(1.0, abs=0.1)
+
+
+def official_model(frames: int = FRAMES, video_dim: int = 12, audio_dim: int = 6) -> REGNN:
+    """The official replica's options (configs/regnn_official.yaml) at a small width."""
+    perceptual = PerceptualConfig(video_dim=video_dim, audio_dim=audio_dim, dim=8, heads=2, layers=1,
+                                  memory_layers=1, attn_dropout=0.0, fusion="video", input_dropout=0.25,
+                                  residual_head=True)
+    cognitive = CognitiveConfig(activation="gelu", neighbours=5, attn_dim=frames, edge_mlp=True,
+                                shared_topk=True, edge_norm="product")
+    motor = MotorConfig(layers=2, residual="attention", actnorm_data_init=True, inverse_iters=5,
+                        inverse_tol=1e-3, train_inverse_iters=5)
+    cfg = ModelConfig(perceptual=perceptual, cognitive=cognitive, motor=motor, noise_max=0.06**0.5)
+    return REGNN(cfg, frames)
+
+
+def test_official_parameter_count():
+    from react.tasks import load_task_config
+    from react.tasks.protocol import RunPaths
+    from react.tasks.regnn import Task
+
+    cfg = load_task_config(ROOT / "configs" / "regnn_official.yaml", [])
+    model = Task(cfg, RunPaths(ROOT)).build_model()
+    count = sum(p.numel() for p in model.parameters())
+    assert count == 2_198_345 and abs(count / 2.2e6 - 1) < 0.02
+    assert sum(p.numel() for p in model.motor.parameters()) == 2 * (2 * 50 * 50 + 8 + 50)
+
+
+def test_official_edges_keep_each_rows_own_top_k():
+    cognitive = official_model().cognitive
+    series = torch.randn(3, 25, FRAMES)
+    x = cognitive.edges.pre(series)
+    scores = torch.randn(3, 8, 25, 25)
+    keep = cognitive.edges.keep_mask(scores)
+    assert keep.shape == (3, 1, 25, 25) and (keep.sum(-1) <= 6).all() and (keep.sum(-1) >= 5).all()
+    top = torch.softmax(scores, -1).sum(1).topk(5, -1).indices  # per row, not the union of all rows
+    assert keep[:, 0].gather(-1, top).all()
+    edges = cognitive.edges(series)
+    assert x.shape == series.shape and edges.shape == (3, 8, 25, 25) and (edges >= 0).all()
+    # R @ C^T with R row-stochastic and C column-stochastic: all entries sum to the node count
+    torch.testing.assert_close(edges.sum((-2, -1)), torch.full((3, 8), 25.0))
+
+
+def test_official_motor_inverts_to_its_tolerance():
+    model = official_model().train()
+    x = torch.rand(16, 25, FRAMES)
+    fused = model.perceptual(torch.randn(16, FRAMES, 12), torch.randn(16, FRAMES, 6))
+    edges = model.cognitive(fused)[1].detach()
+    z, _ = model.motor(x, edges)  # the first training batch initialises ActNorm
+    norm = model.motor.norms[0]
+    assert bool(norm.initialised)
+    normed = norm(x)[0]
+    torch.testing.assert_close(normed.mean((0, 2)), torch.zeros(25), atol=1e-5, rtol=0)
+    torch.testing.assert_close(normed.std((0, 2), unbiased=False), torch.ones(25), atol=1e-3, rtol=0)
+    block = model.motor.blocks[0]
+    frames = block.Wq.shape[0]
+    product = 2 * block.Wq @ block.Wk.T / frames**0.5
+    expected = torch.linalg.matrix_norm(torch.eye(frames) + product, ord=2) + 5
+    torch.testing.assert_close(block.bound(), expected)
+    with torch.no_grad():
+        for b in model.motor.blocks:  # large weights: the branch does real work
+            b.mix.mul_(30.0)
+    z, _ = model.motor(x, edges)
+    assert (z - model.motor.norms[1](model.motor.norms[0](x)[0])[0]).abs().max() > 0.05
+    restored = model.motor.inverse(z, edges, iters=5, tol=1e-3)
+    assert (restored - x).abs().max() < 1e-3
+
+
+def test_official_noise_rescaling():
+    model = official_model().eval()
+    noise = model.noise((7, 3, 25, FRAMES), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(noise.abs().amax((0, 2, 3)), torch.full((3,), 0.06**0.5))
+    video, audio = torch.randn(7, FRAMES, 12), torch.randn(7, FRAMES, 6)
+    small = model.sample(video, audio, 3, torch.Generator().manual_seed(0), scale=0.5)
+    large = model.sample(video, audio, 3, torch.Generator().manual_seed(0), scale=2.0)
+    centre = model.condition(video, audio)[0].transpose(1, 2)[:, None]
+    assert (large - centre).abs().mean() > 3 * (small - centre).abs().mean()

@@ -3,6 +3,7 @@ ONNX parity."""
 
 import logging
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -53,7 +54,8 @@ def test_attention_pooling_ignores_padding():
 
 @pytest.mark.parametrize("kw", [
     dict(encoder="logmel_cnn", aux_sex_weight=0.5),
-    dict(encoder="wav2vec2", random_init=True, spec_branch=True),
+    dict(encoder="logmel_tdnn", normalization="speaker", context_layers=2, pool_std=True, pool_heads=2),
+    dict(encoder="wav2vec2", random_init=True, spec_branch=True, normalization="speaker", context_layers=1),
     dict(encoder="hubert", random_init=True),
     dict(encoder="wavlm", random_init=True, layer_weighting=False),
 ])
@@ -139,13 +141,47 @@ def test_ssl_encoder_loads_local_weights_and_rejects_bad_paths(tmp_path):
                        tiny.feature_projection.projection.weight)
 
 
-@pytest.mark.parametrize("kw", [dict(encoder="logmel_cnn"), dict(encoder="wav2vec2", random_init=True)])
+def test_speaker_normalisation_uses_the_given_band_statistics():
+    from react.ser.inference import RunningNorm, classify, speaker_norm
+
+    model = _model(encoder="logmel_tdnn", normalization="speaker", cnn_channels=[8, 8]).eval()
+    waves = [torch.randn(n).numpy() * s for n, s in ((8000, 0.1), (12000, 0.3))]
+    norm = speaker_norm(model.raw_logmel, waves)
+    ones = [torch.ones(1, w.size, dtype=torch.bool) for w in waves]
+    raw = [model.raw_logmel(torch.from_numpy(w)[None], m) for w, m in zip(waves, ones)]
+    frames = torch.cat([logmel[fmask] for logmel, fmask in raw])
+    assert norm.shape == (2, 64)
+    assert torch.allclose(torch.from_numpy(norm[0]), frames.mean(0), atol=1e-4)
+    assert torch.allclose(torch.from_numpy(norm[1]), frames.std(0, unbiased=False), atol=1e-3)
+    running = RunningNorm(model.raw_logmel).update(waves[:1]).update(waves[1:])  # streamed: the same
+    assert np.allclose(running.value(), norm, atol=1e-5)
+    first = torch.from_numpy(waves[0])[None]
+    feats, fmask = model.encoder.logmel(first, ones[0], torch.from_numpy(norm)[None])
+    expected = (raw[0][0][fmask] - torch.from_numpy(norm[0])) / torch.from_numpy(norm[1])
+    assert torch.equal(fmask, raw[0][1]) and torch.allclose(feats[fmask], expected, atol=1e-4)
+    # a louder speaker normalised by their own statistics looks like the quiet one
+    loud = [w * 10 for w in waves]
+    probs = classify(model, waves, norms=[norm] * 2)
+    own = speaker_norm(model.raw_logmel, loud)
+    assert np.allclose(classify(model, loud, norms=[own] * 2), probs, atol=1e-4)
+    assert not np.allclose(classify(model, loud, norms=[norm] * 2), probs, atol=1e-3)
+    with pytest.raises(ValueError, match="normalization=utterance"):
+        _model()(torch.randn(1, 4000), norm=torch.zeros(1, 2, 64))
+    with pytest.raises(ValueError, match="use the logmel_cnn encoder or model.spec_branch"):
+        _model(encoder="hubert", random_init=True, normalization="speaker")
+
+
+@pytest.mark.parametrize("kw", [dict(encoder="logmel_cnn"), dict(encoder="wav2vec2", random_init=True),
+                                dict(encoder="logmel_tdnn", normalization="speaker", context_layers=1,
+                                     pool_std=True)])
 def test_onnx_export_matches_pytorch_at_any_length(tmp_path, kw):
     model = _model(**kw).eval()
     target = tmp_path / "ser.onnx"
     worst = export_onnx(model, target, ["a", "b", "c", "d"], SR, check_seconds=(0.6, 1.7))
     assert worst < 1e-4
     meta = {p.key: p.value for p in onnx.load(str(target)).metadata_props}
-    assert meta == {"classes": "a,b,c,d", "sample_rate": "16000"}
+    speaker = kw.get("normalization") == "speaker"
+    extra = {"inputs": "wave,norm"} if speaker else {}
+    assert meta == {"classes": "a,b,c,d", "sample_rate": "16000", **extra}
     dims = onnx.load(str(target)).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param for d in dims] == ["batch", "samples"]

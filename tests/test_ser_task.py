@@ -28,7 +28,7 @@ import train  # noqa: E402
 TINY = ["task=ser", "model.n_mels=16", "model.cnn_channels=[4,8]", "model.embed_dim=16",
         "model.hidden_dim=16",
         "model.aux_sex_weight=0.3", "data.max_seconds=1.5", "train.batch_size=16", "train.lr=3e-3",
-        "report.eval_batch_size=64"]
+        "report.eval_batch_size=64", "report.baseline=false"]
 CPU = SimpleNamespace(device=torch.device("cpu"))
 
 
@@ -75,10 +75,17 @@ def test_synthetic_corpus_layout_and_prosody(corpus):
     assert {p: p.stat().st_mtime_ns for p in corpus.rglob("*.wav")} == before
 
 
-def test_task_splits_step_validate_and_report(corpus, tmp_path, caplog):
+def test_task_splits_step_validate_and_report(corpus, tmp_path, caplog, monkeypatch):
+    import features.audio
+
+    def functionals(wave, sample_rate):  # stands in for openSMILE (tested on its own): level, length
+        return np.array([np.log(np.mean(wave ** 2) + 1e-9), wave.size / sample_rate] * 44, dtype=np.float32)
+
+    monkeypatch.setattr(features.audio, "egemaps_functionals", functionals)
     cfg = load_task_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}",
                                   "data.val_fraction=0.2", "data.test_fraction=0.2",
-                                  "loss.class_weights=true"])
+                                  "loss.class_weights=true", "report.baseline=true",
+                                  f"report.baseline_cache_dir={tmp_path / 'cache'}"])
     task = Task(cfg, RunPaths(tmp_path))
     assert not (tmp_path / "splits.json").exists()  # nothing is read or written until data is needed
     actors = {k: {u.actor for u in v} for k, v in task.splits.items()}
@@ -118,6 +125,13 @@ def test_task_splits_step_validate_and_report(corpus, tmp_path, caplog):
     assert set(metrics) == {"val/loss", "val/accuracy", "val/uar", "val/macro_f1"}
     assert summary["n"] == 30 and summary["test_actors"] == sorted(actors["test"])
     assert (tmp_path / "test_metrics.json").is_file() and (tmp_path / "report" / "roc.png").is_file()
+    # the classic baseline, trained on the 4 training actors, sits beside the model
+    classic = json.loads((tmp_path / "test_metrics.json").read_text())["baseline"]
+    assert classic == summary["baseline"] and classic["n_train"] == 120
+    assert {"accuracy", "uar", "macro_f1"} <= set(classic) and 0 <= classic["uar"] <= 1
+    table = (tmp_path / "report" / "summary.md").read_text()
+    assert "| model |" in table and "| eGeMAPS functionals + logistic regression |" in table
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 150  # one cached vector per file
 
 
 def test_report_metrics_by_hand(tmp_path):
@@ -140,7 +154,7 @@ def test_report_metrics_by_hand(tmp_path):
     assert {"accuracy", "uar", "macro_f1", "per_class", "confusion"} <= set(stored)
     report = tmp_path / "run" / "report"
     assert sorted(p.name for p in report.iterdir()) == ["confusion.png", "misclassified", "misclassified.csv",
-                                                        "per_class.csv", "roc.png"]
+                                                        "per_class.csv", "roc.png", "summary.md"]
     rows = list(csv.DictReader((report / "misclassified.csv").open()))
     assert [(Path(r["file"]).name, r["true"], r["predicted"]) for r in rows] == [("f1.wav", "a", "b"),
                                                                                ("f5.wav", "c", "a")]
@@ -220,3 +234,103 @@ def test_prediction_and_export_need_only_the_checkpoint(corpus, tmp_path, capsys
     assert predict.main([str(wav), "--checkpoint", str(run), "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["probs"]) == 8
     assert export.main(["--checkpoint", str(run), "--out", str(tmp_path / "ser.onnx")]) == 0
+
+
+def test_classic_baseline_functionals_are_cached(corpus, tmp_path, monkeypatch):
+    """Real openSMILE: 88 eGeMAPS functionals per file, computed once, then read from the cache."""
+    import features.audio
+    from react.data.ser_corpus import AudioCache
+    from react.ser.baseline import FunctionalsCache, fit_predict
+
+    files = [str(p) for p in sorted((corpus / "Actor_01").glob("*.wav"))[:2]]
+    cache = FunctionalsCache(tmp_path, 16000, AudioCache(16000))
+    first = cache.many(files)
+    assert first.shape == (2, 88) and np.isfinite(first).all()
+    monkeypatch.setattr(features.audio, "egemaps_functionals", lambda *a: pytest.fail("not cached"))
+    assert np.array_equal(cache.many(files), first)
+    x = np.random.default_rng(0).normal(size=(40, 88))
+    y = np.repeat([0, 2], 20)
+    x[y == 2] += 2.0
+    probs = fit_predict(x, y, x, 3)
+    assert probs.shape == (40, 3) and (probs[:, 1] == 0).all() and (probs.argmax(1) == y).mean() > 0.9
+    with pytest.raises(ValueError, match="at least two emotions"):
+        fit_predict(x, np.zeros(40, dtype=int), x, 3)
+
+
+def test_microphone_live_path_with_a_simulated_stream(corpus, tmp_path, capsys):
+    """--mic end to end without a sound card: a fake InputStream feeds a file in hops, the
+    timeline is printed and redrawn into a PNG (headless)."""
+    from react.models.ser import SERModel, SERModelConfig
+
+    torch.manual_seed(0)
+    model = SERModel(SERModelConfig(encoder="logmel_tdnn", n_mels=16, cnn_channels=[8, 8], embed_dim=8,
+                                    hidden_dim=8, normalization="speaker"), 8, 16000).eval()
+    speech = sf.read(next(iter(sorted((corpus / "Actor_01").glob("*.wav")))), dtype="float32")[0]
+    audio = np.concatenate([speech, np.zeros(16000, dtype=np.float32), speech])
+
+    class FakeStream:
+        def __init__(self, sample_rate: int):
+            assert sample_rate == 16000
+            self.pos = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self, frames: int):
+            block = audio[self.pos:self.pos + frames]
+            self.pos += frames
+            return np.pad(block, (0, frames - block.size))[:, None], False
+
+    plot = predict.TimelinePlot(tmp_path / "live.png", list(gen.EMOTIONS))
+    shown = []
+    rows = predict.run_microphone(model, 16000, list(gen.EMOTIONS), 1.0, 0.5, -55.0, audio.size / 16000,
+                                  open_stream=FakeStream, display=lambda r: (shown.append(r), plot(r)))
+    assert rows == shown and len(rows) == int(np.ceil(audio.size / 8000))
+    assert rows[-1]["end"] == pytest.approx(len(rows) * 0.5)
+    labelled = [r for r in rows if r["probs"] is not None]
+    assert labelled and all(sum(r["probs"].values()) == pytest.approx(1, abs=1e-5) for r in labelled)
+    assert all(r["latency_ms"] > 0 for r in rows)
+    assert (tmp_path / "live.png").stat().st_size > 1000 and len(plot.rows) == len(rows)
+
+
+def test_kfold_summary_by_hand():
+    from react.ser.kfold import markdown, summarise
+
+    folds = [{"accuracy": a, "uar": u, "macro_f1": f, "test_actors": [f"ravdess:{i:02d}"],
+              "baseline": {"name": "classic", "accuracy": 0.5, "uar": b, "macro_f1": 0.5}}
+             for i, (a, u, f, b) in enumerate([(0.8, 0.7, 0.6, 0.4), (0.6, 0.5, 0.4, 0.6)])]
+    summary = summarise(folds)
+    assert summary["model"]["uar"] == pytest.approx({"mean": 0.6, "std": np.std([0.7, 0.5], ddof=1),
+                                                     "min": 0.5, "max": 0.7})
+    assert summary["baseline"]["uar"]["mean"] == pytest.approx(0.5)
+    assert summary["baseline"]["name"] == "classic"
+    assert [f["model"]["accuracy"] for f in summary["folds"]] == [0.8, 0.6]
+    text = markdown(summary)
+    assert "| model | 0.7000 +- 0.1414 | 0.6000 +- 0.1414 | 0.5000 +- 0.1414 |" in text
+    assert "| 1 | 01 | 0.5000 | 0.6000 |" in text
+    assert "baseline" not in summarise([{k: v for k, v in f.items() if k != "baseline"} for f in folds])
+
+
+@pytest.mark.slow
+def test_kfold_runs_every_fold_and_resumes(corpus, tmp_path, capsys):
+    from react.ser import kfold
+
+    out = tmp_path / "kf"
+    args = [*TINY, f"data.root={corpus}", f"out_dir={out}", "data.kfold=3", "train.epochs=1",
+            "train.max_steps_per_epoch=1", "data.val_fraction=0.2"]
+    assert train.main([*args, "data.kfold=3"]) == 0  # fold -1: every fold in one command
+    summary = json.loads((out / "kfold_summary.json").read_text())
+    first = (out / "fold_0" / "test_results.json").stat().st_mtime_ns
+    assert kfold.main(args) == 0  # finished folds are kept, the summary written again
+    assert (out / "fold_0" / "test_results.json").stat().st_mtime_ns == first
+    tested = [a for f in summary["folds"] for a in f["test_actors"]]
+    assert len(summary["folds"]) == 3 and sorted(tested) == [f"ravdess:{a:02d}" for a in range(1, 7)]
+    assert {"mean", "std"} <= set(summary["model"]["uar"]) and (out / "kfold_summary.md").is_file()
+    stamp = (out / "fold_1" / "test_results.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert kfold.main(args) == 0  # finished folds are kept
+    assert capsys.readouterr().out.count("done already") == 3
+    assert (out / "fold_1" / "test_results.json").stat().st_mtime_ns == stamp

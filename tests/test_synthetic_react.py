@@ -1,4 +1,5 @@
-"""The synthetic REACT generator writes the exact layout of docs/data.md with a learnable relation."""
+"""The synthetic REACT generator writes the exact layout of docs/data.md with a learnable relation in
+which the listener reacts rather than mirrors (copying the speaker is not an appropriate reaction)."""
 
 import sys
 from pathlib import Path
@@ -76,16 +77,35 @@ def test_video_and_audio_formats(dataset):
     assert np.corrcoef(red, valence)[0, 1] > 0.8
 
 
-def test_listener_reacts_to_speaker_with_a_delay(tmp_path):
+def test_listener_reacts_rather_than_mirrors(tmp_path):
     out = gen.generate(tmp_path, pairs=6, eval_pairs=1, media=False, seed=1)
     split = L.read_split(out, "train")
     emo = L.read_emotions(split)
     n = len(split.speakers)
+    speaker_valence = lambda i: emo[i][:, 15]  # noqa: E731
     def corr(a, b, lag):
-        return np.corrcoef(a[: 750 - lag, 15], b[lag:, 15])[0, 1]
-    paired = np.mean([corr(emo[i], emo[i + n], gen.REACTION_DELAY) for i in range(n)])
-    unpaired = np.mean([corr(emo[i], emo[(i + 1) % n + n], gen.REACTION_DELAY) for i in range(n)])
-    assert paired > 0.6 and paired > unpaired + 0.3
+        return np.corrcoef(a[: 750 - lag], b[lag:])[0, 1]
+    # The listener's smile (expressions read out of its smile channel) follows the speaker's valence.
+    smiles = [np.abs(np.corrcoef(emo[i + n][:, 17:].T, speaker_valence(i))[-1, :-1]).max() for i in range(n)]
+    paired = np.mean([corr(speaker_valence(i), emo[i + n][:, 15], gen.REACTION_DELAY) for i in range(n)])
+    unpaired = np.mean([corr(speaker_valence(i), emo[(i + 1) % n + n][:, 15], gen.REACTION_DELAY)
+                        for i in range(n)])
+    assert paired > 0.5 and paired > unpaired + 0.3 and np.mean(smiles) > 0.5
+    # ... but it is calmer and does not copy: the speaker's own behaviour is no appropriate reaction.
+    assert emo[n:, :, 16].mean() < emo[:n, :, 16].mean() - 0.3
+    matrix = L.read_appropriateness(split)
+    assert all(matrix[k, (k + n) % (2 * n)] == 0 for k in range(2 * n))
+    mime = [min(np.mean((emo[k] - emo[split.listener_index(j)]) ** 2) for j in np.nonzero(matrix[k])[0])
+            for k in range(n)]
+    real = [np.mean((emo[k + n] - emo[(k + 1) % n + n]) ** 2) for k in range(n)]
+    assert np.mean(mime) > np.mean(real)  # copying the speaker is further off than another listener
+
+
+def test_backchannel_bursts_follow_rises_of_arousal():
+    arousal = np.zeros(200)
+    arousal[50:80] = 1.0
+    bursts = gen.backchannels(arousal)
+    assert bursts.argmax() == 50 and bursts.max() == pytest.approx(1.0, abs=0.02) and bursts[150] < 1e-3
 
 
 def test_same_seed_same_data(tmp_path):

@@ -15,12 +15,15 @@ IGNORE = -100  # label of an unknown sex
 
 
 class SERDataset(Dataset):
-    """Utterances -> ``{"wave", "label", "sex"}``; with ``augment`` (training) random
-    crops of ``crop_seconds`` and waveform augmentation, else the whole clean file."""
+    """Utterances -> ``{"wave", "label", "sex"}`` (+ ``"norm"``, the actor's speaker statistics,
+    when ``norms`` maps actors to them); with ``augment`` (training) random crops of
+    ``crop_seconds`` and waveform augmentation, else the whole clean file."""
 
     def __init__(self, utterances: list[Utterance], classes: tuple[str, ...], audio: AudioCache,
-                 augment: WaveAugment | None = None, crop_seconds: float = 0.0):
+                 augment: WaveAugment | None = None, crop_seconds: float = 0.0,
+                 norms: dict[str, np.ndarray] | None = None):
         self.utterances = utterances
+        self.norms = norms
         self.class_index = {c: i for i, c in enumerate(classes)}
         self.audio = audio
         self.augment = augment
@@ -36,6 +39,10 @@ class SERDataset(Dataset):
         """Every utterance's whole, clean waveform (evaluation)."""
         return [self.audio(u.path) for u in self.utterances]
 
+    def speaker_norms(self) -> list[np.ndarray] | None:
+        """Every utterance's speaker statistics (evaluation), or None without them."""
+        return None if self.norms is None else [self.norms[u.actor] for u in self.utterances]
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         u = self.utterances[i]
         wave = torch.from_numpy(self.audio(u.path))
@@ -45,7 +52,10 @@ class SERDataset(Dataset):
             start = int(torch.randint(wave.numel() - self.crop + 1, ()))
             wave = wave[start:start + self.crop]
         sex = SEXES.index(u.sex) if u.sex in SEXES else IGNORE
-        return {"wave": wave, "label": self.class_index[u.emotion], "sex": sex}
+        item = {"wave": wave, "label": self.class_index[u.emotion], "sex": sex}
+        if self.norms is not None:
+            item["norm"] = torch.from_numpy(self.norms[u.actor])
+        return item
 
 
 def pad_batch(waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,5 +69,8 @@ def pad_batch(waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 
 def collate(items: list[dict]) -> dict[str, torch.Tensor]:
     wave, mask = pad_batch([it["wave"] for it in items])
-    return {"wave": wave, "mask": mask, "label": torch.tensor([it["label"] for it in items]),
-            "sex": torch.tensor([it["sex"] for it in items])}
+    batch = {"wave": wave, "mask": mask, "label": torch.tensor([it["label"] for it in items]),
+             "sex": torch.tensor([it["sex"] for it in items])}
+    if "norm" in items[0]:
+        batch["norm"] = torch.stack([it["norm"] for it in items])
+    return batch

@@ -458,3 +458,17 @@ def load_windows(modality_dir: str | os.PathLike, split: str, folder: str) -> Wi
     x = np.stack([np.load(p) for p in paths]) if paths else np.zeros((0,), np.float32)
     y = table["labels"].to_numpy(np.int64) if "labels" in table else np.full(len(table), -1, np.int64)
     return WindowSet(x, y, table)
+
+
+def read_meta(modality_dir: str | os.PathLike) -> dict:
+    """``preprocess.json`` of a window folder (channels, modalities, splits ...)."""
+    path = Path(modality_dir) / "preprocess.json"
+    if not path.is_file():
+        raise LayoutError(f"{path}: not found; run the preprocess stage first")
+    return json.loads(path.read_text())
+
+
+def channel_groups(meta: dict) -> list[int]:
+    """Channels per modality, in window order (late fusion gives each group its own encoder)."""
+    pre = meta["preprocess"]
+    return [len(pre[f"{m}_channels"]) for m in pre["modalities"]]

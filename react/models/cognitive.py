@@ -6,6 +6,12 @@ Every frame's fused feature is mapped to one value per node ("direct": a shared 
 the nodes, keeps each node's top-``k`` neighbours plus itself, and normalises rows then columns:
 edge features ``(B, edge_dim, nodes, nodes)``. The node series are also the centre of the reaction
 distribution that the motor processor maps appropriate reactions onto.
+
+The official REGNN's edges (``mlp=True, shared_topk=True, norm="product"``): queries and keys come
+from an MLP over each node series, one top-k graph (of the attention summed over channels) serves
+every channel, and the row-normalised attention is multiplied by the transpose of its
+column-normalised form. The official code gives every row the union of all rows' top-k (a loop
+bug, docs/regnn.md); here each row keeps its own top-k.
 """
 
 from __future__ import annotations
@@ -15,17 +21,22 @@ import math
 import torch
 from torch import nn
 
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
+
 
 class NodeReadout(nn.Module):
     """``(B, T, in_dim)`` -> ``(B, nodes, T)``: one value per node and frame."""
 
-    def __init__(self, in_dim: int, hidden: int, nodes: int, mode: str = "direct"):
+    def __init__(self, in_dim: int, hidden: int, nodes: int, mode: str = "direct", activation: str = "relu"):
         super().__init__()
         if mode not in ("direct", "indirect"):
             raise ValueError(f"cognitive mode must be 'direct' or 'indirect', got '{mode}'")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"cognitive activation must be one of {sorted(ACTIVATIONS)}, got '{activation}'")
         self.mode, self.nodes, self.hidden = mode, nodes, hidden
         if mode == "direct":
-            self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, nodes))
+            self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), ACTIVATIONS[activation](),
+                                     nn.Linear(hidden, nodes))
         else:
             self.first = nn.Linear(in_dim, nodes * hidden)
             self.second = nn.Parameter(torch.randn(nodes, hidden) / math.sqrt(hidden))
@@ -41,37 +52,61 @@ class NodeReadout(nn.Module):
 
 
 class EdgeLayer(nn.Module):
-    """Multi-channel attention between node series, sparsified to top-k and row/column normalised."""
+    """Multi-channel attention between node series, sparsified to top-k and row/column normalised.
 
-    def __init__(self, frames: int, edge_dim: int = 8, neighbours: int = 6, attn_dim: int = 16):
+    ``mlp``: queries and keys from an MLP (GELU) over the series, without bias; ``shared_topk``:
+    one graph for all channels, each node's top-k of the channel-summed attention (itself
+    included) plus itself; else per channel, the top-k other nodes plus itself. ``norm``:
+    ``"col"`` returns the row- then column-normalised attention ``C``, ``"product"`` returns
+    ``R @ C^T`` with ``R`` the row-normalised one.
+    """
+
+    def __init__(self, frames: int, edge_dim: int = 8, neighbours: int = 6, attn_dim: int = 16,
+                 mlp: bool = False, shared_topk: bool = False, norm: str = "col"):
         super().__init__()
+        if norm not in ("col", "product"):
+            raise ValueError(f"edge norm must be 'col' or 'product', got '{norm}'")
         self.edge_dim, self.neighbours, self.attn_dim = edge_dim, neighbours, attn_dim
-        self.query = nn.Linear(frames, edge_dim * attn_dim)
-        self.key = nn.Linear(frames, edge_dim * attn_dim)
+        self.shared_topk, self.norm = shared_topk, norm
+        self.pre = (nn.Sequential(nn.Linear(frames, frames), nn.GELU(), nn.Linear(frames, frames))
+                    if mlp else None)
+        self.query = nn.Linear(frames, edge_dim * attn_dim, bias=not mlp)
+        self.key = nn.Linear(frames, edge_dim * attn_dim, bias=not mlp)
+
+    def keep_mask(self, scores: torch.Tensor) -> torch.Tensor:
+        """Boolean ``(B, C or 1, N, N)``: the entries each row keeps."""
+        n = scores.shape[-1]
+        eye = torch.eye(n, dtype=torch.bool, device=scores.device)
+        if self.shared_topk:
+            summed = torch.softmax(scores, -1).sum(1, keepdim=True).detach()
+            top = summed.topk(min(self.neighbours, n), dim=-1).indices
+        else:
+            top = scores.masked_fill(eye, float("-inf")).topk(min(self.neighbours, n - 1), dim=-1).indices
+            summed = scores
+        # an int fill value (not True): the ONNX exporter has no bool Scalar (react.deploy)
+        return torch.zeros_like(summed, dtype=torch.bool).scatter_(-1, top, 1) | eye
 
     def forward(self, series: torch.Tensor) -> torch.Tensor:
         b, n, _ = series.shape
-        q = self.query(series).view(b, n, self.edge_dim, self.attn_dim).transpose(1, 2)
-        k = self.key(series).view(b, n, self.edge_dim, self.attn_dim).transpose(1, 2)
+        x = series if self.pre is None else self.pre(series)
+        q = self.query(x).view(b, n, self.edge_dim, self.attn_dim).transpose(1, 2)
+        k = self.key(x).view(b, n, self.edge_dim, self.attn_dim).transpose(1, 2)
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.attn_dim)  # (B, C, N, N)
-        eye = torch.eye(n, dtype=torch.bool, device=series.device)
-        keep_k = min(self.neighbours, n - 1)
-        others = scores.masked_fill(eye, float("-inf"))
-        top = others.topk(keep_k, dim=-1).indices
-        keep = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, top, True) | eye
-        weights = torch.exp(scores - scores.amax(-1, keepdim=True)) * keep
-        weights = weights / weights.sum(-1, keepdim=True)
-        return weights / weights.sum(-2, keepdim=True)
+        weights = torch.exp(scores - scores.amax(-1, keepdim=True)) * self.keep_mask(scores)
+        rows = weights / weights.sum(-1, keepdim=True)
+        cols = rows / rows.sum(-2, keepdim=True)
+        return cols if self.norm == "col" else rows @ cols.transpose(-1, -2)
 
 
 class CognitiveProcessor(nn.Module):
     """Fused ``(B, T, in_dim)`` -> node series ``(B, nodes, T)`` and edges ``(B, edge_dim, nodes, nodes)``."""
 
     def __init__(self, in_dim: int, frames: int, nodes: int = 25, hidden: int = 32, mode: str = "direct",
-                 edge_dim: int = 8, neighbours: int = 6, attn_dim: int = 16):
+                 edge_dim: int = 8, neighbours: int = 6, attn_dim: int = 16, activation: str = "relu",
+                 edge_mlp: bool = False, shared_topk: bool = False, edge_norm: str = "col"):
         super().__init__()
-        self.readout = NodeReadout(in_dim, hidden, nodes, mode)
-        self.edges = EdgeLayer(frames, edge_dim, neighbours, attn_dim)
+        self.readout = NodeReadout(in_dim, hidden, nodes, mode, activation)
+        self.edges = EdgeLayer(frames, edge_dim, neighbours, attn_dim, edge_mlp, shared_topk, edge_norm)
 
     def forward(self, fused: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         series = self.readout(fused)

@@ -13,6 +13,10 @@ attention that the cognitive processor computed over the speaker's node series; 
 itself is left out because softmax attention has no global Lipschitz bound (Kim et al., 2021).
 ``log|det(I + J_f)|`` is the truncated power series ``sum_k (-1)^(k+1) tr(J_f^k) / k`` with a
 Hutchinson trace estimate; optional ActNorm layers (per-node scale and shift) sit between layers.
+
+The official REGNN's residual (``residual="attention"``, :class:`AttentionGraphLayer`) is softmax
+attention over the activated node series, multiplied by the edges, divided by a heuristic bound
+``L`` that does not guarantee ``Lip(f) < 1``; its ActNorm is initialised from the first batch.
 """
 
 from __future__ import annotations
@@ -66,15 +70,64 @@ class LipschitzGraphLayer(nn.Module):
         return spread.transpose(1, 2).flatten(2) @ self.V.flatten(0, 1)  # (B, N, T)
 
 
-class ActNorm(nn.Module):
-    """Per-node affine map ``x * exp(log_scale) + shift`` (identity at initialisation)."""
+class AttentionGraphLayer(nn.Module):
+    """The official REGNN residual ``f(x, E) = (softmax(q k^T / sqrt(T)) * sum_c a_c E_c) h / L``.
 
-    def __init__(self, nodes: int):
+    ``h = sigmoid(act(x))``, ``q = h W_q``, ``k = h W_k`` (``W`` are ``T x T``) and the heuristic
+    bound ``L = ||I + 2 W_q W_k^T / sqrt(T)||_2 + 5``.
+    """
+
+    def __init__(self, frames: int, edge_dim: int, activation: str = "elu"):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got '{activation}'")
+        self.act = ACTIVATIONS[activation]
+        self.Wq = nn.Parameter(torch.randn(frames, frames) / math.sqrt(frames))
+        self.Wk = nn.Parameter(torch.randn(frames, frames) / math.sqrt(frames))
+        self.mix = nn.Parameter(torch.full((edge_dim,), 1.0 / edge_dim))
+
+    def bound(self) -> torch.Tensor:
+        """The heuristic ``L``."""
+        frames = self.Wq.shape[0]
+        eye = torch.eye(frames, device=self.Wq.device)
+        return torch.linalg.matrix_norm(eye + 2 * self.Wq @ self.Wk.T / math.sqrt(frames), ord=2) + 5
+
+    def mixing(self, edges: torch.Tensor) -> torch.Tensor:
+        """``sum_c a_c E_c / L`` ``(B, N, N)``."""
+        return torch.einsum("bcij,c->bij", edges, self.mix) / self.bound()
+
+    def forward(self, x: torch.Tensor, mixing: torch.Tensor) -> torch.Tensor:
+        """``f(x)`` for node series ``x`` ``(B, N, T)`` and ``mixing`` from :meth:`mixing`."""
+        h = torch.sigmoid(self.act(x))
+        attn = torch.softmax((h @ self.Wq) @ (h @ self.Wk).transpose(1, 2) / math.sqrt(x.shape[-1]), -1)
+        return (attn * mixing) @ h
+
+
+class ActNorm(nn.Module):
+    """Per-node affine map ``x * exp(log_scale) + shift``: the identity at initialisation, or with
+    ``data_init`` set on the first training batch so that every node has zero mean and unit variance."""
+
+    def __init__(self, nodes: int, data_init: bool = False, eps: float = 1e-5):
         super().__init__()
         self.log_scale = nn.Parameter(torch.zeros(nodes, 1))
         self.shift = nn.Parameter(torch.zeros(nodes, 1))
+        self.eps = eps
+        if data_init:
+            self.register_buffer("initialised", torch.zeros(1, dtype=torch.bool))
+        else:
+            self.initialised: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def initialise(self, x: torch.Tensor) -> None:
+        mean = x.mean((0, 2))[:, None]
+        std = (x.var((0, 2), unbiased=False)[:, None] + self.eps).sqrt()
+        self.log_scale.copy_(-std.log())
+        self.shift.copy_(-mean / std)
+        self.initialised.fill_(True)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.initialised is not None and self.training and not self.initialised:
+            self.initialise(x)
         logdet = self.log_scale.sum() * x.shape[-1]
         return x * self.log_scale.exp() + self.shift, logdet.expand(x.shape[0])
 
@@ -96,11 +149,20 @@ class MotorProcessor(nn.Module):
     """Invertible map between reactions (as node series ``(B, nodes, T)``) and the latent space."""
 
     def __init__(self, frames: int, nodes: int = 25, layers: int = 4, hidden: int = 64, edge_dim: int = 8,
-                 activation: str = "elu", coeff: float = 0.9, actnorm: bool = True):
+                 activation: str = "elu", coeff: float = 0.9, actnorm: bool = True,
+                 residual: str = "lipschitz", actnorm_data_init: bool = False):
         super().__init__()
-        self.blocks = nn.ModuleList(LipschitzGraphLayer(frames, hidden, edge_dim, activation, coeff)
-                                    for _ in range(layers))
-        self.norms = nn.ModuleList(ActNorm(nodes) for _ in range(layers)) if actnorm else None
+        if residual not in ("lipschitz", "attention"):
+            raise ValueError(f"motor residual must be 'lipschitz' or 'attention', got '{residual}'")
+
+        def layer() -> nn.Module:
+            if residual == "attention":
+                return AttentionGraphLayer(frames, edge_dim, activation)
+            return LipschitzGraphLayer(frames, hidden, edge_dim, activation, coeff)
+
+        self.blocks = nn.ModuleList(layer() for _ in range(layers))
+        self.norms = (nn.ModuleList(ActNorm(nodes, actnorm_data_init) for _ in range(layers))
+                      if actnorm else None)
 
     def forward(self, x: torch.Tensor, edges: torch.Tensor, logdet_terms: int = 0
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -29,15 +29,22 @@ class PerceptualConfig:
     dropout: float = 0.1
     attn_dropout: float = 0.1
     out_dim: int = 64
+    fusion: str = "both"  # both: video <-> audio | video: video <- audio only (official)
+    input_dropout: float = 0.0  # dropout of the projected inputs (MULT's embed dropout)
+    residual_head: bool = False  # out(h + MLP(h)) (MULT) instead of MLP(h)
 
 
 @dataclass
 class CognitiveConfig:
     hidden: int = 32
     mode: str = "direct"  # direct | indirect
+    activation: str = "relu"  # relu | gelu (of the direct read-out)
     edge_dim: int = 8
     neighbours: int = 6  # k of the top-k edge sparsification
     attn_dim: int = 16
+    edge_mlp: bool = False  # queries/keys from an MLP over the node series (official)
+    shared_topk: bool = False  # one top-k graph of the channel-summed attention (official)
+    edge_norm: str = "col"  # col: row- then column-normalised | product: rows @ cols^T (official)
 
 
 @dataclass
@@ -45,8 +52,10 @@ class MotorConfig:
     layers: int = 4
     hidden: int = 64
     activation: str = "elu"  # elu | relu
-    coeff: float = 0.9  # Lipschitz bound of every residual branch
+    residual: str = "lipschitz"  # lipschitz: strict bound | attention: official, heuristic bound
+    coeff: float = 0.9  # Lipschitz bound of every residual branch (lipschitz)
     actnorm: bool = True
+    actnorm_data_init: bool = False  # set the ActNorm layers from the first training batch
     logdet_terms: int = 0  # power-series terms of the log-determinant estimate (0 = off)
     inverse_iters: int = 100  # fixed-point iterations per layer at generation (max)
     inverse_tol: float = 1e-6
@@ -61,6 +70,9 @@ class ModelConfig:
     motor: MotorConfig = field(default_factory=MotorConfig)
     noise_std: float = 0.1  # spread of the latent samples around the cognitive centre
     noise_clip: float = 0.0  # clip the standard-normal noise to +-noise_clip (0 = off)
+    # > 0: the official rescaling instead of noise_std: each sample's noise over all windows of the
+    # call (a clip's windows at generation) is scaled so that its largest element is noise_max
+    noise_max: float = 0.0
 
 
 class REGNN(nn.Module):
@@ -70,15 +82,17 @@ class REGNN(nn.Module):
         super().__init__()
         p, c, m = cfg.perceptual, cfg.cognitive, cfg.motor
         self.frames, self.nodes = frames, cfg.nodes
-        self.noise_std, self.noise_clip = cfg.noise_std, cfg.noise_clip
+        self.noise_std, self.noise_clip, self.noise_max = cfg.noise_std, cfg.noise_clip, cfg.noise_max
         self.logdet_terms, self.train_inverse_iters = m.logdet_terms, m.train_inverse_iters
         self.inverse_iters, self.inverse_tol = m.inverse_iters, m.inverse_tol
         self.perceptual = PerceptualProcessor(p.video_dim, p.audio_dim, p.dim, p.heads, p.layers,
-                                              p.memory_layers, p.dropout, p.attn_dropout, p.out_dim)
+                                              p.memory_layers, p.dropout, p.attn_dropout, p.out_dim,
+                                              p.fusion, p.input_dropout, p.residual_head)
         self.cognitive = CognitiveProcessor(p.out_dim, frames, cfg.nodes, c.hidden, c.mode, c.edge_dim,
-                                            c.neighbours, c.attn_dim)
+                                            c.neighbours, c.attn_dim, c.activation, c.edge_mlp, c.shared_topk,
+                                            c.edge_norm)
         self.motor = MotorProcessor(frames, cfg.nodes, m.layers, m.hidden, c.edge_dim, m.activation,
-                                    m.coeff, m.actnorm)
+                                    m.coeff, m.actnorm, m.residual, m.actnorm_data_init)
 
     def condition(self, video: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Distribution centre ``(B, nodes, T)`` and edges ``(B, edge_dim, nodes, nodes)``."""
@@ -116,20 +130,24 @@ class REGNN(nn.Module):
                 out["logdet"] = logdet.new_zeros(mask.shape).index_put((owner, slot), logdet)
         return out
 
-    @torch.no_grad()
-    def sample(self, video: torch.Tensor, audio: torch.Tensor, n: int,
-               generator: torch.Generator | None = None, noise_std: float | None = None) -> torch.Tensor:
-        """``n`` reactions per window, ``(B, n, T, nodes)``: centre + noise, inverted by the motor processor.
-
-        The noise is drawn on the CPU from ``generator`` so results do not depend on the device.
-        """
-        centre, edges = self.condition(video, audio)
-        b = centre.shape[0]
-        noise = torch.randn((b, n, *centre.shape[1:]), generator=generator).to(centre)
+    def noise(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Latent noise ``(B, n, nodes, T)`` at scale 1, drawn on the CPU (device-independent)."""
+        noise = torch.randn(shape, generator=generator)
+        if self.noise_max > 0:  # official: sample k's largest element over all B windows is noise_max
+            return noise * (self.noise_max / noise.abs().amax((0, 2, 3), keepdim=True))
         if self.noise_clip > 0:
             noise = noise.clamp(-self.noise_clip, self.noise_clip)
-        std = self.noise_std if noise_std is None else noise_std
-        latent = (centre[:, None] + std * noise).flatten(0, 1)
+        return self.noise_std * noise
+
+    @torch.no_grad()
+    def sample(self, video: torch.Tensor, audio: torch.Tensor, n: int,
+               generator: torch.Generator | None = None, scale: float = 1.0) -> torch.Tensor:
+        """``n`` reactions per window, ``(B, n, T, nodes)``: centre + ``scale`` x noise, inverted by
+        the motor processor (``scale`` trades accuracy for diversity)."""
+        centre, edges = self.condition(video, audio)
+        b = centre.shape[0]
+        noise = self.noise((b, n, *centre.shape[1:]), generator).to(centre)
+        latent = (centre[:, None] + scale * noise).flatten(0, 1)
         edges = edges.repeat_interleave(n, dim=0)
         reactions = self.motor.inverse(latent, edges, self.inverse_iters, self.inverse_tol)
         return reactions.view(b, n, self.nodes, self.frames).transpose(2, 3)

@@ -1,9 +1,16 @@
 """Speech-emotion models: an encoder (SSL Wav2Vec2/HuBERT/WavLM, or a small log-mel CNN) gives a
-frame sequence, masked attention pooling gives one vector, an MLP gives emotion logits.
+frame sequence, optional context transformer layers relate the frames, masked attention pooling
+gives one vector, an MLP gives emotion logits.
 
 Optional: a log-mel spectrogram branch pooled beside an SSL encoder, and an auxiliary sex head.
 Every module takes ``(B, L)`` waveforms with a ``(B, L)`` validity mask and keeps padding out of
 the result: a padded batch gives the same outputs as its utterances one by one.
+
+Log-mel normalisation (``normalization``): ``utterance`` standardises each utterance's log-mel with
+its own mean and std; ``speaker`` standardises each mel band with the statistics of the speaker's
+own (unlabelled) audio, passed as ``norm`` (B, 2, n_mels) = per-band mean and std of the raw log-mel
+(:meth:`SERModel.raw_logmel`), so level and timbre relative to the speaker stay visible; without
+``norm`` the utterance's own per-band statistics stand in.
 """
 
 from __future__ import annotations
@@ -20,13 +27,14 @@ from react.models.specaugment import SpecAugment
 from react.models.ssl_audio import FAMILIES, build_ssl_encoder
 
 ENCODER_MODES = ("frozen", "full", "last_n")
+NORMALIZATIONS = ("utterance", "speaker")
 # fixed in every SSL encoder here: no layer drop, no HF SpecAugment (ours runs on the layer mix)
 SSL_TRAINING_FIELDS = {"layerdrop": 0.0, "apply_spec_augment": False}
 
 
 @dataclass
 class SERModelConfig:
-    encoder: str = "logmel_cnn"  # logmel_cnn | wav2vec2 | hubert | wavlm
+    encoder: str = "logmel_cnn"  # logmel_cnn | logmel_tdnn | wav2vec2 | hubert | wavlm
     weights: str = ""  # local HF-format directory of the SSL encoder
     random_init: bool = False  # build a small random SSL encoder instead (tests / smoke runs)
     random_init_config: dict[str, Any] = field(default_factory=dict)  # overrides of ssl_audio.TINY_CONFIG
@@ -37,9 +45,13 @@ class SERModelConfig:
     unfreeze_last_n: int = 0  # transformer layers trained when encoder_mode = last_n
     layer_weighting: bool = True  # learned softmax-weighted sum of all SSL layers (else last layer)
     n_mels: int = 64
-    cnn_channels: list[int] = field(default_factory=lambda: [16, 32, 64])
+    cnn_channels: list[int] = field(default_factory=lambda: [16, 32, 64])  # per block (CNN and TDNN)
     embed_dim: int = 128  # width of the log-mel CNN's frame features
+    normalization: str = "utterance"  # utterance | speaker (per-band, from the speaker's own audio)
+    context_layers: int = 0  # transformer layers over the encoder's frames before pooling
+    context_heads: int = 4
     pool_heads: int = 1
+    pool_std: bool = False  # attentive statistics pooling: weighted std beside the weighted mean
     hidden_dim: int = 256
     dropout: float = 0.2
     spec_branch: bool = False  # add a pooled log-mel CNN branch beside an SSL encoder
@@ -72,10 +84,13 @@ def masked_mean_std(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> t
 
 
 class LogMel(nn.Module):
-    """Log-mel spectrogram as a strided convolution with a windowed DFT basis (exports to ONNX)."""
+    """Log-mel spectrogram: an FFT in PyTorch, a strided convolution with the same windowed DFT
+    basis in an ONNX export."""
 
-    def __init__(self, sample_rate: int, n_mels: int, win_s: float = 0.025, hop_s: float = 0.010):
+    def __init__(self, sample_rate: int, n_mels: int, win_s: float = 0.025, hop_s: float = 0.010,
+                 per_band: bool = False):
         super().__init__()
+        self.per_band = per_band
         self.n_fft = round(win_s * sample_rate)
         self.hop = round(hop_s * sample_rate)
         n = torch.arange(self.n_fft, dtype=torch.float64)
@@ -84,28 +99,46 @@ class LogMel(nn.Module):
         angle = 2 * math.pi * k * n / self.n_fft
         basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window
         self.register_buffer("basis", basis.float().unsqueeze(1), persistent=False)
+        self.register_buffer("window", window.float(), persistent=False)
         self.register_buffer("mel", torch.from_numpy(_mel_filterbank(sample_rate, self.n_fft, n_mels)),
                              persistent=False)
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return (torch.div(lengths - self.n_fft, self.hop, rounding_mode="floor") + 1).clamp_min(1)
 
-    def forward(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) -> log-mel (B, T, n_mels) normalised per utterance, frame mask (B, T).
+    def raw(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) -> un-normalised log-mel (B, T, n_mels), frame mask (B, T).
 
         Computed in float32 even under autocast (fp16 powers of loud audio overflow)."""
         # n_fft zeros on the right: a clip shorter than one window still gives a frame, and
         # the graph has no shape-dependent branch (the extra frames are masked out)
         with torch.autocast(wave.device.type, enabled=False):
             wave = nn.functional.pad(wave.float() * mask.float(), (0, self.n_fft))
-            spec = nn.functional.conv1d(wave.unsqueeze(1), self.basis, stride=self.hop)  # (B, 2F, T)
-            real, imag = spec.chunk(2, dim=1)
-            power = (real.pow(2) + imag.pow(2)).transpose(1, 2)  # (B, T, F)
+            if torch.onnx.is_in_onnx_export():  # ONNX has no complex FFT: the same DFT as a convolution
+                spec = nn.functional.conv1d(wave.unsqueeze(1), self.basis, stride=self.hop)  # (B, 2F, T)
+                real, imag = spec.chunk(2, dim=1)
+                power = (real.pow(2) + imag.pow(2)).transpose(1, 2)  # (B, T, F)
+            else:  # an FFT is ~20x cheaper than the DFT convolution
+                power = torch.stft(wave, self.n_fft, self.hop, window=self.window, center=False,
+                                   return_complex=True).abs().pow(2).transpose(1, 2)
             logmel = torch.log(power @ self.mel + 1e-6)
         frames = self.frame_lengths(mask.sum(1))
         fmask = torch.arange(logmel.shape[1], device=wave.device).unsqueeze(0) < frames.unsqueeze(1)
-        mean, std = masked_mean_std(logmel.flatten(1).view(logmel.shape[0], -1, 1),
-                                    fmask.repeat_interleave(logmel.shape[2], dim=1))
+        return logmel * fmask.unsqueeze(-1).to(logmel.dtype), fmask
+
+    def forward(self, wave: torch.Tensor, mask: torch.Tensor,
+                norm: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) -> normalised log-mel (B, T, n_mels), frame mask (B, T): per band with ``norm``
+        (B, 2, n_mels) or, when ``per_band``, the utterance's own band statistics; else with the
+        utterance's one mean and std."""
+        logmel, fmask = self.raw(wave, mask)
+        if norm is not None:
+            mean, std = norm[:, :1].float(), norm[:, 1:].float().clamp_min(1e-3)
+        elif self.per_band:
+            mean, std = masked_mean_std(logmel, fmask)
+        else:
+            mean, std = masked_mean_std(logmel.flatten(1).view(logmel.shape[0], -1, 1),
+                                        fmask.repeat_interleave(logmel.shape[2], dim=1))
         logmel = (logmel - mean) / std
         return logmel * fmask.unsqueeze(-1).to(logmel.dtype), fmask
 
@@ -142,19 +175,47 @@ class MelCNN(nn.Module):
         return self.proj(x) * mask.unsqueeze(-1).to(x.dtype), mask
 
 
-class LogMelCNNEncoder(nn.Module):
-    """Log-mel -> SpecAugment (training) -> CNN: a small encoder for CPU work."""
+class MelTDNN(nn.Module):
+    """1-D convolutions over time with the mel bands as channels (x-vector style, cheap on a CPU):
+    each block (kernel 5) halves time; padding stays zero."""
 
-    def __init__(self, sample_rate: int, n_mels: int, channels: list[int], out_dim: int,
-                 specaug: SpecAugment):
+    def __init__(self, n_mels: int, channels: list[int], out_dim: int):
         super().__init__()
-        self.logmel = LogMel(sample_rate, n_mels)
-        self.specaug = specaug
-        self.cnn = MelCNN(n_mels, channels, out_dim)
+        blocks, c_in = [], n_mels
+        for c in channels:
+            blocks.append(nn.ModuleDict({"conv": nn.Conv1d(c_in, c, kernel_size=5, stride=2, padding=2),
+                                         "norm": nn.BatchNorm1d(c)}))
+            c_in = c
+        self.blocks = nn.ModuleList(blocks)
+        self.proj = nn.Linear(c_in, out_dim)
         self.out_dim = out_dim
 
-    def forward(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feats, fmask = self.logmel(wave, mask)
+    def forward(self, feats: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, n_mels), (B, T) -> (B, T', out_dim), (B, T')."""
+        x = feats.transpose(1, 2)  # (B, F, T)
+        lengths = mask.sum(1)
+        for block in self.blocks:
+            x = nn.functional.gelu(block["norm"](block["conv"](x)))
+            lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
+            mask = torch.arange(x.shape[-1], device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
+            x = x * mask.unsqueeze(1).to(x.dtype)
+        return self.proj(x.transpose(1, 2)) * mask.unsqueeze(-1).to(x.dtype), mask
+
+
+class LogMelCNNEncoder(nn.Module):
+    """Log-mel -> SpecAugment (training) -> 2-D CNN (or 1-D TDNN): a small encoder for CPU work."""
+
+    def __init__(self, sample_rate: int, n_mels: int, channels: list[int], out_dim: int,
+                 specaug: SpecAugment, per_band: bool = False, tdnn: bool = False):
+        super().__init__()
+        self.logmel = LogMel(sample_rate, n_mels, per_band=per_band)
+        self.specaug = specaug
+        self.cnn = (MelTDNN if tdnn else MelCNN)(n_mels, channels, out_dim)
+        self.out_dim = out_dim
+
+    def forward(self, wave: torch.Tensor, mask: torch.Tensor,
+                norm: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, fmask = self.logmel(wave, mask, norm)
         return self.cnn(self.specaug(feats, fmask), fmask)
 
 
@@ -236,18 +297,65 @@ class SSLEncoder(nn.Module):
         return self.specaug(feats, fmask), fmask
 
 
-class AttentionPooling(nn.Module):
-    """Masked multi-head attention pooling: (B, T, D) -> (B, heads * D)."""
+class ContextLayer(nn.Module):
+    """One pre-norm transformer layer whose attention ignores padded frames (plain ops: exports
+    to ONNX and has no shape-dependent fast path)."""
 
-    def __init__(self, dim: int, heads: int = 1):
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"model.context_heads={heads} must divide the frame width {dim}")
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.out = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.ff = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        scores = (q @ k.transpose(-1, -2)).float() / math.sqrt(d // self.heads)
+        scores = scores.masked_fill(~mask.view(b, 1, 1, t), -1e4)
+        attended = (torch.softmax(scores, -1).to(v.dtype) @ v).transpose(1, 2).reshape(b, t, d)
+        x = x + self.drop(self.out(attended))
+        return x + self.drop(self.ff(self.norm2(x)))
+
+
+class ContextEncoder(nn.Module):
+    """Sinusoidal positions, then transformer layers over the frame sequence; padding stays zero."""
+
+    def __init__(self, dim: int, layers: int, heads: int, dropout: float):
+        super().__init__()
+        self.layers = nn.ModuleList(ContextLayer(dim, heads, dropout) for _ in range(layers))
+        self.register_buffer("freqs", torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2) / dim),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        angle = torch.arange(x.shape[1], device=x.device, dtype=torch.float32).unsqueeze(1) * self.freqs
+        x = x + torch.cat([angle.sin(), angle.cos()], dim=1)[:, : x.shape[2]].to(x.dtype)
+        for layer in self.layers:
+            x = layer(x, mask)
+        return x * mask.unsqueeze(-1).to(x.dtype)
+
+
+class AttentionPooling(nn.Module):
+    """Masked multi-head attention pooling: (B, T, D) -> (B, heads * D), or with ``std`` attentive
+    statistics pooling (B, 2 * heads * D): the weighted mean and the weighted std."""
+
+    def __init__(self, dim: int, heads: int = 1, std: bool = False):
         super().__init__()
         self.score = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, heads))
-        self.out_dim = dim * heads
+        self.std = std
+        self.out_dim = dim * heads * (2 if std else 1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         scores = self.score(x).float().masked_fill(~mask.unsqueeze(-1), -1e4)  # (B, T, H)
         weights = torch.softmax(scores, dim=1).to(x.dtype)
-        return torch.einsum("bth,btd->bhd", weights, x).flatten(1)
+        mean = torch.einsum("bth,btd->bhd", weights, x)
+        if not self.std:
+            return mean.flatten(1)
+        var = torch.einsum("bth,btd->bhd", weights, x * x) - mean * mean
+        return torch.cat([mean, var.clamp_min(1e-5).sqrt()], dim=1).flatten(1)
 
 
 class SERModel(nn.Module):
@@ -257,38 +365,65 @@ class SERModel(nn.Module):
                  specaug: SpecAugment | None = None):
         super().__init__()
         specaug = specaug if specaug is not None else SpecAugment(0.0, 0, 0.0, 0, 0)
+        if cfg.normalization not in NORMALIZATIONS:
+            raise ValueError(f"model.normalization '{cfg.normalization}' not in {', '.join(NORMALIZATIONS)}")
+        self.speaker_norm = cfg.normalization == "speaker"
 
-        def mel_cnn() -> LogMelCNNEncoder:
-            return LogMelCNNEncoder(sample_rate, cfg.n_mels, cfg.cnn_channels, cfg.embed_dim, specaug)
+        def mel_cnn(tdnn: bool = False) -> LogMelCNNEncoder:
+            return LogMelCNNEncoder(sample_rate, cfg.n_mels, cfg.cnn_channels, cfg.embed_dim, specaug,
+                                    per_band=self.speaker_norm, tdnn=tdnn)
 
-        if cfg.encoder == "logmel_cnn":
+        if cfg.encoder in ("logmel_cnn", "logmel_tdnn"):
             if cfg.spec_branch:
-                raise ValueError("model.spec_branch duplicates the logmel_cnn encoder; use it with SSL ones")
-            self.encoder = mel_cnn()
+                raise ValueError(f"model.spec_branch duplicates the {cfg.encoder} encoder; "
+                                 "use it with SSL ones")
+            self.encoder = mel_cnn(cfg.encoder == "logmel_tdnn")
         elif cfg.encoder in FAMILIES:
             self.encoder = SSLEncoder(cfg, specaug)
         else:
-            raise ValueError(f"unknown model.encoder '{cfg.encoder}'. Valid: logmel_cnn, "
+            raise ValueError(f"unknown model.encoder '{cfg.encoder}'. Valid: logmel_cnn, logmel_tdnn, "
                              + ", ".join(FAMILIES))
-        self.pool = AttentionPooling(self.encoder.out_dim, cfg.pool_heads)
+        width = self.encoder.out_dim
+        self.context = (ContextEncoder(width, cfg.context_layers, cfg.context_heads, cfg.dropout)
+                        if cfg.context_layers > 0 else None)
+        self.pool = AttentionPooling(width, cfg.pool_heads, cfg.pool_std)
         width = self.pool.out_dim
         self.spec_branch = None
         if cfg.spec_branch:
             self.spec_branch = mel_cnn()
-            self.spec_pool = AttentionPooling(cfg.embed_dim, cfg.pool_heads)
+            self.spec_pool = AttentionPooling(cfg.embed_dim, cfg.pool_heads, cfg.pool_std)
             width += self.spec_pool.out_dim
+        if self.speaker_norm and not isinstance(self.encoder, LogMelCNNEncoder) and self.spec_branch is None:
+            raise ValueError("model.normalization=speaker normalises log-mel features: use the logmel_cnn "
+                             "encoder or model.spec_branch")
         self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(width, cfg.hidden_dim), nn.GELU(),
                                   nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden_dim, n_classes))
         self.sex_head = nn.Linear(width, 2) if cfg.aux_sex_weight > 0 else None
 
-    def forward(self, wave: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """``wave`` (B, L) at the model's sample rate, ``mask`` (B, L) True on real samples."""
+    def raw_logmel(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The un-normalised log-mel (B, T, n_mels) and frame mask whose band statistics are ``norm``."""
+        mel = self.encoder if isinstance(self.encoder, LogMelCNNEncoder) else self.spec_branch
+        if mel is None:
+            raise ValueError("this model has no log-mel front end")
+        return mel.logmel.raw(wave, mask)
+
+    def forward(self, wave: torch.Tensor, mask: torch.Tensor | None = None,
+                norm: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``wave`` (B, L) at the model's sample rate, ``mask`` (B, L) True on real samples, ``norm``
+        (B, 2, n_mels) the speaker's log-mel band mean and std (``normalization=speaker``)."""
         if mask is None:
             mask = torch.ones_like(wave, dtype=torch.bool)
-        feats, fmask = self.encoder(wave, mask)
+        if norm is not None and not self.speaker_norm:
+            raise ValueError("norm given to a model with normalization=utterance")
+        if isinstance(self.encoder, LogMelCNNEncoder):
+            feats, fmask = self.encoder(wave, mask, norm)
+        else:
+            feats, fmask = self.encoder(wave, mask)
+        if self.context is not None:
+            feats = self.context(feats, fmask)
         pooled = self.pool(feats, fmask)
         if self.spec_branch is not None:
-            pooled = torch.cat([pooled, self.spec_pool(*self.spec_branch(wave, mask))], dim=1)
+            pooled = torch.cat([pooled, self.spec_pool(*self.spec_branch(wave, mask, norm))], dim=1)
         out = {"logits": self.head(pooled)}
         if self.sex_head is not None:
             out["sex_logits"] = self.sex_head(pooled)

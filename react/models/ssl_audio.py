@@ -19,6 +19,12 @@ TINY_CONFIG: dict[str, Any] = {
     "conv_dim": (32,) * 7, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 2,
     "feat_extract_norm": "layer", "do_stable_layer_norm": True,
 }
+# The real size of Wav2Vec2-base / HuBERT-base (benchmarks with random weights of the real size).
+BASE_CONFIG: dict[str, Any] = {
+    "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
+    "conv_dim": [512] * 7, "num_conv_pos_embeddings": 128, "num_conv_pos_embedding_groups": 16,
+    "feat_extract_norm": "group", "do_stable_layer_norm": False,
+}
 
 
 def ssl_classes(family: str) -> tuple[type, type]:

@@ -4,8 +4,10 @@ PyTorch with onnxruntime.
     python -m react.ser.export --checkpoint runs/ser_tiny --out runs/ser_tiny/ser.onnx
 
 The graph maps ``wave`` (batch, samples) float32 at the training sample rate to ``probs``
-(batch, classes); the class names, sample rate and the checkpoint it came from are stored in the
-model's metadata. An export already made from the same checkpoint file is kept, not redone.
+(batch, classes); a ``normalization=speaker`` model also takes ``norm`` (batch, 2, n_mels), the
+speaker's log-mel band mean and std (:func:`react.ser.inference.speaker_norm`). The class names,
+sample rate, input names and the checkpoint it came from are stored in the model's metadata. An
+export already made from the same checkpoint file is kept, not redone.
 """
 
 from __future__ import annotations
@@ -24,14 +26,24 @@ from react.utils.io import atomic_path
 
 
 class ProbabilityModel(nn.Module):
-    """Waveforms (all valid samples) -> class probabilities."""
+    """Waveforms (all valid samples) [and speaker statistics] -> class probabilities."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(wave)["logits"], dim=-1)
+    def forward(self, wave: torch.Tensor, norm: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.softmax(self.model(wave, norm=norm)["logits"], dim=-1)
+
+
+def _inputs(model: nn.Module, wave: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The export's inputs for ``wave``: with a speaker-normalised model, ``norm`` from the wave."""
+    if not getattr(model, "speaker_norm", False):
+        return {"wave": wave}
+    from react.ser.inference import speaker_norm
+
+    norm = torch.from_numpy(speaker_norm(model.raw_logmel, list(wave.numpy())))
+    return {"wave": wave, "norm": norm.expand(len(wave), -1, -1).contiguous()}
 
 
 def checkpoint_stamp(checkpoint: str | os.PathLike) -> str:
@@ -62,7 +74,8 @@ def export_onnx(model: nn.Module, target: str | os.PathLike, classes: list[str],
     import onnxruntime as ort
 
     wrapper = ProbabilityModel(model).eval()
-    example = torch.randn(2, int(sample_rate * check_seconds[0])) * 0.1
+    example = _inputs(model, torch.randn(2, int(sample_rate * check_seconds[0])) * 0.1)
+    axes = {"wave": {0: "batch", 1: "samples"}, "norm": {0: "batch"}, "probs": {0: "batch"}}
     target = Path(target)
     with atomic_path(target) as tmp:
         # the TorchScript exporter (fast, exact here) warns that it is legacy and about traced
@@ -71,11 +84,13 @@ def export_onnx(model: nn.Module, target: str | os.PathLike, classes: list[str],
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", message="Constant folding")
-            torch.onnx.export(wrapper, (example,), str(tmp), input_names=["wave"], output_names=["probs"],
-                              dynamic_axes={"wave": {0: "batch", 1: "samples"}, "probs": {0: "batch"}},
+            torch.onnx.export(wrapper, tuple(example.values()), str(tmp), input_names=list(example),
+                              output_names=["probs"], dynamic_axes={k: axes[k] for k in [*example, "probs"]},
                               opset_version=opset, dynamo=False)
         proto = onnx.load(str(tmp))
         meta = {"classes": ",".join(classes), "sample_rate": str(sample_rate)}
+        if len(example) > 1:
+            meta["inputs"] = ",".join(example)
         if source:
             meta["checkpoint"] = source
         for key, value in meta.items():
@@ -86,10 +101,10 @@ def export_onnx(model: nn.Module, target: str | os.PathLike, classes: list[str],
         worst = 0.0
         gen = torch.Generator().manual_seed(0)
         for batch, seconds in enumerate(check_seconds, start=1):
-            wave = torch.randn(batch, int(sample_rate * seconds), generator=gen) * 0.1
+            inputs = _inputs(model, torch.randn(batch, int(sample_rate * seconds), generator=gen) * 0.1)
             with torch.no_grad():
-                expected = wrapper(wave).numpy()
-            got = session.run(["probs"], {"wave": wave.numpy()})[0]
+                expected = wrapper(*inputs.values()).numpy()
+            got = session.run(["probs"], {k: v.numpy() for k, v in inputs.items()})[0]
             worst = max(worst, float(np.abs(got - expected).max()))
         if worst > atol:
             raise RuntimeError(f"{target}: ONNX output differs from PyTorch by {worst:.3g} > {atol}")

@@ -2,11 +2,17 @@
 
     python -m react.ser.predict a.wav [b.wav ...] --checkpoint runs/ser_tiny [--json]
     python -m react.ser.predict long.wav --checkpoint runs/ser_tiny --stream --window 2 --hop 0.5
-    python -m react.ser.predict --mic --checkpoint runs/ser_tiny [--seconds 30]   # needs sounddevice
+    python -m react.ser.predict --mic --checkpoint runs/ser_tiny [--seconds 30] [--plot live.png]
 
 A file shorter than ``--min-seconds`` or without speech (fewer than ``--min-voiced`` of its 25 ms
 frames above ``--silence-db`` dBFS) is an error, not a guess; in a timeline such a window is
 reported as ``silence`` without classification.
+
+A ``normalization=speaker`` model normalises by the speaker's statistics: of each file itself, of
+all files with ``--same-speaker``, of the whole file in ``--stream``, and of everything heard so far
+(its voiced windows) with ``--mic``. ``--mic`` needs the ``sounddevice`` package and the PortAudio
+library (``libportaudio2``); the timeline is printed and, with ``--plot``, redrawn into a PNG after
+every window (headless, matplotlib Agg).
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ import argparse
 import json
 import os
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -23,7 +33,7 @@ from react.data.audio import load_audio
 from react.data.react_layout import LayoutError
 from react.data.ser_corpus import label_space
 from react.errors import user_message
-from react.ser.inference import classify
+from react.ser.inference import RunningNorm, classify, model_speaker_norm
 
 SILENCE = "silence"
 
@@ -77,14 +87,18 @@ def speech_problem(wave: np.ndarray, sample_rate: int, min_seconds: float, silen
 
 
 def timeline(model: nn.Module, wave: np.ndarray, sample_rate: int, classes: list[str], window_s: float,
-             hop_s: float, silence_db: float, min_voiced: float = 0.1) -> list[dict]:
+             hop_s: float, silence_db: float, min_voiced: float = 0.1,
+             norm: np.ndarray | None = None) -> list[dict]:
     """One entry per sliding window: start/end seconds, label, confidence, probabilities; windows
-    with too little speech are labelled ``silence``."""
+    with too little speech are labelled ``silence``. ``norm``: the speaker's statistics
+    (``normalization=speaker`` models; default: those of ``wave``)."""
     window, hop = round(window_s * sample_rate), round(hop_s * sample_rate)
     starts = window_starts(wave.size, window, hop)
     chunks = [wave[s:s + window] for s in starts]
     loud = [i for i, c in enumerate(chunks) if voiced_fraction(c, sample_rate, silence_db) >= min_voiced]
-    probs = classify(model, [chunks[i] for i in loud])
+    if norm is None and loud:
+        norm = model_speaker_norm(model, [wave])
+    probs = classify(model, [chunks[i] for i in loud], norms=None if norm is None else [norm] * len(loud))
     rows = [{"start": s / sample_rate, "end": (s + chunks[i].size) / sample_rate, "label": SILENCE,
              "confidence": None, "probs": None} for i, s in enumerate(starts)]
     for i, p in zip(loud, probs):
@@ -103,24 +117,79 @@ def _print_row(row: dict) -> None:
           flush=True)
 
 
-def run_microphone(model: nn.Module, sample_rate: int, classes: list[str], window_s: float, hop_s: float,
-                   silence_db: float, seconds: float) -> None:
-    """Classify the last ``window_s`` of microphone audio every ``hop_s`` (until Ctrl-C or ``seconds``)."""
+class TimelinePlot:
+    """The live emotion timeline redrawn into a PNG after every window (matplotlib Agg, headless):
+    each class's probability over time, silence left blank."""
+
+    def __init__(self, target: str | os.PathLike, classes: list[str]):
+        self.target = Path(target)
+        self.classes = classes
+        self.rows: list[dict] = []
+
+    def __call__(self, row: dict) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from react.utils.io import atomic_path
+
+        self.rows.append(row)
+        times = [r["end"] for r in self.rows]
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        for c in self.classes:
+            ax.plot(times, [np.nan if r["probs"] is None else r["probs"][c] for r in self.rows], label=c,
+                    marker=".")
+        confidence = "" if row["confidence"] is None else f" ({row['confidence']:.2f})"
+        ax.set(xlabel="time (s)", ylabel="probability", ylim=(0, 1), title=f"now: {row['label']}{confidence}")
+        ax.legend(fontsize=7, loc="upper left", ncol=4)
+        fig.tight_layout()
+        with atomic_path(self.target) as tmp:
+            fig.savefig(tmp, format="png", dpi=90)
+        plt.close(fig)
+
+
+def _input_stream(sample_rate: int) -> Any:
+    """A sounddevice input stream (mono float32), with a clear error when it cannot be had."""
     try:
         import sounddevice as sd
-    except ImportError:
-        raise RuntimeError("--mic needs the 'sounddevice' package (pip install sounddevice)") from None
+    except (ImportError, OSError) as err:  # OSError: sounddevice without the PortAudio library
+        raise RuntimeError(f"--mic needs the 'sounddevice' package (pip install sounddevice) and the "
+                           f"PortAudio library (apt install libportaudio2): {err}") from None
+    return sd.InputStream(samplerate=sample_rate, channels=1, dtype="float32")
+
+
+def run_microphone(model: nn.Module, sample_rate: int, classes: list[str], window_s: float, hop_s: float,
+                   silence_db: float, seconds: float, min_voiced: float = 0.1,
+                   open_stream: Callable[[int], Any] = _input_stream,
+                   display: Callable[[dict], None] = _print_row) -> list[dict]:
+    """Classify the last ``window_s`` of microphone audio every ``hop_s`` (until Ctrl-C or
+    ``seconds``); each row goes to ``display``. ``open_stream(sample_rate)`` gives a context
+    manager with ``read(frames) -> (array (frames, 1), overflowed)`` (a sounddevice InputStream).
+    A speaker-normalised model uses the statistics of every voiced window heard so far."""
     window, hop = round(window_s * sample_rate), round(hop_s * sample_rate)
     buffer = np.zeros(0, dtype=np.float32)
-    elapsed = 0.0
-    with sd.InputStream(samplerate=sample_rate, channels=1, dtype="float32") as stream:
-        while seconds <= 0 or elapsed < seconds:
-            block, _overflow = stream.read(hop)
-            buffer = np.concatenate([buffer, block[:, 0]])[-window:]
-            elapsed += hop_s
-            row = timeline(model, buffer, sample_rate, classes, window_s, window_s, silence_db)[0]
-            row["start"], row["end"] = max(0.0, elapsed - buffer.size / sample_rate), elapsed
-            _print_row(row)
+    running = RunningNorm(model.raw_logmel) if getattr(model, "speaker_norm", False) else None
+    rows, elapsed = [], 0.0
+    with open_stream(sample_rate) as stream:
+        while seconds <= 0 or elapsed < seconds - 1e-9:
+            block, _overflowed = stream.read(hop)
+            block = np.asarray(block, dtype=np.float32).reshape(len(block), -1)[:, 0]
+            buffer = np.concatenate([buffer, block])[-window:]
+            elapsed += block.size / sample_rate
+            norm = None
+            if running is not None and voiced_fraction(block, sample_rate, silence_db) >= min_voiced:
+                norm = running.update([block]).value()
+            elif running is not None and running.count:
+                norm = running.value()
+            started = time.perf_counter()
+            row = timeline(model, buffer, sample_rate, classes, window_s, window_s, silence_db, min_voiced,
+                           norm)[0]
+            row.update(start=max(0.0, elapsed - buffer.size / sample_rate), end=elapsed,
+                       latency_ms=1000 * (time.perf_counter() - started))
+            rows.append(row)
+            display(row)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of non-silent frames a file or window needs to be classified")
     parser.add_argument("--min-seconds", type=float, default=0.5, help="shortest file that is classified")
     parser.add_argument("--seconds", type=float, default=0.0, help="--mic duration (0 = until Ctrl-C)")
+    parser.add_argument("--plot", help="--mic: redraw the live timeline into this PNG after every window")
+    parser.add_argument("--same-speaker", action="store_true",
+                        help="the files are one speaker's: normalise by their pooled statistics "
+                             "(speaker-normalised models; default: each file by its own)")
     args = parser.parse_args(argv)
     if not args.files and not args.mic:
         parser.error("give wav files or --mic")
@@ -148,22 +221,32 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.mic:
         try:
-            run_microphone(model, sr, classes, args.window, args.hop, args.silence_db, args.seconds)
+            plot = TimelinePlot(args.plot, classes) if args.plot else None
+
+            def show(row: dict) -> None:
+                _print_row(row)
+                if plot is not None:
+                    plot(row)
+
+            run_microphone(model, sr, classes, args.window, args.hop, args.silence_db, args.seconds,
+                           args.min_voiced, display=show)
         except RuntimeError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             pass
         return 0
-    results, failures = [], []
+    results, failures, waves = [], [], {}
     for path in args.files:
         try:
-            wave = load_audio(path, sr)
+            waves[path] = load_audio(path, sr)
         except LayoutError as err:
             failures.append(str(err))
-            continue
+    pooled = model_speaker_norm(model, list(waves.values())) if args.same_speaker and waves else None
+    for path, wave in waves.items():
         if args.stream:
-            rows = timeline(model, wave, sr, classes, args.window, args.hop, args.silence_db, args.min_voiced)
+            rows = timeline(model, wave, sr, classes, args.window, args.hop, args.silence_db, args.min_voiced,
+                            pooled)
             results.append({"file": path, "timeline": rows})
             if not args.json:
                 print(f"{path}:")
@@ -174,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
             if problem:
                 failures.append(f"{path}: {problem}")
                 continue
-            probs = {c: float(p) for c, p in zip(classes, classify(model, [wave])[0])}
+            norm = pooled if pooled is not None else model_speaker_norm(model, [wave])
+            p = classify(model, [wave], norms=None if norm is None else [norm])[0]
+            probs = {c: float(v) for c, v in zip(classes, p)}
             label = max(probs, key=probs.get)
             results.append({"file": path, "label": label, "probs": probs})
             if not args.json:

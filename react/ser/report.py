@@ -2,9 +2,11 @@
 misclassified-file CSVs.
 
 ``<run_dir>/test_metrics.json`` holds ``accuracy``, ``uar`` (macro recall), ``macro_f1``,
-``per_class`` and ``confusion`` (rows true, columns predicted, in ``labels`` order);
-``<run_dir>/report/`` holds ``confusion.png``, ``roc.png``, ``per_class.csv`` and
-``misclassified.csv`` (and ``misclassified/<true>_as_<pred>/`` copies when asked).
+``per_class`` and ``confusion`` (rows true, columns predicted, in ``labels`` order), and
+``baseline`` (the classic baseline's accuracy, UAR, macro-F1) when given;
+``<run_dir>/report/`` holds ``summary.md`` (model and baseline side by side), ``confusion.png``,
+``roc.png``, ``per_class.csv`` and ``misclassified.csv`` (and ``misclassified/<true>_as_<pred>/``
+copies when asked).
 """
 
 from __future__ import annotations
@@ -115,9 +117,18 @@ def _write_csv(target: Path, header: list[str], rows: list[list]) -> None:
         writer.writerows(rows)
 
 
+def summary_table(rows: dict[str, dict]) -> str:
+    """A markdown table: one row per system name with its accuracy, UAR and macro-F1."""
+    lines = ["| system | accuracy | UAR | macro-F1 |", "| --- | --- | --- | --- |"]
+    lines += [f"| {name} | {m['accuracy']:.4f} | {m['uar']:.4f} | {m['macro_f1']:.4f} |"
+              for name, m in rows.items()]
+    return "\n".join(lines) + "\n"
+
+
 def write_report(run_dir: str | os.PathLike, y_true: np.ndarray, probs: np.ndarray, labels: list[str],
-                 files: list[str], copy_misclassified: bool = False) -> dict:
-    """Write ``test_metrics.json`` and ``report/`` under ``run_dir``; return the metrics."""
+                 files: list[str], copy_misclassified: bool = False, baseline: dict | None = None) -> dict:
+    """Write ``test_metrics.json`` and ``report/`` under ``run_dir``; return the metrics.
+    ``baseline`` (``name``, ``accuracy``, ``uar``, ``macro_f1``...) is stored and tabled beside them."""
     run_dir = Path(run_dir)
     report = run_dir / "report"
     y_true = np.asarray(y_true)
@@ -125,7 +136,12 @@ def write_report(run_dir: str | os.PathLike, y_true: np.ndarray, probs: np.ndarr
     if len(files) != len(y_true):
         raise ValueError(f"{len(files)} files for {len(y_true)} labels")
     metrics = classification_metrics(y_true, probs, labels)
+    if baseline is not None:
+        metrics["baseline"] = baseline
     save_json(metrics, run_dir / "test_metrics.json")
+    rows = {"model": metrics, **({baseline["name"]: baseline} if baseline is not None else {})}
+    with atomic_path(report / "summary.md") as tmp:
+        tmp.write_text(f"# Test: {metrics['n']} utterances of unseen speakers\n\n{summary_table(rows)}")
     _plot_confusion(np.array(metrics["confusion"]), labels, report / "confusion.png")
     _plot_roc(y_true, probs, labels, report / "roc.png")
     _write_csv(report / "per_class.csv", ["class", "precision", "recall", "f1", "support", "auc"],

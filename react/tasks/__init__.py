@@ -20,6 +20,8 @@ from react.tasks.protocol import RunPaths, Task, TaskFactory, TestableTask
 TASKS = {
     "regnn": "react.tasks.regnn",
     "ser": "react.tasks.ser",
+    "ssl": "react.tasks.ssl",
+    "classify": "react.tasks.classify",
 }
 
 __all__ = ["TASKS", "RunPaths", "Task", "TaskFactory", "TestableTask", "build_task", "load_task_config",

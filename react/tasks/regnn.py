@@ -12,6 +12,7 @@ per clip of ``generate.split`` and scores them.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig
+from torch.utils.data import ConcatDataset, Dataset
 
 from evaluation import METRIC_KEYS, compute_metrics
 from react.config import ConfigError, RunConfig
 from react.data import react_layout as L
 from react.data.dyadic import PATTERNS, DyadicWindows, FeatureAugment, collate_windows
-from react.generation import generate_split
-from react.losses import LossConfig, regnn_losses
+from react.generation import STITCHES, generate_split
+from react.losses import LossConfig, TauGate, regnn_losses
 from react.models.regnn import REGNN, ModelConfig
 from react.tasks.protocol import RunPaths
 
@@ -35,6 +37,8 @@ from react.tasks.protocol import RunPaths
 class DataConfig:
     root: str = "data/demo"  # REACT layout: split CSVs, Emotion/, neighbour_emotion_*.npy
     features_root: str = ""  # <root>/<split>/{Video,Audio}_features ("" = root)
+    roots: list[str] = field(default_factory=list)  # several REACT datasets in one run (replaces root)
+    features_roots: list[str] = field(default_factory=list)  # one per entry of roots ([] = the roots)
     split: str = "train"
     num_frames: int = 50
     stride: int = 25
@@ -66,6 +70,12 @@ class GenerateConfig:
 
 
 @dataclass
+class SamplingConfig:
+    scale: float = 1.0  # multiplies the latent noise: larger = more diverse, less accurate
+    stitch: str = "taper"  # taper: raised-sine overlap-add | mean: overlapping halves averaged (official)
+
+
+@dataclass
 class Config(RunConfig):
     task: str = "regnn"
     data: DataConfig = field(default_factory=DataConfig)
@@ -73,6 +83,7 @@ class Config(RunConfig):
     loss: LossConfig = field(default_factory=LossConfig)
     val: ValConfig = field(default_factory=ValConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
 
 class Task:
@@ -92,26 +103,61 @@ class Task:
                               "and generate.samples >= 2 (or generate.metrics=false)")
         if cfg.val.max_clips == 1:
             raise ConfigError("val.max_clips: the metrics need at least 2 clips (0 = all)")
+        if cfg.loss.kind not in ("project", "official"):
+            raise ConfigError(f"loss.kind: must be project or official, got '{cfg.loss.kind}'")
+        if cfg.sampling.stitch not in STITCHES:
+            raise ConfigError(f"sampling.stitch: must be one of {', '.join(STITCHES)}, "
+                              f"got '{cfg.sampling.stitch}'")
+        if cfg.sampling.scale < 0:
+            raise ConfigError(f"sampling.scale: must be >= 0, got {cfg.sampling.scale}")
         self.cfg, self.paths = cfg, paths
         self.monitor, self.monitor_mode = cfg.val.monitor, cfg.val.monitor_mode
-        self._val: DyadicWindows | None = None
+        self._val: list[DyadicWindows] | None = None
+        self._steps_per_epoch = 0
 
     def build_model(self, pretrained: bool = True) -> REGNN:
-        """REGNN from ``cfg.model`` (it loads no pretrained weights: features are precomputed)."""
-        return REGNN(self.cfg.model, self.cfg.data.num_frames)
+        """REGNN from ``cfg.model`` (it loads no pretrained weights: features are precomputed); the
+        official loss's :class:`TauGate` rides along as ``model.tau_gate`` so checkpoints carry it."""
+        model = REGNN(self.cfg.model, self.cfg.data.num_frames)
+        if self.cfg.loss.kind == "official":
+            model.tau_gate = TauGate()
+        return model
+
+    def sources(self) -> list[tuple[str, str, str | None]]:
+        """``(name, root, features root)`` of each dataset: ``data.roots`` (named after their folders),
+        else ``data.root`` (name ``""``)."""
+        d = self.cfg.data
+        if not d.roots:
+            return [("", d.root, d.features_root or None)]
+        if d.features_roots and len(d.features_roots) != len(d.roots):
+            raise ConfigError(f"data.features_roots: {len(d.features_roots)} entries for "
+                              f"{len(d.roots)} data.roots")
+        names = [Path(r).name for r in d.roots]
+        names = [n if names.count(n) == 1 else f"{n}{i}" for i, n in enumerate(names)]
+        features = d.features_roots or [None] * len(d.roots)
+        return list(zip(names, d.roots, features))
 
     def dataset(self, split: str, training: bool = False, clips: list[int] | None = None,
-                targets: bool = True) -> DyadicWindows:
+                targets: bool = True, source: int = 0) -> DyadicWindows:
         d, p = self.cfg.data, self.cfg.model.perceptual
-        return DyadicWindows(d.root, split, video_dim=p.video_dim, audio_dim=p.audio_dim,
-                             features_root=d.features_root or None, num_frames=d.num_frames, stride=d.stride,
+        _, root, features_root = self.sources()[source]
+        return DyadicWindows(root, split, video_dim=p.video_dim, audio_dim=p.audio_dim,
+                             features_root=features_root, num_frames=d.num_frames, stride=d.stride,
                              pattern=d.neighbour_pattern, max_neighbours=d.max_neighbours, training=training,
                              augment=FeatureAugment(d.noise_std, d.feature_dropout), clips=clips,
                              targets=targets)
 
-    def train_dataset(self) -> DyadicWindows:
-        dataset = self.dataset(self.cfg.data.split, training=True)
-        dataset.check_features()  # a feature size that does not fit the model stops here, not in a worker
+    def train_dataset(self) -> Dataset:
+        split = self.cfg.data.split
+        parts = [self.dataset(split, training=True, source=i) for i in range(len(self.sources()))]
+        for part in parts:
+            part.check_features()  # a feature size that does not fit the model stops here, not in a worker
+        dataset = parts[0] if len(parts) == 1 else ConcatDataset(parts)
+        t = self.cfg.train
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        self._steps_per_epoch = math.ceil(len(dataset) / world / t.batch_size)
+        if t.max_steps_per_epoch:
+            self._steps_per_epoch = min(self._steps_per_epoch, t.max_steps_per_epoch)
         return dataset
 
     def collate(self, items: list[dict]) -> dict[str, torch.Tensor]:
@@ -119,27 +165,53 @@ class Task:
 
     def _losses(self, model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         w = self.cfg.loss
+        gate = getattr(getattr(model, "module", model), "tau_gate", None)  # DDP wraps the model
         out = model(batch["video"], batch["audio"], batch["reactions"], batch["mask"],
-                    decode=w.recon > 0 or w.smooth > 0)
-        return regnn_losses(out, batch["reactions"], batch["mask"], w, self.cfg.data.neighbour_pattern)
+                    decode=w.kind != "official" and (w.recon > 0 or w.smooth > 0))
+        return regnn_losses(out, batch["reactions"], batch["mask"], w, self.cfg.data.neighbour_pattern,
+                            None if gate is None else gate.tau)
 
     def training_step(self, model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         loss, parts = self._losses(model, batch)
-        return loss, {name: value.item() for name, value in parts.items()}
+        scalars = {name: value.item() for name, value in parts.items()}
+        gate = getattr(getattr(model, "module", model), "tau_gate", None)
+        if gate is not None:  # the tau this step used, then this step's dist counts towards the next
+            scalars["tau"] = float(gate.tau)
+            gate.update(parts["dist"], self._steps_per_epoch or 1)
+        return loss, scalars
 
-    def _val_dataset(self) -> DyadicWindows:
+    def _val_datasets(self) -> list[DyadicWindows]:
         if self._val is None:
-            split = L.read_split(self.cfg.data.root, self.cfg.val.split)
-            n = self.cfg.val.max_clips or len(split)
-            self._val = self.dataset(self.cfg.val.split, clips=list(range(min(n, len(split)))))
+            self._val = []
+            for i, (_, root, _) in enumerate(self.sources()):
+                split = L.read_split(root, self.cfg.val.split)
+                n = self.cfg.val.max_clips or len(split)
+                clips = list(range(min(n, len(split))))
+                self._val.append(self.dataset(self.cfg.val.split, clips=clips, source=i))
         return self._val
 
     def validate(self, model: torch.nn.Module, accelerator: Any) -> dict[str, float]:
+        """:meth:`validate_one` per dataset; with several ``data.roots`` each dataset's metrics are
+        logged as ``val/<name>/<key>`` and ``val/<key>`` is their mean weighted by windows."""
+        datasets = self._val_datasets()
+        if len(datasets) == 1:
+            return self.validate_one(model, accelerator, datasets[0])
+        metrics: dict[str, float] = {}
+        total = sum(len(ds) for ds in datasets)
+        for (name, _, _), dataset in zip(self.sources(), datasets):
+            own = self.validate_one(model, accelerator, dataset)
+            for key, value in own.items():
+                metrics[key.replace("val/", f"val/{name}/", 1)] = value
+                metrics[key] = metrics.get(key, 0.0) + value * len(dataset) / total
+        return metrics
+
+    def validate_one(self, model: torch.nn.Module, accelerator: Any, dataset: DyadicWindows
+                     ) -> dict[str, float]:
         """Losses over the val windows of the first ``val.max_clips`` clips, then metrics of
         ``val.samples`` generated reactions per clip (appropriate sets restricted to those clips).
         The log-determinant term needs gradients and is left out of ``val/loss``. Validation draws
         nothing from the global RNG, so it does not change the course of training."""
-        dataset, device, size = self._val_dataset(), accelerator.device, self.cfg.val.batch_size
+        device, size = accelerator.device, self.cfg.val.batch_size
         sums: dict[str, float] = {}
         for first in range(0, len(dataset), size):  # no DataLoader: it would draw from the global RNG
             items = [dataset[i] for i in range(first, min(first + size, len(dataset)))]
@@ -149,8 +221,9 @@ class Task:
                 sums[name] = sums.get(name, 0.0) + value.item() * len(batch["index"])
         metrics = {f"val/{name}": value / len(dataset) for name, value in sums.items()}
         if self.cfg.val.samples > 0:
+            s = self.cfg.sampling
             preds = generate_split(model, dataset, None, self.cfg.val.samples, self.cfg.generate.seed, device,
-                                   progress=False)
+                                   progress=False, scale=s.scale, stitch=s.stitch)
             scores = self.score(dataset, preds)
             metrics.update({f"val/{k}": float(scores[k]) for k in METRIC_KEYS})
         return metrics
@@ -171,13 +244,24 @@ class Task:
             torch.set_num_threads(threads)
 
     def test(self, model: torch.nn.Module, accelerator: Any) -> dict:
-        """Write ``generate.samples`` reactions per clip of ``generate.split``, then score them."""
+        """Write ``generate.samples`` reactions per clip of ``generate.split``, then score them; with
+        several ``data.roots``, each dataset under ``<pred_dir>/<name>`` with its own summary."""
+        sources = self.sources()
+        if len(sources) == 1:
+            return self.test_one(model, accelerator)
+        return {"datasets": {name: self.test_one(model, accelerator, i, name)
+                             for i, (name, _, _) in enumerate(sources)}}
+
+    def test_one(self, model: torch.nn.Module, accelerator: Any, source: int = 0, name: str = "") -> dict:
+        """The test of one dataset (``source``: index into :meth:`sources`)."""
         g = self.cfg.generate
-        dataset = self.dataset(g.split, targets=g.metrics)
-        pred_dir = Path(g.pred_dir or os.path.join(self.paths.run_dir, "pred"))
-        preds = generate_split(model, dataset, pred_dir, g.samples, g.seed, accelerator.device)
+        dataset = self.dataset(g.split, targets=g.metrics, source=source)
+        pred_dir = Path(g.pred_dir or os.path.join(self.paths.run_dir, "pred")) / name
+        s = self.cfg.sampling
+        preds = generate_split(model, dataset, pred_dir, g.samples, g.seed, accelerator.device, scale=s.scale,
+                               stitch=s.stitch)
         summary: dict[str, Any] = {"split": g.split, "pred_dir": str(pred_dir), "clips": len(dataset.clips),
-                                   "samples": g.samples}
+                                   "samples": g.samples, "sampling_scale": s.scale}
         if g.metrics:
             summary["metrics"] = self.score(dataset, preds)
         return summary

@@ -3,8 +3,11 @@
 Each dataset is split by actor (seeded, sex-balanced; or k-fold by actor), then the splits are
 merged; the actor lists go to ``<run_dir>/splits.json`` and are reused when present, so a test run
 evaluates exactly the speakers that training never saw. Training crops and augments waveforms;
-validation and test use whole, clean utterances. ``test`` writes the report (see
-:mod:`react.ser.report`).
+validation and test use whole, clean utterances. With ``model.normalization=speaker`` every
+utterance carries its actor's log-mel band statistics, computed from all of that actor's audio
+without labels (test actors included: their own unlabelled speech). ``test`` writes the report (see
+:mod:`react.ser.report`) with the classic baseline (:mod:`react.ser.baseline`) trained on the same
+training actors beside the model. K-fold by actor over all folds: :mod:`react.ser.kfold`.
 """
 
 from __future__ import annotations
@@ -34,11 +37,11 @@ from react.data.ser_corpus import (
     speaker_split,
 )
 from react.data.ser_dataset import IGNORE, SERDataset, collate
-from react.models.ser import SSL_TRAINING_FIELDS, SERModel, SERModelConfig
+from react.models.ser import SSL_TRAINING_FIELDS, LogMel, SERModel, SERModelConfig
 from react.models.specaugment import SpecAugment
 from react.models.ssl_audio import FAMILIES
 from react.pretrained import load_ssl_weights, ssl_architecture
-from react.ser.inference import classify
+from react.ser.inference import classify, speaker_norm
 from react.tasks.protocol import RunPaths
 from react.utils.io import save_json
 from react.utils.logging import get_logger
@@ -59,7 +62,7 @@ class SERDataConfig:
     val_fraction: float = 0.15  # of each dataset's actors
     test_fraction: float = 0.15
     kfold: int = 0  # > 1: k-fold by actor, fold `fold` is the test set
-    fold: int = 0
+    fold: int = -1  # with kfold > 1: the test fold; -1 = every fold (python -m react.ser.kfold)
     cache_audio: bool = True  # keep decoded audio in memory
 
 
@@ -73,6 +76,8 @@ class SERLossConfig:
 class SERReportConfig:
     copy_misclassified: bool = False  # copy misclassified test wavs into report/misclassified/
     eval_batch_size: int = 16
+    baseline: bool = True  # eGeMAPS functionals + logistic regression on the same training actors
+    baseline_cache_dir: str = ""  # functionals cache ("" = ~/.cache/react/egemaps_functionals)
 
 
 @dataclass
@@ -122,8 +127,11 @@ class Task:
         """Utterances of ``train``/``val``/``test``, no actor in two splits."""
         d = self.cfg.data
         corpora = self._corpora()
+        if d.kfold > 1 and d.fold < 0:
+            raise ConfigError(f"data.kfold={d.kfold} with data.fold={d.fold} means every fold: run them with "
+                              "train.py (or python -m react.ser.kfold), or pick one with data.fold=0..")
         params = {"seed": self.cfg.seed, "val_fraction": d.val_fraction, "test_fraction": d.test_fraction,
-                  "kfold": d.kfold, "fold": d.fold, "datasets": sorted(corpora)}
+                  "kfold": d.kfold, "fold": d.fold if d.kfold > 1 else 0, "datasets": sorted(corpora)}
         saved = self._splits_file()
         if saved.is_file():
             stored = json.loads(saved.read_text())
@@ -163,14 +171,29 @@ class Task:
             return trained / SPLITS_FILE
         return self.run_dir / SPLITS_FILE
 
+    @cached_property
+    def speaker_norms(self) -> dict[str, np.ndarray] | None:
+        """Actor -> log-mel band mean and std over all of the actor's (unlabelled) audio, when the
+        model normalises by speaker; else None."""
+        m = self.cfg.model
+        if m.normalization != "speaker":
+            return None
+        frontend = LogMel(self.cfg.data.sample_rate, m.n_mels).raw
+        by_actor: dict[str, list[str]] = {}
+        for u in (u for us in self.splits.values() for u in us):
+            by_actor.setdefault(u.actor, []).append(u.path)
+        return {actor: speaker_norm(frontend, [self.audio(p) for p in paths], self.cfg.report.eval_batch_size)
+                for actor, paths in sorted(by_actor.items())}
+
     def _dataset(self, split: str) -> SERDataset:
         utterances = self.splits[split]
         if not utterances:
             raise CorpusError(f"the {split} split is empty: raise data.{split}_fraction or add actors")
         if split == "train":
             augment = WaveAugment(self.cfg.augment, self.cfg.data.sample_rate)
-            return SERDataset(utterances, self.classes, self.audio, augment, self.cfg.data.max_seconds)
-        return SERDataset(utterances, self.classes, self.audio)
+            return SERDataset(utterances, self.classes, self.audio, augment, self.cfg.data.max_seconds,
+                              self.speaker_norms)
+        return SERDataset(utterances, self.classes, self.audio, norms=self.speaker_norms)
 
     def train_dataset(self) -> SERDataset:
         return self._dataset("train")
@@ -211,7 +234,7 @@ class Task:
         return self._class_weights
 
     def training_step(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        out = model(batch["wave"], batch["mask"])
+        out = model(batch["wave"], batch["mask"], norm=batch.get("norm"))
         logits = out["logits"].float()
         weights = self.class_weights()
         loss = nn.functional.cross_entropy(logits, batch["label"],
@@ -230,7 +253,8 @@ class Task:
     # ----- evaluation -----------------------------------------------------------------------
     def _evaluate(self, model: nn.Module, split: str) -> tuple[SERDataset, np.ndarray]:
         dataset = self._dataset(split)
-        return dataset, classify(model, dataset.waves(), self.cfg.report.eval_batch_size)
+        return dataset, classify(model, dataset.waves(), self.cfg.report.eval_batch_size,
+                                 dataset.speaker_norms())
 
     def validate(self, model: nn.Module, accelerator: Any) -> dict[str, float]:
         from react.ser.report import classification_metrics
@@ -242,15 +266,40 @@ class Task:
         return {"val/loss": float(nll), "val/accuracy": metrics["accuracy"], "val/uar": metrics["uar"],
                 "val/macro_f1": metrics["macro_f1"]}
 
+    def classic_baseline(self, test: SERDataset) -> dict[str, Any]:
+        """eGeMAPS functionals + standardised logistic regression, trained on this run's training
+        actors and scored on ``test``: accuracy, UAR, macro-F1."""
+        from react.ser import baseline
+        from react.ser.report import classification_metrics
+
+        train = self.splits["train"]
+        functionals = baseline.FunctionalsCache(self.cfg.report.baseline_cache_dir or None,
+                                                self.cfg.data.sample_rate, self.audio)
+        train_y = np.array([self.classes.index(u.emotion) for u in train])
+        probs = baseline.fit_predict(functionals.many([u.path for u in train]), train_y,
+                                     functionals.many([u.path for u in test.utterances]), len(self.classes),
+                                     self.cfg.seed)
+        m = classification_metrics(test.labels(), probs, list(self.classes))
+        return {"name": baseline.NAME, "n_train": len(train),
+                **{k: m[k] for k in ("accuracy", "uar", "macro_f1")}}
+
     def test(self, model: nn.Module, accelerator: Any) -> dict:
         from react.ser.report import write_report
 
         dataset, probs = self._evaluate(model, "test")
+        classic = self.classic_baseline(dataset) if self.cfg.report.baseline else None
         metrics = write_report(self.run_dir, dataset.labels(), probs, list(self.classes),
-                               [u.path for u in dataset.utterances], self.cfg.report.copy_misclassified)
+                               [u.path for u in dataset.utterances], self.cfg.report.copy_misclassified,
+                               classic)
         log.info("test (%d utterances, %d unseen actors): accuracy %.4f, UAR %.4f, macro-F1 %.4f "
                  "(chance UAR %.4f)", metrics["n"], len({u.actor for u in dataset.utterances}),
                  metrics["accuracy"], metrics["uar"], metrics["macro_f1"], metrics["chance_uar"])
+        if classic is not None:
+            log.info("classic baseline (%s, same training actors): accuracy %.4f, UAR %.4f, macro-F1 %.4f",
+                     classic["name"], classic["accuracy"], classic["uar"], classic["macro_f1"])
         keys = ("n", "accuracy", "uar", "macro_f1", "chance_uar")
-        return {**{k: metrics[k] for k in keys}, "report": str(self.run_dir / "report"),
-                "test_actors": sorted({u.actor for u in dataset.utterances})}
+        summary = {**{k: metrics[k] for k in keys}, "report": str(self.run_dir / "report"),
+                   "test_actors": sorted({u.actor for u in dataset.utterances})}
+        if classic is not None:
+            summary["baseline"] = classic
+        return summary

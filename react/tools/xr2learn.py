@@ -4,18 +4,20 @@ One modality: the blocks (``pre_processing_config``, ``encoder_config`` ...) sit
 Several (``"modality": ["shimmer", "body-tracking"]``): each modality's blocks sit under its name.
 Reference modality names map to ours: ``shimmer`` -> ``bio``, ``body-tracking`` -> ``body``.
 ``dataset_config`` and ``pre_processing_config`` become data-stage overrides; the training blocks
-are kept as given for the training stages. Any other key is a :class:`ConfigError` naming it.
+become overrides of the training stages (:mod:`react.tools.xr2learn_training`). Any other key is a
+:class:`ConfigError` naming it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from react.config import ConfigError
+from react.tools.xr2learn_training import map_training
 
 MODALITIES = {"shimmer": "bio", "body-tracking": "body"}
 TRAINING_BLOCKS = ("encoder_config", "ssl_config", "sup_config", "augmentations", "transforms",
@@ -38,6 +40,7 @@ class XR2LearnConfig:
     data: dict[str, dict[str, Any]]
     training: dict[str, dict[str, Any]]
     fusion: dict[str, Any]
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # overrides of ssl, finetune ...
 
 
 def _check_keys(block: dict, valid: tuple[str, ...] | list[str], where: str, source: str) -> None:
@@ -106,6 +109,7 @@ def map_xr2learn(data: dict, source: str = "configuration.json") -> XR2LearnConf
                           f"{prefix}pre_processing_config", source)
         result.data[ours] = {"dataset": dataset, "preprocess": {"modalities": [ours], **pre}}
         result.training[ours] = {k: blocks[k] for k in TRAINING_BLOCKS if k in blocks}
+        result.stages[ours] = map_training(result.training[ours], prefix, source)
     return result
 
 

@@ -10,6 +10,18 @@ from pathlib import Path
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class _Stderr(logging.StreamHandler):
+    """A console handler that writes to whatever ``sys.stderr`` is now (redirected or captured)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        """The stream is always the current ``sys.stderr``."""
+
+
 def setup_logging(run_dir: str | os.PathLike | None = None, level: int = logging.INFO,
                   filename: str = "log.txt", main: bool = True) -> logging.Logger:
     """Configure the ``react`` logger: console always, ``<run_dir>/<filename>`` when given.
@@ -22,7 +34,7 @@ def setup_logging(run_dir: str | os.PathLike | None = None, level: int = logging
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
-    console = logging.StreamHandler(sys.stderr)
+    console = _Stderr()
     console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     logger.addHandler(console)
     if run_dir is not None:

@@ -1,0 +1,264 @@
+"""The training tools on synthetic XRoom sessions: SSL throughput, and the evidence of issue 15.
+
+``throughput``: SSL pre-training (the ``ssl`` task on the engine: loader, collate, two augmented
+views on the device, forward, backward, step) in windows per second, against the model alone
+(forward, backward, step) on the same batches with their views made beforehand. Epochs alternate
+between the two and the medians are compared (goal: pipeline >= 90 % of model-only).
+
+``evidence``: participant-independent splits (per-session z-score, the reference scaling), test
+UAR / macro-F1 / accuracy over several seeds, mean and spread:
+  1. bio, 10 % of the training labels: CNN1D from scratch vs the same CNN1D pre-trained with
+     SimCLR on the unlabelled windows of the training participants, then fine-tuned;
+  2. all labels, from scratch: bio vs body vs bio+body (early fusion, late fusion), all on the
+     same 5 s windows.
+
+    python benchmarks/bench_tools.py throughput [--windows 4096] [--batch-size 256]
+    python benchmarks/bench_tools.py evidence [--participants 12] [--seeds 0 1 2 3 4] [--out ev.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import make_synthetic_xroom as gen  # noqa: E402
+
+from react.engine import run  # noqa: E402
+from react.engine.trainer import resume, setup, train_epoch  # noqa: E402
+from react.losses_ssl import nt_xent  # noqa: E402
+from react.tools.config import load_tools_config  # noqa: E402
+from react.tools.stages import STAGES, task_config  # noqa: E402
+
+CONFIG = ROOT / "configs" / "tools" / "xroom_bio.yaml"
+SPLIT = [
+    "preprocess.scaler=session",
+    "preprocess.val_fraction=0.2",
+    "preprocess.test_fraction=0.2",
+    "preprocess.get_stats=false",
+]
+MODALITIES = {"bio": "[bio]", "body": "[body]", "bio+body": "[bio,body]"}
+
+
+def tools(root: Path, out: Path, modality: str, *overrides: str):
+    """The bio config on ``root`` with the benchmark's splits, for ``modality`` (bio, body, bio+body)."""
+    return load_tools_config(
+        CONFIG,
+        [
+            f"dataset.root={root}",
+            f"dataset.output_dir={out}",
+            *SPLIT,
+            f"preprocess.modalities={MODALITIES[modality]}",
+            *overrides,
+        ],
+    )
+
+
+def spread(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.3f} ± {sd:.3f}"
+
+
+# ----- throughput -------------------------------------------------------------------------------
+def throughput(args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        root, out = (
+            gen.generate(Path(tmp) / "XRoom", participants=6, sessions=1, levels=args.levels),
+            Path(tmp),
+        )
+        cfg = tools(root, out, "bio", "preprocess.val_fraction=0", "preprocess.test_fraction=0")
+        STAGES["preprocess"](cfg)
+        task_cfg = task_config(cfg, "ssl")
+        for key, value in {
+            "train.batch_size": args.batch_size,
+            "train.epochs": args.rounds + 1,
+            "train.val_every": 0,
+            "train.ckpt_every": 0,
+            "train.test_at_end": False,
+            "train.log_every": 10**6,
+            "device": args.device,
+        }.items():
+            OmegaConf.update(task_cfg, key, value, merge=False)
+        r = setup(task_cfg)
+        resume(r)
+        n = r.items
+        batches = [
+            r.task.collate(list(range(i, min(i + args.batch_size, n)))) for i in range(0, n, args.batch_size)
+        ]
+        device = r.acc.device
+        views = [
+            torch.cat([r.task.augment(b["x"].to(device)), r.task.augment(b["x"].to(device))]) for b in batches
+        ]
+        model, opt = r.model, r.optimizer
+        temperature = task_cfg.ssl.temperature
+
+        def model_only() -> float:
+            start = time.perf_counter()
+            for v in views:
+                with r.acc.autocast():
+                    z1, z2 = model(v).chunk(2)
+                    loss = nt_xent(z1, z2, temperature)
+                opt.zero_grad(set_to_none=True)
+                r.acc.backward(loss)
+                r.acc.clip_grad_norm_(model.parameters(), task_cfg.train.grad_clip)  # as the engine does
+                opt.step()
+            _sync(device)
+            return n / (time.perf_counter() - start)
+
+        def pipeline(epoch: int) -> float:
+            start = time.perf_counter()
+            train_epoch(r, epoch)
+            _sync(device)
+            return n / (time.perf_counter() - start)
+
+        train_epoch(r, 0)  # warm-up
+        model_only()
+        pipe, alone = [], []
+        for i in range(args.rounds):
+            pipe.append(pipeline(1 + i))
+            alone.append(model_only())
+        r.writer.close()
+    p, m = statistics.median(pipe), statistics.median(alone)
+    print(
+        f"SSL pre-training ({task_cfg.model.encoder.name}, {task_cfg.ssl.framework}, "
+        f"batch {args.batch_size}, {n} windows of {tuple(batches[0]['x'].shape[1:])}, device {device}, "
+        f"{torch.get_num_threads()} threads)"
+    )
+    print(f"  pipeline   {p:9.0f} windows/s  (rounds: {', '.join(f'{x:.0f}' for x in pipe)})")
+    print(f"  model only {m:9.0f} windows/s  (rounds: {', '.join(f'{x:.0f}' for x in alone)})")
+    print(f"  ratio      {p / m:9.1%}  (goal >= 90 %)")
+    return {
+        "pipeline_wps": p,
+        "model_only_wps": m,
+        "ratio": p / m,
+        "windows": n,
+        "batch_size": args.batch_size,
+    }
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+# ----- evidence ---------------------------------------------------------------------------------
+def finetune(
+    root: Path, out: Path, modality: str, name: str, seed: int, args: argparse.Namespace, *overrides: str
+) -> dict:
+    cfg = tools(
+        root,
+        out,
+        modality,
+        f"finetune.seed={seed}",
+        f"finetune.out_dir={out / 'runs' / name / str(seed)}",
+        f"finetune.train.epochs={args.epochs}",
+        "finetune.train.lr=1e-3",
+        "finetune.train.batch_size=32",
+        "finetune.train.keep_last=1",
+        "finetune.train.log_every=1000000",
+        *overrides,
+    )
+    task_cfg = task_config(cfg, "finetune")
+    run(task_cfg)
+    return json.loads((Path(task_cfg.out_dir) / "test_metrics.json").read_text())
+
+
+def evidence(args: argparse.Namespace) -> dict:
+    results: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root, out = (
+            gen.generate(Path(tmp) / "XRoom", args.participants, 2, args.levels, args.data_seed),
+            Path(tmp),
+        )
+        for modality in MODALITIES:  # one window geometry (5 s) for all
+            STAGES["preprocess"](tools(root, out, modality, f"preprocess.overlap={args.overlap}"))
+        STAGES["ssl-train"](
+            tools(
+                root,
+                out,
+                "bio",
+                f"ssl.train.epochs={args.ssl_epochs}",
+                "ssl.train.lr=1e-3",
+                "ssl.train.batch_size=256",
+                "ssl.train.log_every=1000000",
+            )
+        )
+        fraction = f"finetune.data.label_fraction={args.fraction}"
+        for seed in args.seeds:
+            runs = {
+                "scratch": (),
+                "ssl": ("finetune.model.weights=auto",),
+                "ssl_frozen": ("finetune.model.weights=auto", "finetune.model.freeze_encoder=true"),
+            }
+            for name, extra in runs.items():
+                results.setdefault(f"bio {args.fraction:.0%} labels, {name}", []).append(
+                    finetune(root, out, "bio", name, seed, args, fraction, *extra)
+                )
+            for modality, extra in (
+                ("bio", ()),
+                ("body", ()),
+                ("bio+body", ()),
+                ("bio+body", ("finetune.model.encoder.fusion=late",)),
+            ):
+                label = f"{modality} all labels" + (
+                    ", late fusion" if extra else (", early fusion" if "+" in modality else "")
+                )
+                results.setdefault(label, []).append(
+                    finetune(
+                        root, out, modality, label.replace(" ", "_").replace(",", ""), seed, args, *extra
+                    )
+                )
+    print(
+        f"\ntest set: participant-independent, {len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}); "
+        "mean ± standard deviation"
+    )
+    print(f"{'setting':<38}{'UAR':>16}{'macro-F1':>16}{'accuracy':>16}")
+    summary = {}
+    for label, metrics in results.items():
+        cols = {k: [m[k] for m in metrics] for k in ("uar", "macro_f1", "accuracy")}
+        summary[label] = cols
+        print(f"{label:<38}" + "".join(f"{spread(v):>16}" for v in cols.values()))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    tp = sub.add_parser("throughput")
+    tp.add_argument("--levels", type=int, default=30, help="game levels in each of 6 sessions (~35 s each)")
+    tp.add_argument("--batch-size", type=int, default=256)
+    tp.add_argument("--rounds", type=int, default=3)
+    tp.add_argument("--device", default="auto")
+    ev = sub.add_parser("evidence")
+    ev.add_argument("--participants", type=int, default=10)
+    ev.add_argument("--levels", type=int, default=10)
+    ev.add_argument("--data-seed", type=int, default=0)
+    ev.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ev.add_argument("--fraction", type=float, default=0.1)
+    ev.add_argument(
+        "--overlap", type=float, default=0.5, help="window overlap (the reference bio default: 0.8)"
+    )
+    ev.add_argument("--epochs", type=int, default=30)
+    ev.add_argument("--ssl-epochs", type=int, default=20)
+    for p in (tp, ev):
+        p.add_argument("--out", help="also write the figures as JSON here")
+    args = ap.parse_args(argv)
+    figures = throughput(args) if args.what == "throughput" else evidence(args)
+    if args.out:
+        Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""The PyTorch side of a deployment: build the three networks from a REGNN checkpoint and a feature
+extraction config, describe them (``network_info.json``), and run them as a numpy backend
+(:class:`TorchBackend`, the ``--checkpoint`` path of :mod:`react.infer`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from features.sidecar import weights_fingerprint
+from features.weights import weights_settings
+from react.data.react_layout import EMOTION_COLUMNS
+from react.deploy.graph import AudioBackbone, ReactionGenerator, VideoBackbone
+from react.deploy.runtime import DeployError
+from react.models.regnn import REGNN
+
+
+@dataclass
+class Networks:
+    """The generator (exact: the model's own iterations and tolerance) and the two backbones."""
+
+    model: REGNN
+    generator: ReactionGenerator
+    video: VideoBackbone
+    audio: AudioBackbone
+    info: dict[str, Any]
+
+
+def ssl_row_geometry(ssl: torch.nn.Module) -> tuple[int, float]:
+    """Samples between hidden rows and the first row's centre (samples) of a Wav2Vec2-style encoder."""
+    stride, receptive = 1, 1
+    for kernel, step in zip(ssl.config.conv_kernel, ssl.config.conv_stride):
+        receptive += (kernel - 1) * stride
+        stride *= step
+    return stride, (receptive - 1) / 2
+
+
+def build_networks(checkpoint: str | os.PathLike, features: DictConfig) -> Networks:
+    """Load the REGNN checkpoint and build the backbones that ``features`` (a ``features.extract``
+    config) describes; their output sizes must be the model's feature dims."""
+    from features.audio import build_ssl
+    from features.video import build_swin
+    from react.engine import checkpoint_file, load_checkpoint
+
+    if features.audio.kind != "ssl":
+        raise DeployError(
+            f"audio.kind={features.audio.kind}: deployment exports SSL audio encoders only "
+            "(wav2vec2 / hubert / wavlm)"
+        )
+    _, model, cfg = load_checkpoint(checkpoint, task="regnn")
+    video = VideoBackbone(build_swin(features.video, features.seed), features.video.mean, features.video.std)
+    audio = AudioBackbone(build_ssl(features), list(features.audio.layers))
+    crop = features.video.crop
+    with torch.no_grad():
+        dims = {
+            "video": video(torch.zeros(1, crop, crop, 3, dtype=torch.uint8)).shape[-1],
+            "audio": audio(torch.zeros(1, features.audio.sample_rate)).shape[-1],
+        }
+    p = cfg.model.perceptual
+    for kind, want in (("video", p.video_dim), ("audio", p.audio_dim)):
+        if dims[kind] != want:
+            raise DeployError(
+                f"the {kind} backbone gives {dims[kind]}-d features but {checkpoint_file(checkpoint)} "
+                f"was trained on {want}-d ones: use the feature config of its training data"
+            )
+    generator = ReactionGenerator(model, model.inverse_iters, model.inverse_tol)
+    return Networks(
+        model,
+        generator,
+        video,
+        audio,
+        describe(model, cfg, features, audio.ssl, str(checkpoint_file(checkpoint))),
+    )
+
+
+def describe(
+    model: REGNN, cfg: DictConfig, features: DictConfig, ssl: torch.nn.Module, checkpoint: str
+) -> dict[str, Any]:
+    """``network_info.json`` without the export-specific fields (files, format, parity)."""
+    v, a = features.video, features.audio
+    stride, offset = ssl_row_geometry(ssl)
+    window, nodes = model.frames, model.nodes
+    p = cfg.model.perceptual
+    return {
+        "fps": features.fps,
+        "window": window,
+        "stride": cfg.data.stride,
+        "samples": cfg.generate.samples,
+        "nodes": nodes,
+        "attributes": list(EMOTION_COLUMNS),
+        "features": {"video_dim": p.video_dim, "audio_dim": p.audio_dim},
+        "noise": {
+            "std": model.noise_std,
+            "clip": model.noise_clip,
+            "max": model.noise_max,
+            "drawn": "numpy default_rng(seed).standard_normal((windows, samples, nodes, window)), "
+            "then scaled (react.deploy.runtime.scale_noise)",
+        },
+        "networks": {
+            "generator": {
+                "inputs": {
+                    "video": ["windows", window, p.video_dim],
+                    "audio": ["windows", window, p.audio_dim],
+                    "noise": ["windows", "samples", nodes, window],
+                },
+                "outputs": {"reactions": ["windows", "samples", window, nodes]},
+                "dtypes": {
+                    "video": "float32",
+                    "audio": "float32",
+                    "noise": "float32",
+                    "reactions": "float32",
+                },
+                "weights": {"checkpoint": checkpoint, "sha256": weights_fingerprint(checkpoint)},
+                "inverse_iters": model.inverse_iters,
+            },
+            "video": {
+                "inputs": {"frames": ["batch", v.crop, v.crop, 3]},
+                "outputs": {"features": ["batch", p.video_dim]},
+                "dtypes": {"frames": "uint8", "features": "float32"},
+                "backbone": v.backbone,
+                "arch": OmegaConf.to_container(v.arch),
+                "weights": weights_settings(v.weights, v.random_init, "video", features.seed),
+                "resize": v.resize,
+                "crop": v.crop,
+                "mean": v.mean,
+                "std": v.std,
+                "batch_size": v.batch_size,
+            },
+            "audio": {
+                "inputs": {"wave": ["batch", "samples"]},
+                "outputs": {"hidden": ["batch", "rows", p.audio_dim]},
+                "dtypes": {"wave": "float32", "hidden": "float32"},
+                "backbone": a.backbone,
+                "arch": OmegaConf.to_container(a.arch),
+                "weights": weights_settings(a.weights, a.random_init, "audio", features.seed),
+                "layers": list(a.layers),
+                "sample_rate": a.sample_rate,
+                "normalize": a.normalize,
+                "row_stride": stride,
+                "row_offset": offset,
+                "max_shortfall_s": a.max_shortfall_s,
+            },
+        },
+    }
+
+
+def dynamic_axes(net: dict[str, Any]) -> dict[str, dict[int, str]]:
+    """``{name: {axis: label}}`` of the named (non-integer) axes of a network's inputs and outputs."""
+    shapes = {**net["inputs"], **net["outputs"]}
+    return {name: {i: d for i, d in enumerate(shape) if isinstance(d, str)} for name, shape in shapes.items()}
+
+
+class TorchBackend:
+    """:class:`react.deploy.runtime.Backend` on the PyTorch networks (exact generator sampling)."""
+
+    def __init__(self, networks: Networks, device: str = "cpu"):
+        self.info, self.device = networks.info, torch.device(device)
+        self.nets = {
+            "generator": networks.generator.to(self.device),
+            "video": networks.video.to(self.device),
+            "audio": networks.audio.to(self.device),
+        }
+
+    def _run(self, name: str, *arrays: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            out = self.nets[name](
+                *(torch.from_numpy(np.ascontiguousarray(x)).to(self.device) for x in arrays)
+            )
+        return out.float().cpu().numpy()
+
+    def video(self, frames: np.ndarray) -> np.ndarray:
+        return self._run("video", frames.astype(np.uint8))
+
+    def audio(self, wave: np.ndarray) -> np.ndarray:
+        return self._run("audio", wave.astype(np.float32))
+
+    def generate(self, video: np.ndarray, audio: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        return self._run(
+            "generator", video.astype(np.float32), audio.astype(np.float32), noise.astype(np.float32)
+        )

@@ -1,0 +1,76 @@
+"""The classic speech-emotion baseline every test report carries: the 88 eGeMAPSv02 functionals
+(openSMILE, :func:`features.audio.egemaps_functionals`) of each utterance, standardised, into a
+multinomial logistic regression trained on the run's training speakers.
+
+Functionals are cached per file (``<cache_dir>/<key>.npy``, the key made of the file's path, size
+and modification time, the sample rate and the openSMILE version), so a repeated run reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from react.utils.io import atomic_path
+
+NAME = "eGeMAPS functionals + logistic regression"
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/react/egemaps_functionals`` (``~/.cache`` when unset)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "react" / "egemaps_functionals"
+
+
+class FunctionalsCache:
+    """eGeMAPS functionals of audio files, computed once per file version and kept on disk."""
+
+    def __init__(self, cache_dir: str | os.PathLike | None, sample_rate: int,
+                 load: Callable[[str], np.ndarray]):
+        import opensmile
+
+        self.dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.sample_rate = sample_rate
+        self.load = load  # path -> mono waveform at sample_rate
+        self.version = opensmile.__version__
+
+    def key(self, path: str) -> str:
+        stat = Path(path).stat()
+        ident = f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{self.sample_rate}:{self.version}"
+        return hashlib.sha1(ident.encode()).hexdigest()
+
+    def __call__(self, path: str) -> np.ndarray:
+        from features.audio import egemaps_functionals
+
+        target = self.dir / f"{self.key(path)}.npy"
+        if target.is_file():
+            return np.load(target)
+        values = egemaps_functionals(self.load(path), self.sample_rate)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, values)
+        return values
+
+    def many(self, paths: list[str]) -> np.ndarray:
+        return np.stack([self(p) for p in paths])
+
+
+def fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_classes: int,
+                seed: int = 0) -> np.ndarray:
+    """Standardised logistic regression on ``train_x``; class probabilities ``(N, n_classes)`` of
+    ``test_x`` (columns of classes absent from training stay 0)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if len(np.unique(train_y)) < 2:
+        raise ValueError("the classic baseline needs at least two emotions in the training split")
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, random_state=seed))
+    clf.fit(np.nan_to_num(train_x), train_y)
+    probs = np.zeros((len(test_x), n_classes), dtype=np.float64)
+    probs[:, clf.classes_] = clf.predict_proba(np.nan_to_num(test_x))
+    return probs

@@ -1,0 +1,133 @@
+"""K-fold by actor in one command: every fold trained (or tested) through the engine, then the mean
+and spread of accuracy, UAR and macro-F1, model and classic baseline side by side.
+
+    python -m react.ser.kfold --config configs/ser_cpu.yaml data.kfold=6 [key=value ...]
+
+Fold ``i`` runs in ``<out_dir>/fold_<i>/`` with ``data.fold=i`` (same seed, so the folds partition
+the actors); a finished fold (its ``test_results.json``) is kept, an interrupted one resumed, so
+the same command continues where it stopped (``overwrite=true`` starts every fold afresh).
+``<out_dir>/kfold_summary.json`` and ``kfold_summary.md`` hold the per-fold rows and the mean and
+standard deviation (over folds, ddof 1) of each metric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from react.config import ConfigError
+from react.utils.io import atomic_path, save_json
+
+METRICS = ("accuracy", "uar", "macro_f1")
+SUMMARY = "kfold_summary"
+
+
+def fold_config(cfg: DictConfig, fold: int) -> DictConfig:
+    """The config of fold ``fold``: its own sub-run folder, resumed when it holds a started run."""
+    sub = cfg.copy()
+    sub.data.fold = fold
+    sub.out_dir = str(Path(cfg.out_dir) / f"fold_{fold}")
+    if cfg.mode == "train" and not cfg.overwrite and (Path(sub.out_dir) / "checkpoints").is_dir():
+        sub.resume = "auto"
+    return sub
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values, dtype=float)
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0,
+            "min": float(a.min()), "max": float(a.max())}
+
+
+def summarise(results: list[dict]) -> dict:
+    """Per-fold rows and the spread of each metric, for the model and (when present) the baseline."""
+    systems = {"model": results}
+    if all("baseline" in r for r in results):
+        systems["baseline"] = [r["baseline"] for r in results]
+    summary: dict = {"folds": [{"fold": i, "test_actors": r.get("test_actors", []),
+                                **{name: {k: rows[i][k] for k in METRICS} for name, rows in systems.items()}}
+                               for i, r in enumerate(results)]}
+    for name, rows in systems.items():
+        summary[name] = {k: spread([row[k] for row in rows]) for k in METRICS}
+    if "baseline" in systems:
+        summary["baseline"]["name"] = results[0]["baseline"]["name"]
+    return summary
+
+
+def markdown(summary: dict) -> str:
+    """The summary as markdown: mean +- std per system, then the folds."""
+    names = [n for n in ("model", "baseline") if n in summary]
+    label = {"model": "model", "baseline": summary.get("baseline", {}).get("name", "baseline")}
+    k = len(summary["folds"])
+    lines = [f"# {k}-fold by actor (mean +- std over folds)", "", "| system | accuracy | UAR | macro-F1 |",
+             "| --- | --- | --- | --- |"]
+    for name in names:
+        cells = [f"{summary[name][m]['mean']:.4f} +- {summary[name][m]['std']:.4f}" for m in METRICS]
+        lines.append(f"| {label[name]} | " + " | ".join(cells) + " |")
+    lines += ["", "| fold | test actors | " + " | ".join(f"{n} UAR" for n in names) + " |",
+              "| --- | --- | " + " | ".join("---" for _ in names) + " |"]
+    for row in summary["folds"]:
+        actors = ", ".join(a.split(":")[-1] for a in row["test_actors"])
+        uars = " | ".join(f"{row[n]['uar']:.4f}" for n in names)
+        lines.append(f"| {row['fold']} | {actors} | {uars} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_kfold(cfg: DictConfig) -> dict:
+    """Run (or test) every fold of ``data.kfold`` and write the summary; returns it."""
+    from react.config import absolute_paths
+    from react.engine import run
+
+    if cfg.task != "ser":
+        raise ConfigError(f"react.ser.kfold runs the ser task, not '{cfg.task}'")
+    k = cfg.data.kfold
+    if k < 2:
+        raise ConfigError(f"data.kfold={k}: set data.kfold=K (K >= 2) to run K folds by actor")
+    absolute_paths(cfg)
+    results = []
+    for fold in range(k):
+        sub = fold_config(cfg, fold)
+        done = Path(sub.out_dir) / "test_results.json"
+        if cfg.mode == "test" or cfg.overwrite or not done.is_file():
+            print(f"fold {fold + 1}/{k}: {sub.out_dir}", flush=True)
+            run(sub)
+        else:
+            print(f"fold {fold + 1}/{k}: done already ({done})", flush=True)
+        results.append(json.loads(done.read_text()))
+    summary = summarise(results)
+    out = Path(cfg.out_dir)
+    save_json(summary, out / f"{SUMMARY}.json")
+    with atomic_path(out / f"{SUMMARY}.md") as tmp:
+        tmp.write_text(markdown(summary))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m react.ser.kfold",
+                                     description="K-fold by actor: train and test every fold, then summarise")
+    parser.add_argument("--config", help="YAML config of the ser task")
+    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. data.kfold=6")
+    args = parser.parse_args(argv)
+    from react.data.react_layout import LayoutError
+    from react.engine import CheckpointError, TrainingInterrupted
+    from react.errors import user_message
+    from react.tasks import load_task_config
+
+    try:
+        summary = run_kfold(load_task_config(args.config, ["task=ser", *args.overrides]))
+    except TrainingInterrupted as err:
+        print(f"\n{err}", file=sys.stderr)
+        return 130
+    except (ConfigError, LayoutError, CheckpointError, FileNotFoundError) as err:
+        print(f"error: {user_message(err)}", file=sys.stderr)
+        return 2
+    print(markdown(summary), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

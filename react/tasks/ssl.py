@@ -1,0 +1,232 @@
+"""Task ``ssl``: self-supervised pre-training of a window encoder (SimCLR's NT-Xent or VICReg).
+
+Reads the windows that the tools' preprocess stage wrote under ``data.root`` (a modality folder
+such as ``outputs/XRoom/bio``): by default the unlabelled ``ssl_<split>`` windows over whole
+sessions, else the labelled ones with their labels ignored. Each training batch is augmented twice
+on the device (:mod:`react.data.ts_augment`); validation scores the objective on the val
+participants with a fixed augmentation seed. ``test`` scores the test participants and exports
+the encoder as ``<dataset>_<modality>_<input>_<ENCODER>_encoder.pt`` (the reference tools' name)
+beside the checkpoints. The helpers below (window tensors, encoder fitting, loading a pre-trained
+encoder) are shared with the ``classify`` task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.utils.data import Dataset
+
+from react.config import ConfigError, RunConfig
+from react.data.react_layout import LayoutError
+from react.data.ts_augment import (
+    GaussianNoise,
+    Scale,
+    TimeShifting,
+    TimeWarping,
+    TSAugment,
+    TSAugmentConfig,
+    ZeroMasking,
+)
+from react.data.windows import channel_groups, load_windows, read_meta
+from react.engine.checkpoint import CheckpointError, load_state
+from react.losses_ssl import nt_xent, vicreg
+from react.models.timeseries import EncoderConfig, SSLModel, build_encoder
+from react.tasks.protocol import RunPaths
+from react.utils.io import save_tensor
+from react.utils.logging import get_logger
+
+log = get_logger(__name__)
+FRAMEWORKS = ("simclr", "vicreg")
+
+
+@dataclass
+class SSLDataConfig:
+    root: str = "outputs/XRoom/bio"  # a modality folder of the preprocess stage
+    input_type: str = "standardize"  # window folder: standardize | normalize | raw
+    unlabelled: bool = True  # the ssl_<split> windows (preprocess get_ssl: true); false: the labelled ones
+    eval_batch_size: int = 512
+
+
+@dataclass
+class SSLModelConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    projector: list[int] = field(default_factory=lambda: [256, 128])  # hidden widths, then the output
+
+
+@dataclass
+class SSLObjectiveConfig:
+    framework: str = "simclr"  # simclr (NT-Xent) | vicreg
+    temperature: float = 0.1  # simclr
+    sim_weight: float = 25.0  # vicreg
+    std_weight: float = 25.0
+    cov_weight: float = 1.0
+
+
+def default_augment() -> TSAugmentConfig:
+    """The reference pair (noise, scale) plus masking, shifting and warping."""
+    return TSAugmentConfig(gaussian_noise=GaussianNoise(0.8, 0.0, 0.2), scale=Scale(0.8, 1.3),
+                           zero_masking=ZeroMasking(0.5, 0.3), time_shifting=TimeShifting(0.5, 0.2),
+                           time_warping=TimeWarping(0.5, 0.2, 4))
+
+
+@dataclass
+class Config(RunConfig):
+    task: str = "ssl"
+    data: SSLDataConfig = field(default_factory=SSLDataConfig)
+    model: SSLModelConfig = field(default_factory=SSLModelConfig)
+    ssl: SSLObjectiveConfig = field(default_factory=SSLObjectiveConfig)
+    augment: TSAugmentConfig = field(default_factory=default_augment)
+
+
+# ----- shared with the classify task -----------------------------------------------------------
+class Indices(Dataset):
+    """Item ``i`` is ``i``: the task's collate gathers the rows of its in-memory tensors."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+def window_tensor(root: str, split: str, folder: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Windows (or feature vectors), labels and file names of ``<split>.csv`` from ``<root>/<folder>``."""
+    data = load_windows(root, split, folder)
+    if len(data.y) == 0:
+        raise LayoutError(f"{Path(root) / (split + '.csv')}: no windows; give the split participants "
+                          "(preprocess val_fraction / test_fraction) or more data")
+    return torch.tensor(data.x, dtype=torch.float32), torch.tensor(data.y), list(data.table["files"])
+
+
+def fit_encoder(encoder: DictConfig, meta: dict, root: str) -> None:
+    """Set the encoder's ``in_channels``, ``len_seq`` and ``groups`` from the windows' ``preprocess.json``,
+    or check the values the config gives (a checkpoint's, or the reference ``encoder_config``)."""
+    actual = {"in_channels": len(meta["channels"]), "len_seq": int(meta["window_frames"])}
+    for key, value in actual.items():
+        if encoder[key] and encoder[key] != value:
+            what = f"channels {', '.join(meta['channels'])}" if key == "in_channels" else "frames"
+            raise ConfigError(f"encoder.{key} is {encoder[key]} but the windows in {root} have {value} "
+                              f"({what})")
+        encoder[key] = value
+    groups = channel_groups(meta)
+    if encoder.fusion == "late" and list(encoder.groups) not in ([], groups):
+        raise ConfigError(f"encoder.groups {list(encoder.groups)} do not match the modalities of {root} "
+                          f"({groups})")
+    encoder.groups = groups if encoder.fusion == "late" else []
+
+
+def pretrained_encoder(weights: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Encoder config and weights from an ``ssl`` run (folder or checkpoint; best weights first)."""
+    state = load_state(weights)
+    if state["config"].get("task") != "ssl":
+        raise CheckpointError(f"{weights}: a '{state['config'].get('task')}' checkpoint, not an 'ssl' one")
+    prefix = "encoder."
+    tensors = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
+    return state["config"]["model"]["encoder"], tensors
+
+
+def typed(section: Any) -> Any:
+    """The dataclass instance behind a structured config section."""
+    return OmegaConf.to_object(section) if isinstance(section, DictConfig) else section
+
+
+def build(factory: Any, *args: Any) -> Any:
+    """Call a model constructor, turning its ``ValueError`` into a one-line config error."""
+    try:
+        return factory(*args)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+# ----- the task --------------------------------------------------------------------------------
+class Task:
+    """Engine hooks for self-supervised pre-training (the contract: :mod:`react.tasks.protocol`)."""
+
+    monitor = "val/loss"
+    monitor_mode = "min"
+
+    def __init__(self, cfg: DictConfig, paths: RunPaths):
+        if cfg.ssl.framework not in FRAMEWORKS:
+            raise ConfigError(f"ssl.framework must be one of {', '.join(FRAMEWORKS)}, "
+                              f"got {cfg.ssl.framework!r}")
+        self.cfg, self.paths = cfg, paths
+        self.meta = read_meta(cfg.data.root)
+        self.prefix = "ssl_" if cfg.data.unlabelled else ""
+        self.folder = self.prefix + cfg.data.input_type
+        try:
+            self.augment = TSAugment(typed(cfg.augment))
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        if not self.augment.enabled:
+            raise ConfigError("augment: every probability is 0; self-supervised training needs two views")
+        self._windows: dict[str, torch.Tensor] = {}
+
+    def windows(self, split: str) -> torch.Tensor:
+        if split not in self._windows:
+            self._windows[split] = window_tensor(self.cfg.data.root, self.prefix + split, self.folder)[0]
+        return self._windows[split]
+
+    def build_model(self, pretrained: bool = True) -> SSLModel:
+        fit_encoder(self.cfg.model.encoder, self.meta, self.cfg.data.root)
+        encoder = build(build_encoder, typed(self.cfg.model.encoder))
+        return build(SSLModel, encoder, list(self.cfg.model.projector))
+
+    def train_dataset(self) -> Indices:
+        return Indices(len(self.windows("train")))
+
+    def collate(self, items: Sequence[int]) -> dict[str, torch.Tensor]:
+        index = torch.as_tensor(items)
+        return {"index": index, "x": self.windows("train")[index]}
+
+    def objective(self, model: nn.Module, x: torch.Tensor,
+                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss of two augmented views of ``x``."""
+        views = torch.cat([self.augment(x, generator), self.augment(x, generator)])
+        z1, z2 = model(views).chunk(2)
+        s = self.cfg.ssl
+        if s.framework == "simclr":
+            return nt_xent(z1, z2, s.temperature), {}
+        return vicreg(z1, z2, s.sim_weight, s.std_weight, s.cov_weight)
+
+    def training_step(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.objective(model, batch["x"])
+
+    def _score(self, model: nn.Module, split: str, device: torch.device) -> float:
+        """The objective over ``split`` in training-size batches, with a fixed augmentation seed."""
+        x = self.windows(split)
+        size = self.cfg.train.batch_size
+        generator = torch.Generator(device=device).manual_seed(self.cfg.seed)
+        total, count = 0.0, 0
+        for start in range(0, len(x) - 1, size):
+            batch = x[start:start + size].to(device)
+            if len(batch) < 2:
+                continue
+            total += self.objective(model, batch, generator)[0].item() * len(batch)
+            count += len(batch)
+        return total / max(count, 1)
+
+    def validate(self, model: nn.Module, accelerator: Any) -> dict[str, float]:
+        return {"val/loss": self._score(model, "val", accelerator.device)}
+
+    def encoder_file(self) -> Path:
+        root = Path(self.cfg.data.root)
+        parts = (root.parent.name, root.name, self.cfg.data.input_type, self.cfg.model.encoder.name.upper())
+        return self.paths.run_dir / f"{'_'.join(parts)}_encoder.pt"
+
+    def test(self, model: nn.Module, accelerator: Any) -> dict[str, Any]:
+        loss = self._score(model, "test", accelerator.device)
+        target = self.encoder_file()
+        save_tensor({"encoder": model.encoder.state_dict(),
+                     "config": OmegaConf.to_container(self.cfg.model.encoder, resolve=True),
+                     "channels": self.meta["channels"]}, target)
+        log.info("ssl test loss %.4f; encoder saved to %s", loss, target)
+        return {"test/loss": loss, "encoder": str(target)}

@@ -1,0 +1,136 @@
+"""Inference from raw clips of any length: deploy folder (no torch) and checkpoint paths agree,
+outputs are result-<k>.pth/.csv per sample plus pictures; the ONNX path runs with torch blocked."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from helpers.deploy_data import FEATURES, ROOT, tiny_checkpoint, write_clip
+
+from features.config import FeatureConfig
+from react.config import load_config
+from react.deploy.export import export_deploy
+from react.deploy.networks import TorchBackend, build_networks
+from react.deploy.runtime import DeployBackend
+from react.infer import infer_clip, main
+
+BLOCK_TORCH = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("torch", "timm", "transformers"):
+            raise ImportError(name + " is blocked")
+sys.meta_path.insert(0, Block())
+from react.infer import main
+code = main(sys.argv[1:])
+assert "torch" not in sys.modules
+sys.exit(code)
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("infer")
+    features = load_config(FEATURES, ["split=all", "type=all", "data.root=."], schema=FeatureConfig)
+    checkpoint = tiny_checkpoint(folder / "ckpt")
+    nets = build_networks(checkpoint, features)
+    export_deploy(nets, folder / "deploy")
+    return folder, checkpoint, nets
+
+
+@pytest.mark.parametrize("frames", [37, 90])
+def test_any_length_onnx_equals_pytorch(setup, tmp_path, frames):
+    folder, _, nets = setup
+    video, audio = write_clip(tmp_path, frames)
+    onnx = infer_clip(DeployBackend(folder / "deploy"), video, audio, tmp_path / "onnx", render=False)
+    pt = infer_clip(TorchBackend(nets), video, audio, tmp_path / "pt", render=False)
+    assert onnx["frames"] == pt["frames"] == frames and onnx["samples"] == 10
+    for k in range(10):
+        a = torch.load(tmp_path / "onnx" / f"result-{k}.pth", weights_only=True)
+        b = torch.load(tmp_path / "pt" / f"result-{k}.pth", weights_only=True)
+        assert a.shape == (frames, 25) and torch.allclose(a, b, atol=1e-4)
+        csv = np.loadtxt(tmp_path / "onnx" / f"result-{k}.csv", delimiter=",", skiprows=1)
+        assert np.allclose(csv, a.numpy(), atol=1e-5)
+
+
+def test_pictures_are_drawn(setup, tmp_path):
+    video, audio = write_clip(tmp_path, 30)
+    info = infer_clip(DeployBackend(setup[0] / "deploy"), video, audio, tmp_path / "out", samples=3)
+    assert {"viz/au_heatmap.png", "viz/face.mp4", "viz/diversity.png"} <= set(info["pictures"])
+    assert all((tmp_path / "out" / p).stat().st_size > 0 for p in info["pictures"])
+    assert json.loads((tmp_path / "out" / "info.json").read_text())["samples"] == 3
+
+
+def test_checkpoint_path_and_errors(setup, tmp_path, capsys):
+    folder, checkpoint, _ = setup
+    video, audio = write_clip(tmp_path, 20)
+    assert (
+        main(
+            [
+                "--checkpoint",
+                str(checkpoint),
+                "--features",
+                str(FEATURES),
+                "--video",
+                str(video),
+                "--audio",
+                str(audio),
+                "--out",
+                str(tmp_path / "o"),
+                "--no-render",
+                "--samples",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "o" / "result-1.pth").is_file()
+    assert (
+        main(
+            [
+                "--deploy",
+                str(folder / "deploy"),
+                "--video",
+                str(tmp_path / "missing.mp4"),
+                "--audio",
+                str(audio),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
+    assert main(["--deploy", str(tmp_path), "--video", str(video), "--audio", str(audio), "--out", "x"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert "missing.mp4" in err[0] and "network_info.json" in err[1]
+
+
+@pytest.mark.slow
+def test_onnx_path_runs_with_torch_blocked(setup, tmp_path):
+    video, audio = write_clip(tmp_path, 60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BLOCK_TORCH,
+            "--deploy",
+            str(setup[0] / "deploy"),
+            "--video",
+            str(video),
+            "--audio",
+            str(audio),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-video",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert torch.load(tmp_path / "o" / "result-9.pth", weights_only=True).shape == (60, 25)
+    assert (tmp_path / "o" / "viz" / "au_heatmap.png").is_file()

@@ -1,0 +1,53 @@
+"""Stages over the one config system: base config + overrides, each stage finds the previous one
+by run name with a one-line error when it has not run, and `all` chains the four on raw media."""
+
+import json
+
+import pytest
+import torch
+from helpers.features_data import react_dataset
+
+from react.config import ConfigError, load_config
+from react.stages import StagesConfig, main
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "stages" / "tiny.yaml"
+
+
+def test_stage_config_layers_and_errors(tmp_path, capsys):
+    cfg = load_config(
+        TINY, ["name=x", "train.set.train.epochs=1", "deploy.inverse_iters=5"], schema=StagesConfig
+    )
+    assert cfg.train.set == {"train": {"epochs": 1, "val_every": 2, "ckpt_every": 2}}
+    assert cfg.deploy.inverse_iters == 5 and cfg.preproc.config == "configs/features_tiny.yaml"
+    with pytest.raises(ConfigError, match="deploy.nope"):
+        load_config(TINY, ["deploy.nope=1"], schema=StagesConfig)
+    assert main(["deploy", "--config", str(TINY), f"runs_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "preproc/features.yaml" in err and "run the preproc stage" in err
+
+
+@pytest.mark.slow
+def test_all_stages_on_raw_media(tmp_path_factory, tmp_path):
+    data = react_dataset(tmp_path_factory)
+    overrides = [
+        f"runs_dir={tmp_path}",
+        "name=t",
+        f"data.root={data}",
+        f"preproc.config={ROOT}/configs/features_tiny.yaml",
+        f"train.config={ROOT}/configs/regnn_tiny.yaml",
+        "train.set.train.epochs=1",
+        "train.set.val.samples=0",
+        "train.set.generate.metrics=false",
+        "deploy.inverse_iters=10",
+        "deploy.atol=0.01",
+        "infer.samples=2",
+    ]
+    assert main(["all", "--config", str(TINY), *overrides]) == 0
+    run = tmp_path / "t"
+    assert json.loads((run / "preproc" / "summary.json").read_text())["video_dim"] == 64
+    assert (run / "train" / "checkpoints" / "best" / "state.pt").is_file()
+    info = json.loads((run / "deploy" / "network_info.json").read_text())
+    assert all(n["parity_max_abs"] < 0.01 for n in info["networks"].values())
+    assert torch.load(run / "infer" / "result-1.pth", weights_only=True).shape == (760, 25)
+    assert (run / "infer" / "viz" / "face.mp4").is_file() and (run / "stages.yaml").is_file()

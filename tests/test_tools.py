@@ -1,0 +1,385 @@
+"""Training tools: window augmentations, SSL objectives, encoders, the ssl and classify tasks, the
+reference configuration.json's training blocks, and the `python -m react.tools` stages end to end."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from react.config import ConfigError
+from react.data import ts_augment as A
+from react.losses_ssl import nt_xent, vicreg
+from react.models.timeseries import Classifier, EncoderConfig, LateFusion, SSLModel, build_encoder
+from react.tasks.classify import label_subset
+from react.tools.__main__ import main
+from react.tools.config import load_tools_config, stage_config
+from react.tools.xr2learn import map_xr2learn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import make_synthetic_xroom as gen  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "tools" / "xroom_bio.yaml"
+TINY = [
+    "preprocess.seq_len=2.0",
+    "preprocess.overlap=0.5",
+    "preprocess.get_stats=false",
+    "preprocess.val_participants=[P2]",
+    "preprocess.test_participants=[P3]",
+    "ssl.model.encoder.out_channels=[4,8]",
+    "ssl.model.encoder.kernel_sizes=[3,3]",
+    "ssl.model.projector=[16,8]",
+    "ssl.train.epochs=1",
+    "ssl.train.batch_size=64",
+    "ssl.train.lr=1e-3",
+    "finetune.model.encoder.out_channels=[4,8]",
+    "finetune.model.encoder.kernel_sizes=[3,3]",
+    "finetune.model.dense_neurons=8",
+    "finetune.train.epochs=1",
+    "finetune.train.batch_size=32",
+]
+
+
+@pytest.fixture(scope="module")
+def xroom(tmp_path_factory) -> Path:
+    """5 participants x 1 session of 4 levels, standard file format."""
+    return gen.generate(
+        tmp_path_factory.mktemp("xroom") / "XRoom",
+        participants=5,
+        sessions=1,
+        levels=4,
+        seed=3,
+        variants=False,
+    )
+
+
+def tools(root: Path, out: Path, *overrides: str) -> list[str]:
+    return ["--config", str(CONFIG), f"dataset.root={root}", f"dataset.output_dir={out}", *TINY, *overrides]
+
+
+# ---------------------------------------------------------------- augmentations
+
+
+def windows(n: int = 6, length: int = 20, channels: int = 3) -> torch.Tensor:
+    return torch.randn(n, length, channels, generator=torch.Generator().manual_seed(0))
+
+
+def config_with(name: str, **kwargs) -> A.TSAugmentConfig:
+    cfg = A.TSAugmentConfig()
+    setattr(cfg, name, type(getattr(cfg, name))(probability=1.0, **kwargs))
+    return cfg
+
+
+def test_each_augmentation_keeps_shape_and_changes_windows():
+    x = windows()
+    for name in A.AUGMENTATIONS:
+        out = A.TSAugment(config_with(name))(x, torch.Generator().manual_seed(1))
+        assert out.shape == x.shape and torch.isfinite(out).all(), name
+        assert not torch.equal(out, x), name
+        again = A.TSAugment(config_with(name))(x, torch.Generator().manual_seed(1))
+        assert torch.equal(out, again), name  # seeded by the generator
+
+
+def test_augmentation_semantics():
+    x, g = windows(), torch.Generator().manual_seed(2)
+    assert torch.equal(A.TSAugment(config_with("sign_flip"))(x, g), -x)
+    shuffled = A.TSAugment(config_with("channels_flip"))(x, g)
+    assert torch.allclose(shuffled.sort(2).values, x.sort(2).values)  # same values, channels reordered
+    permuted = A.TSAugment(config_with("permutation", max_segments=4))(x, g)
+    assert torch.allclose(permuted.sort(1).values, x.sort(1).values)  # same frames, reordered
+    shifted = A.TSAugment(config_with("time_shifting", max_shift=0.3))(x, g)
+    assert any(torch.equal(shifted[0], torch.roll(x[0], k, 0)) for k in range(-6, 7))
+    masked = A.TSAugment(config_with("zero_masking", max_ratio=0.5))(x, g)
+    assert ((masked == 0) | (masked == x)).all()
+    warped = A.TSAugment(config_with("time_warping", sigma=0.3))(x, g)
+    assert torch.allclose(warped[:, [0, -1]], x[:, [0, -1]], atol=1e-5)  # ends stay, inside resampled
+    assert (
+        torch.equal(A.TSAugment(A.TSAugmentConfig())(x), x) and not A.TSAugment(A.TSAugmentConfig()).enabled
+    )
+    half = A.TSAugment(A.TSAugmentConfig(sign_flip=A.SignFlip(0.5)))
+    out = half(windows(400, 4, 1), torch.Generator().manual_seed(0))
+    flipped = (out == -windows(400, 4, 1)).all(2).all(1).float().mean()
+    assert 0.4 < flipped < 0.6
+    with pytest.raises(ValueError, match="augment.scale.probability"):
+        A.TSAugment(A.TSAugmentConfig(scale=A.Scale(probability=1.5)))
+
+
+# ---------------------------------------------------------------- objectives and models
+
+
+def test_nt_xent_and_vicreg():
+    z = torch.randn(32, 8, generator=torch.Generator().manual_seed(0))
+    other = torch.randn(32, 8, generator=torch.Generator().manual_seed(1))
+    assert nt_xent(z, z, 0.1) < nt_xent(z, other, 0.1)
+    loss, parts = vicreg(z, z)
+    assert parts["invariance"] == 0.0 and loss.item() == pytest.approx(
+        25 * parts["variance"] + parts["covariance"]
+    )
+    collapsed = vicreg(torch.ones(32, 8), torch.ones(32, 8))[1]
+    assert collapsed["variance"] == pytest.approx(0.99, abs=0.01) and collapsed["covariance"] == 0.0
+
+
+@pytest.mark.parametrize("name", ["cnn1d", "mlp", "transformer"])
+def test_encoders_embed_windows(name):
+    cfg = EncoderConfig(
+        name=name,
+        in_channels=5,
+        len_seq=20,
+        out_channels=[4, 6],
+        kernel_sizes=[3, 3],
+        hidden=[16, 6],
+        d_model=8,
+        heads=2,
+        layers=1,
+    )
+    enc = build_encoder(cfg)
+    assert enc(windows(3, 20, 5)).shape == (3, enc.out_dim)
+    late = build_encoder(EncoderConfig(**{**vars(cfg), "fusion": "late", "groups": [2, 3]}))
+    assert isinstance(late, LateFusion) and late(windows(3, 20, 5)).shape == (3, 2 * enc.out_dim)
+    assert [e.net[0].in_channels if name == "cnn1d" else 0 for e in late.encoders] == (
+        [2, 3] if name == "cnn1d" else [0, 0]
+    )
+    assert SSLModel(enc, [16, 8])(windows(3, 20, 5)).shape == (3, 8)
+
+
+def test_encoder_config_errors():
+    with pytest.raises(ValueError, match="encoder name"):
+        build_encoder(EncoderConfig(name="lstm", in_channels=2, len_seq=10))
+    with pytest.raises(ValueError, match="late fusion"):
+        build_encoder(EncoderConfig(in_channels=2, len_seq=10, fusion="late", groups=[2]))
+    with pytest.raises(ValueError, match="in_channels"):
+        build_encoder(EncoderConfig())
+
+
+def test_frozen_encoder_gets_no_gradient_and_stays_in_eval():
+    enc = build_encoder(EncoderConfig(in_channels=2, len_seq=10, out_channels=[4], kernel_sizes=[3]))
+    model = Classifier(enc, 0, 3, 8, 0.0, freeze_encoder=True).train()
+    assert not enc.training and model.head.training
+    model(windows(4, 10, 2)).sum().backward()
+    assert all(p.grad is None for p in enc.parameters()) and model.head[0].weight.grad is not None
+
+
+def test_label_subset_is_stratified_and_seeded():
+    y = np.repeat([0, 1, 2], [100, 50, 10])
+    kept = label_subset(y, 0.1, seed=3)
+    assert np.bincount(y[kept]).tolist() == [10, 5, 1]
+    assert np.array_equal(kept, label_subset(y, 0.1, seed=3)) and not np.array_equal(
+        kept, label_subset(y, 0.1, 4)
+    )
+    assert len(label_subset(y, 1.0, 0)) == len(y)
+    with pytest.raises(ConfigError, match="label_fraction"):
+        label_subset(y, 0.0, 0)
+
+
+# ---------------------------------------------------------------- configs
+
+
+BM = {  # the reference tools' example.configuration_bm.json, abridged
+    "dataset_config": {"dataset_name": "XRoom", "modality": "shimmer", "number_of_labels": 3},
+    "pre_processing_config": {
+        "process": "standardize",
+        "use_sensors": ["gsr", "ppg"],
+        "seq_len": 5,
+        "frequency": 10,
+        "overlap": 0.0,
+        "resample_freq": 10,
+    },
+    "encoder_config": {
+        "from_module": "encoders.cnn1d",
+        "input_type": "standardize",
+        "class_name": "CNN1D",
+        "kwargs": {
+            "in_channels": 2,
+            "len_seq": 50,
+            "out_channels": [16, 32, 64],
+            "kernel_sizes": [3, 3, 3],
+            "stride": 1,
+        },
+        "pretrained_same_experiment": True,
+    },
+    "ssl_config": {
+        "from_module": "ssl_methods.SimCLR",
+        "ssl_framework": "SimCLR",
+        "input_type": "standardize",
+        "save_last_encoder": False,
+        "epochs": 100,
+        "batch_size": 64,
+        "kwargs": {"lr": 0.0001, "n_views": 2, "temperature": 0.05, "optimizer_name_ssl": "adam"},
+    },
+    "sup_config": {
+        "input_type": "standardize",
+        "epochs": 50,
+        "batch_size": 32,
+        "use_augmentations_in_sup": False,
+        "kwargs": {
+            "lr": 0.0001,
+            "optimizer_name": "adam",
+            "freeze_encoder": True,
+            "class_weights": [2.5, 1, 2.5],
+        },
+    },
+    "augmentations": {
+        "gaussian_noise": {"probability": 0.5, "kwargs": {"mean": 0, "std": 0.2}},
+        "scale": {"probability": 0.5, "kwargs": {"max_scale": 1.3}},
+    },
+    "transforms": [
+        {
+            "class_name": "ToTensor",
+            "from_module": "general_transforms",
+            "transform_name": "to_tensor",
+            "in_test": True,
+        }
+    ],
+}
+
+
+def test_reference_training_blocks(tmp_path):
+    path = tmp_path / "configuration.json"
+    path.write_text(json.dumps(BM))
+    cfg = load_tools_config(CONFIG, ["ssl.train.epochs=3"], xr2learn=path)
+    assert (
+        cfg.ssl.ssl.framework,
+        cfg.ssl.ssl.temperature,
+        cfg.ssl.train.epochs,
+        cfg.ssl.train.batch_size,
+    ) == ("simclr", 0.05, 3, 64)  # the command line wins over the file
+    assert cfg.ssl.model.encoder.out_channels == [16, 32, 64] and cfg.ssl.model.encoder.len_seq == 50
+    assert cfg.ssl.augment.gaussian_noise.probability == 0.5 and cfg.ssl.augment.time_warping.probability == 0
+    f = cfg.finetune
+    assert (f.model.weights, f.model.freeze_encoder, f.loss.class_weights, f.train.epochs) == (
+        "auto",
+        True,
+        [2.5, 1, 2.5],
+        50,
+    )
+    assert f.augment.gaussian_noise.probability == 0  # use_augmentations_in_sup: false
+    assert stage_config(cfg, "finetune").out_dir.endswith(
+        "outputs/XRoom/bio/supervised_training/standardize_cnn1d_ssl_frozen"
+    )
+    broken = [
+        ({**BM, "ssl_config": {**BM["ssl_config"], "kwargs": {"momentum": 1}}}, "ssl_config.kwargs.momentum"),
+        ({**BM, "encoder_config": {"class_name": "ResNet"}}, "encoder_config.class_name 'ResNet'"),
+        ({**BM, "augmentations": {"jitter": {"probability": 1}}}, "augmentations.jitter"),
+        ({**BM, "augmentations": {"scale": {"kwargs": {"max": 2}}}}, "augmentations.scale.kwargs.max"),
+        ({**BM, "sup_config": {"dense": 3}}, "sup_config.dense"),
+        ({**BM, "transforms": [{"transform_name": "resize"}]}, "transforms\\[0\\].transform_name"),
+        ({**BM, "ssl_config": {"kwargs": {"n_views": 4}}}, "n_views"),
+    ]
+    for reference, named in broken:
+        with pytest.raises(ConfigError, match=named):
+            map_xr2learn(reference)
+
+
+def test_cli_rejects_unknown_keys(tmp_path, capsys):
+    assert main(["ssl-train", "--config", str(CONFIG), "ssl.model.encoder.width=3"]) == 2
+    assert "ssl.model.encoder.width" in capsys.readouterr().err
+    bad = tmp_path / "configuration.json"
+    bad.write_text(json.dumps({**BM, "sup_config": {"kwargs": {"lr_decay": 0.1}}}))
+    assert main(["preprocess", "--config", str(CONFIG), "--xr2learn-config", str(bad)]) == 2
+    assert "sup_config.kwargs.lr_decay" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the stages end to end
+
+
+@pytest.mark.slow  # every stage, then two more fine-tunings (about 25 s)
+def test_all_stages_reference_layout(xroom, tmp_path, capsys):
+    out = tmp_path / "outputs"
+    assert (
+        main(["all", *tools(xroom, out, "finetune.model.weights=auto", "finetune.data.label_fraction=0.5")])
+        == 0
+    )
+    bio = out / "XRoom" / "bio"
+    ssl_run = bio / "ssl_training"
+    assert (ssl_run / "checkpoints" / "best" / "state.pt").is_file() and (ssl_run / "tb").is_dir()
+    assert (ssl_run / "XRoom_bio_standardize_CNN1D_encoder.pt").is_file()
+    for kind in ("statistical", "spectral", "ssl_features"):
+        files = sorted(p.name for p in (bio / kind).glob("*.npy"))
+        assert files == sorted(p.name for p in (bio / "standardize").glob("*.npy")), kind
+    assert np.load(next((bio / "ssl_features").glob("*.npy"))).shape == (8,)
+    run = bio / "supervised_training" / "standardize_cnn1d_ssl_50pct"
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert {"accuracy", "uar", "macro_f1", "confusion", "per_class"} <= set(metrics)
+    assert (run / "report" / "confusion.png").is_file() and (run / "report" / "per_class.csv").is_file()
+    printed = capsys.readouterr().out
+    assert "fine-tuning report" in printed and "UAR" in printed and "FRUSTRATED" in printed
+    # the fine-tuned encoder started from the ssl run's weights
+    ssl_state = torch.load(ssl_run / "checkpoints" / "best" / "state.pt", weights_only=True)["model"]
+    cfg = OmegaConf.load(run / "config.yaml")
+    assert cfg.model.encoder.out_channels == [4, 8] and cfg.data.label_fraction == 0.5
+    assert "encoder.net.0.weight" in ssl_state
+    # handcrafted and ssl features as classifier inputs
+    for inputs in ("[statistical,spectral]", "[ssl_features]"):
+        assert main(["finetune", *tools(xroom, out, f"finetune.data.inputs={inputs}")]) == 0
+    assert (bio / "supervised_training" / "statistical+spectral" / "test_metrics.json").is_file()
+    assert (bio / "supervised_training" / "ssl_features" / "test_metrics.json").is_file()
+
+
+def test_pretrained_encoder_weights_are_loaded(xroom, tmp_path):
+    from react.tasks import RunPaths, build_task
+    from react.tools.stages import task_config
+
+    out = tmp_path / "outputs"
+    assert main(["preprocess", *tools(xroom, out)]) == 0
+    assert main(["ssl-train", *tools(xroom, out, "ssl.ssl.framework=vicreg")]) == 0
+    cfg = task_config(
+        load_tools_config(
+            CONFIG,
+            [
+                f"dataset.root={xroom}",
+                f"dataset.output_dir={out}",
+                *TINY,
+                "finetune.model.weights=auto",
+                "finetune.model.encoder.out_channels=[2]",
+            ],
+        ),
+        "finetune",
+    )
+    model = build_task(cfg, RunPaths(tmp_path / "ft")).build_model()
+    ssl_state = torch.load(out / "XRoom/bio/ssl_training/checkpoints/best/state.pt", weights_only=True)[
+        "model"
+    ]
+    assert torch.equal(model.encoder.net[0].weight, ssl_state["encoder.net.0.weight"])
+    assert list(cfg.model.encoder.out_channels) == [4, 8]  # the checkpoint's architecture, not the config's
+
+
+def test_multimodal_early_and_late_fusion(xroom, tmp_path):
+    out = tmp_path / "outputs"
+    both = ["preprocess.modalities=[bio,body]"]
+    assert main(["preprocess", *tools(xroom, out, *both)]) == 0
+    for fusion in ("early", "late"):
+        assert main(["finetune", *tools(xroom, out, *both, f"finetune.model.encoder.fusion={fusion}")]) == 0
+    folder = out / "XRoom" / "bio+body" / "supervised_training"
+    late = OmegaConf.load(folder / "standardize_cnn1d_late" / "config.yaml").model.encoder
+    assert late.groups == [2, 21] and late.in_channels == 23
+    assert (folder / "standardize_cnn1d" / "test_metrics.json").is_file()
+
+
+def test_bad_session_skipped_listed_exit_1(xroom, tmp_path, capsys):
+    root = tmp_path / "XRoom"
+    shutil.copytree(xroom, root)
+    shimmer = next((root / "P4").glob("*_SHIMMER_.csv"))
+    shimmer.write_text(shimmer.read_text().replace("gsr", "gsq", 1))  # an unknown sensor column
+    out = tmp_path / "outputs"
+    assert main(["all", *tools(root, out)]) == 1
+    err = capsys.readouterr().err
+    assert "1 session(s) skipped" in err and "P4" in err and shimmer.name in err
+    bio = out / "XRoom" / "bio"
+    assert (bio / "supervised_training" / "standardize_cnn1d" / "test_metrics.json").is_file()
+    assert not any(p.name.startswith("P4_") for p in (bio / "standardize").iterdir())
+
+
+def test_run_exists_error_names_the_tools_keys(xroom, tmp_path, capsys):
+    out = tmp_path / "outputs"
+    assert main(["preprocess", *tools(xroom, out)]) == 0
+    assert main(["ssl-train", *tools(xroom, out, "ssl.model.encoder.in_channels=3")]) == 2
+    assert "encoder.in_channels is 3 but the windows" in capsys.readouterr().err  # checked against the data
+    assert main(["ssl-train", *tools(xroom, out)]) == 0
+    assert main(["ssl-train", *tools(xroom, out)]) == 2
+    assert "ssl.resume=auto" in capsys.readouterr().err
+    assert main(["ssl-train", *tools(xroom, out, "ssl.resume=auto", "ssl.train.epochs=2")]) == 0
