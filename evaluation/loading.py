@@ -3,22 +3,15 @@
 Every problem found is collected before failing, so one run lists all missing prediction files,
 every file with a wrong shape or non-finite values, and a matrix that does not fit the CSV.
 
-Prediction files are read without torch (importing it costs seconds): a ``torch.save``-d tensor
-is a zip archive holding a small pickle and the raw storage, which :func:`read_tensor_file` turns
-into a numpy array, allowing nothing but tensor rebuilds. Anything else (another format, a wrong
-shape, NaN) is read again by ``torch.load`` so that the errors are the layout module's.
+Prediction files are read by ``react_layout.read_prediction``, without importing torch for plain
+tensor files (:mod:`react.utils.pth`).
 """
 
 from __future__ import annotations
 
-import collections
-import io
 import os
-import pickle
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -37,69 +30,6 @@ class EvalInputError(L.LayoutError):
 
 
 SHOWN = 10
-_STORAGES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16}
-
-
-class _NotPlainTensor(Exception):
-    """The file is not a plain little-endian float tensor saved by ``torch.save``."""
-
-
-def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_: Any) -> np.ndarray:
-    strides = tuple(s * storage.itemsize for s in stride)
-    if offset + sum((n - 1) * s for n, s in zip(size, stride)) >= len(storage) and all(size):
-        raise _NotPlainTensor("view outside its storage")
-    return np.lib.stride_tricks.as_strided(storage[offset:], tuple(size), strides)
-
-
-class _TensorUnpickler(pickle.Unpickler):
-    """Unpickles ``torch.save``'s ``data.pkl`` of one tensor, storages read from the archive."""
-
-    def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str):
-        super().__init__(io.BytesIO(data))
-        self.archive, self.prefix = archive, prefix
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-            return _rebuild_tensor
-        if module == "torch" and name in _STORAGES:
-            return _STORAGES[name]
-        if (module, name) == ("collections", "OrderedDict"):  # the (empty) backward hooks
-            return collections.OrderedDict
-        raise _NotPlainTensor(f"{module}.{name}")
-
-    def persistent_load(self, pid: Any) -> np.ndarray:
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
-                and pid[1] in _STORAGES.values()):
-            raise _NotPlainTensor(f"storage {pid!r}")
-        return np.frombuffer(self.archive.read(f"{self.prefix}data/{pid[2]}"), dtype=pid[1])
-
-
-def read_tensor_file(path: str | os.PathLike) -> np.ndarray:
-    """A float tensor saved by ``torch.save`` as a numpy array, without torch.
-
-    Raises ``_NotPlainTensor`` (or an I/O or zip error) for anything else.
-    """
-    with zipfile.ZipFile(path) as archive:
-        prefix = archive.namelist()[0].split("/")[0] + "/"
-        if archive.read(prefix + "byteorder") != b"little":
-            raise _NotPlainTensor("byte order")
-        value = _TensorUnpickler(archive.read(prefix + "data.pkl"), archive, prefix).load()
-    if not isinstance(value, np.ndarray):
-        raise _NotPlainTensor(type(value).__name__)
-    return value
-
-
-def read_prediction(path: Path, frames: int) -> np.ndarray:
-    """``L.read_prediction`` (same checks and errors), reading plain tensor files without torch."""
-    try:
-        value = read_tensor_file(path)
-    except Exception:  # noqa: BLE001 - torch reads it again and names the problem
-        return L.read_prediction(path, frames)
-    if value.shape != (frames, L.EMOTION_DIM) or not np.isfinite(value).all():
-        return L.read_prediction(path, frames)
-    return value.astype(np.float32)
-
-
 def load_predictions(pred_dir: str | os.PathLike, split: L.Split, samples: int = L.NUM_PREDICTIONS,
                      frames: int = L.NUM_FRAMES, progress: bool = False,
                      indices: Sequence[int] | None = None) -> np.ndarray:
@@ -125,7 +55,7 @@ def load_predictions(pred_dir: str | os.PathLike, split: L.Split, samples: int =
                 missing.append(str(path))
                 continue
             try:
-                pred[c, k] = read_prediction(path, frames)
+                pred[c, k] = L.read_prediction(path, frames)
             except L.LayoutError as err:
                 problems.append(str(err))
     problems = [f"missing prediction file: {m}" for m in missing] + problems

@@ -13,9 +13,9 @@ from react.config import load_config
 from react.data.dyadic import window_starts as torch_window_starts
 from react.deploy.export import export_deploy, main
 from react.deploy.networks import build_networks
-from react.deploy.pth import save_pth
 from react.deploy.runtime import INFO, DeployBackend, blend, scale_noise, window_starts
 from react.generation import blend_windows
+from react.utils.pth import save_pth
 
 
 @pytest.fixture(scope="module")

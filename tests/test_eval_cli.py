@@ -218,7 +218,8 @@ def test_metric_set_2025_printout_and_json(layout, tmp_path, capsys):
 
 
 def test_prediction_files_are_read_without_torch(tmp_path):
-    from evaluation.loading import read_prediction, read_tensor_file
+    from react.data.react_layout import read_prediction
+    from react.utils.pth import read_tensor_file
 
     base = torch.rand(25, 750)
     cases = {"float": base.T.contiguous(), "view": base.T, "double": base.T.double(),

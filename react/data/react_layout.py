@@ -120,28 +120,42 @@ def prediction_path(pred_dir: str | os.PathLike, split: str, clip: str, k: int) 
 
 
 def read_prediction(path: str | os.PathLike, frames: int = NUM_FRAMES) -> np.ndarray:
-    """One ``result-<k>.pth`` as float32 ``(frames, 25)``, checked; :class:`LayoutError` otherwise."""
-    import torch
+    """One ``result-<k>.pth`` as float32 ``(frames, 25)``, checked; :class:`LayoutError` otherwise.
+
+    A plain tensor file is read without importing torch (:mod:`react.utils.pth`); anything else
+    is read by ``torch.load(weights_only=True)``, whose failure is the error reported."""
+    from react.utils.pth import read_tensor_file
 
     path = Path(path)
     if not path.is_file():
         raise LayoutError(f"{path}: prediction file not found")
     try:
+        value = read_tensor_file(path)
+    except Exception:  # noqa: BLE001 - not a plain tensor file: torch reads it and names the problem
+        value = _torch_load(path)
+    if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, np.floating):
+        got = type(value).__name__ + (f" of {value.dtype}" if hasattr(value, "dtype") else "")
+        raise LayoutError(f"{path}: expected a float tensor, got {got}")
+    if tuple(value.shape) != (frames, EMOTION_DIM):
+        raise LayoutError(f"{path}: expected shape ({frames}, {EMOTION_DIM}), got {tuple(value.shape)}")
+    array = value.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise LayoutError(f"{path}: contains {int((~np.isfinite(array)).sum())} NaN/inf value(s)")
+    return array
+
+
+def _torch_load(path: Path) -> object:
+    """``torch.load`` of a file that is not a plain tensor file; tensors come back as numpy."""
+    import torch
+
+    try:
         value = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is one clear error
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise LayoutError(f"{path}: cannot be read as a tensor file ({reason})") from None
-    if isinstance(value, np.ndarray):
-        value = torch.from_numpy(value)
-    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-        got = f"{type(value).__name__}" + (f" of {value.dtype}" if isinstance(value, torch.Tensor) else "")
-        raise LayoutError(f"{path}: expected a float tensor, got {got}")
-    if tuple(value.shape) != (frames, EMOTION_DIM):
-        raise LayoutError(f"{path}: expected shape ({frames}, {EMOTION_DIM}), got {tuple(value.shape)}")
-    array = value.float().numpy()
-    if not np.isfinite(array).all():
-        raise LayoutError(f"{path}: contains {int((~np.isfinite(array)).sum())} NaN/inf value(s)")
-    return array
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value.float().numpy()
+    return value
 
 
 def appropriateness_path(data_dir: str | os.PathLike, split: str) -> Path:

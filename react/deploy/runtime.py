@@ -21,8 +21,8 @@ from features.align import align_to_frames
 from features.media import fit_to_frames, iter_rgb_frames, resize_and_crop
 from react.data.audio import load_audio
 from react.data.react_layout import EMOTION_COLUMNS
-from react.deploy.pth import save_pth
 from react.utils.io import atomic_path
+from react.utils.pth import save_pth
 
 INFO = "network_info.json"
 NETWORKS = ("generator", "video", "audio")
