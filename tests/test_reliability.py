@@ -168,3 +168,27 @@ def test_features_that_do_not_fit_the_model_stop_before_training(tmp_path, capsy
     assert "4 feature file problem(s)" in err and "the model's video_dim" in err
     assert "Caught" not in err and "Traceback" not in err
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_several_datasets_in_one_run(tmp_path):
+    """data.roots: one training over two REACT folders, validation metrics per dataset in the log
+    and TensorBoard, test predictions per dataset."""
+    from helpers.regnn_data import synthetic_react, tiny_overrides, write_features
+
+    roots = []
+    for name, seed in (("alpha", 4), ("beta", 5)):
+        roots.append(synthetic_react(tmp_path / name, pairs=2, eval_pairs=2, seed=seed))
+        write_features(roots[-1])
+    out = tmp_path / "run"
+    overrides = [o for o in tiny_overrides(roots[0], out) if not o.startswith("data.root=")]
+    cfg = load_task_config(ROOT / "configs" / "regnn_tiny.yaml", [
+        *overrides, f"data.roots=[{roots[0]},{roots[1]}]", "train.epochs=1", "train.max_steps_per_epoch=2",
+        "val.samples=2", "generate.workers=1"])
+    metrics = run(cfg)
+    assert {"val/alpha/loss", "val/beta/loss", "val/loss", "val/alpha/FRD", "val/beta/FRD"} <= set(metrics)
+    log = (out / "log.txt").read_text()
+    assert "val/alpha/FRC=" in log and "val/beta/FRC=" in log
+    events = b"".join(f.read_bytes() for f in (out / "tb").rglob("events.out.tfevents.*"))
+    assert b"val/alpha/FRC" in events and b"val/beta/FRD" in events  # per-dataset TensorBoard scalars
+    for name in ("alpha", "beta"):
+        assert len(list((out / "pred" / name / "test").rglob("result-9.pth"))) == 4
