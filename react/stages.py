@@ -20,6 +20,7 @@ override the stage config itself, e.g. ``train.set.train.epochs=2``. See docs/st
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from dataclasses import dataclass, field
@@ -172,15 +173,39 @@ def train(cfg: DictConfig) -> Path:
     return run
 
 
+STAMP = ".stage.json"  # what a finished deploy / infer stage was made from
+
+
+def _stamp(settings: Any, *files: Path) -> dict[str, Any]:
+    """The settings and the path and content hash of every input file of a stage (contents, not
+    times: an earlier stage may rewrite an identical file)."""
+    digests = [[str(f.resolve()), hashlib.sha1(f.read_bytes()).hexdigest()] for f in files]
+    return {"settings": OmegaConf.to_container(settings, resolve=True), "inputs": digests}
+
+
+def _done(run: Path, stamp: dict[str, Any]) -> bool:
+    """True when ``run`` was finished from exactly these inputs (the stage is then skipped)."""
+    try:
+        return json.loads((run / STAMP).read_text()) == json.loads(json.dumps(stamp))
+    except (OSError, ValueError):
+        return False
+
+
 def deploy(cfg: DictConfig) -> Path:
     """Export ``train``'s checkpoint and ``preproc``'s backbones; returns ``deploy``."""
     from features.config import FeatureConfig
     from react.deploy.export import export_deploy
     from react.deploy.networks import build_networks
 
-    features = load_config(_needs(cfg, "preproc", "features.yaml"), schema=FeatureConfig)
+    features_file = _needs(cfg, "preproc", "features.yaml")
+    features = load_config(features_file, schema=FeatureConfig)
     checkpoint = _needs(cfg, "train", f"checkpoints/{cfg.deploy.checkpoint}")
     d, run = cfg.deploy, stage_dir(cfg, "deploy")
+    stamp = _stamp(d, features_file, checkpoint / "state.pt")
+    if _done(run, stamp):
+        log.info("deploy: %s is up to date with its checkpoint and settings, kept", run)
+        return run
+    (run / STAMP).unlink(missing_ok=True)
     info = export_deploy(
         build_networks(checkpoint, features), run, d.inverse_iters, d.format, d.opset, d.atol
     )
@@ -191,6 +216,7 @@ def deploy(cfg: DictConfig) -> Path:
             net["format"],
             net["parity_max_abs"],
         )
+    save_json(stamp, run / STAMP)
     return run
 
 
@@ -207,9 +233,16 @@ def infer(cfg: DictConfig) -> Path:
         video, audio = L.video_path(cfg.data.root, "test", clip), L.audio_path(cfg.data.root, "test", clip)
     elif not audio:
         raise ConfigError("infer.video is set but infer.audio is not: give both")
-    backend = DeployBackend(_needs(cfg, "deploy", "network_info.json").parent)
-    info = infer_clip(backend, video, audio, run, i.samples or None, i.seed, i.online, i.chunk, i.render)
+    deployed = _needs(cfg, "deploy", "network_info.json")
+    stamp = _stamp(i, deployed, Path(video), Path(audio))
+    if _done(run, stamp):
+        log.info("infer: %s is up to date with the deploy folder and the clip, kept", run)
+        return run
+    (run / STAMP).unlink(missing_ok=True)
+    info = infer_clip(DeployBackend(deployed.parent), video, audio, run, i.samples or None, i.seed, i.online,
+                      i.chunk, i.render)
     log.info("infer: %d reactions x %d frames of %s -> %s", info["samples"], info["frames"], video, run)
+    save_json(stamp, run / STAMP)
     return run
 
 

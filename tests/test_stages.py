@@ -51,3 +51,9 @@ def test_all_stages_on_raw_media(tmp_path_factory, tmp_path):
     assert all(n["parity_max_abs"] < 0.01 for n in info["networks"].values())
     assert torch.load(run / "infer" / "result-1.pth", weights_only=True).shape == (760, 25)
     assert (run / "infer" / "viz" / "face.mp4").is_file() and (run / "stages.yaml").is_file()
+    outputs = [run / "deploy" / "generator.onnx", run / "infer" / "result-1.pth"]
+    stamps = [p.stat().st_mtime_ns for p in outputs]
+    assert main(["all", "--config", str(TINY), *overrides]) == 0  # everything done: nothing redone
+    assert [p.stat().st_mtime_ns for p in outputs] == stamps
+    assert main(["infer", "--config", str(TINY), *overrides[:-1], "infer.samples=3"]) == 0  # new settings
+    assert (run / "infer" / "result-2.pth").is_file()
