@@ -40,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_task_config(args.config, args.overrides)
         if cfg.task == "ser" and cfg.data.kfold > 1 and cfg.data.fold < 0:  # every fold, then a summary
-            from react.ser.kfold import run_kfold
+            from react.ser.kfold import markdown, run_kfold
 
-            run_kfold(cfg)
+            print(markdown(run_kfold(cfg)), end="")
         else:
             run(cfg)
     except TrainingInterrupted as err:

@@ -316,21 +316,19 @@ def test_kfold_summary_by_hand():
 
 @pytest.mark.slow
 def test_kfold_runs_every_fold_and_resumes(corpus, tmp_path, capsys):
-    from react.ser import kfold
-
     out = tmp_path / "kf"
     args = [*TINY, f"data.root={corpus}", f"out_dir={out}", "data.kfold=3", "train.epochs=1",
             "train.max_steps_per_epoch=1", "data.val_fraction=0.2"]
     assert train.main([*args, "data.kfold=3"]) == 0  # fold -1: every fold in one command
     summary = json.loads((out / "kfold_summary.json").read_text())
     first = (out / "fold_0" / "test_results.json").stat().st_mtime_ns
-    assert kfold.main(args) == 0  # finished folds are kept, the summary written again
+    assert train.main(args) == 0  # finished folds are kept, the summary written again
     assert (out / "fold_0" / "test_results.json").stat().st_mtime_ns == first
     tested = [a for f in summary["folds"] for a in f["test_actors"]]
     assert len(summary["folds"]) == 3 and sorted(tested) == [f"ravdess:{a:02d}" for a in range(1, 7)]
     assert {"mean", "std"} <= set(summary["model"]["uar"]) and (out / "kfold_summary.md").is_file()
     stamp = (out / "fold_1" / "test_results.json").stat().st_mtime_ns
     capsys.readouterr()
-    assert kfold.main(args) == 0  # finished folds are kept
+    assert train.main(args) == 0  # finished folds are kept
     assert capsys.readouterr().out.count("done already") == 3
     assert (out / "fold_1" / "test_results.json").stat().st_mtime_ns == stamp

@@ -1,7 +1,7 @@
 """K-fold by actor in one command: every fold trained (or tested) through the engine, then the mean
 and spread of accuracy, UAR and macro-F1, model and classic baseline side by side.
 
-    python -m react.ser.kfold --config configs/ser_cpu.yaml data.kfold=6 [key=value ...]
+    python train.py --config configs/ser_cpu.yaml data.kfold=6 [key=value ...]   (data.fold -1: all)
 
 Fold ``i`` runs in ``<out_dir>/fold_<i>/`` with ``data.fold=i`` (same seed, so the folds partition
 the actors); a finished fold (its ``test_results.json``) is kept, an interrupted one resumed, so
@@ -12,9 +12,7 @@ standard deviation (over folds, ddof 1) of each metric.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +81,7 @@ def run_kfold(cfg: DictConfig) -> dict:
     from react.engine import run
 
     if cfg.task != "ser":
-        raise ConfigError(f"react.ser.kfold runs the ser task, not '{cfg.task}'")
+        raise ConfigError(f"k-fold by actor runs the ser task, not '{cfg.task}'")
     k = cfg.data.kfold
     if k < 2:
         raise ConfigError(f"data.kfold={k}: set data.kfold=K (K >= 2) to run K folds by actor")
@@ -104,30 +102,3 @@ def run_kfold(cfg: DictConfig) -> dict:
     with atomic_path(out / f"{SUMMARY}.md") as tmp:
         tmp.write_text(markdown(summary))
     return summary
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m react.ser.kfold",
-                                     description="K-fold by actor: train and test every fold, then summarise")
-    parser.add_argument("--config", help="YAML config of the ser task")
-    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. data.kfold=6")
-    args = parser.parse_args(argv)
-    from react.data.react_layout import LayoutError
-    from react.engine import CheckpointError, TrainingInterrupted
-    from react.errors import user_message
-    from react.tasks import load_task_config
-
-    try:
-        summary = run_kfold(load_task_config(args.config, ["task=ser", *args.overrides]))
-    except TrainingInterrupted as err:
-        print(f"\n{err}", file=sys.stderr)
-        return 130
-    except (ConfigError, LayoutError, CheckpointError, FileNotFoundError) as err:
-        print(f"error: {user_message(err)}", file=sys.stderr)
-        return 2
-    print(markdown(summary), end="")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

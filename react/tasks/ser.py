@@ -62,7 +62,7 @@ class SERDataConfig:
     val_fraction: float = 0.15  # of each dataset's actors
     test_fraction: float = 0.15
     kfold: int = 0  # > 1: k-fold by actor, fold `fold` is the test set
-    fold: int = -1  # with kfold > 1: the test fold; -1 = every fold (python -m react.ser.kfold)
+    fold: int = -1  # with kfold > 1: the test fold; -1 = every fold (train.py runs them all)
     cache_audio: bool = True  # keep decoded audio in memory
 
 
@@ -129,7 +129,7 @@ class Task:
         corpora = self._corpora()
         if d.kfold > 1 and d.fold < 0:
             raise ConfigError(f"data.kfold={d.kfold} with data.fold={d.fold} means every fold: run them with "
-                              "train.py (or python -m react.ser.kfold), or pick one with data.fold=0..")
+                              "train.py, or pick one with data.fold=0..")
         params = {"seed": self.cfg.seed, "val_fraction": d.val_fraction, "test_fraction": d.test_fraction,
                   "kfold": d.kfold, "fold": d.fold if d.kfold > 1 else 0, "datasets": sorted(corpora)}
         saved = self._splits_file()
