@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from react.data.react_layout import EMOTION_DIM, LayoutError
+from react.data.react_layout import EMOTION_DIM, LayoutError, load_npy
 
 FPS = 30
 ROLES = ("speaker", "listener")
@@ -91,12 +91,7 @@ def appropriate_listeners(pairs: tuple[Clip, ...] | list[Clip]) -> dict[Clip, li
 def read_facial_attributes(path: str | os.PathLike) -> np.ndarray:
     """A facial-attributes ``.npy`` as float32 ``(T, 25)``, checked finite and non-empty."""
     path = Path(path)
-    if not path.is_file():
-        raise LayoutError(f"{path}: facial-attributes file not found")
-    try:
-        values = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise LayoutError(f"{path}: not a readable .npy array: {err}") from None
+    values = load_npy(path, "facial-attributes file")
     if values.ndim != 2 or values.shape[1] != EMOTION_DIM or values.shape[0] == 0:
         raise LayoutError(f"{path}: expected shape (T, {EMOTION_DIM}) with T > 0, got {values.shape}")
     if not np.issubdtype(values.dtype, np.number):

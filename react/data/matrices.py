@@ -131,12 +131,7 @@ def read_index(path: str | os.PathLike) -> DatasetIndex:
 def load_matrix(path: str | os.PathLike, size: int) -> np.ndarray:
     """A square 0/1 ``.npy`` matrix of ``size`` x ``size`` as bool."""
     path = Path(path)
-    if not path.is_file():
-        raise LayoutError(f"{path}: matrix not found")
-    try:
-        matrix = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise LayoutError(f"{path}: not a readable .npy matrix: {err}") from None
+    matrix = L.load_npy(path, "matrix")
     if matrix.shape != (size, size):
         raise LayoutError(f"{path}: matrix is {matrix.shape}, expected ({size}, {size}) for the index")
     if not np.isin(matrix, (0, 1)).all():

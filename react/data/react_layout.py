@@ -192,17 +192,24 @@ def read_emotions(split: Split) -> np.ndarray:
     return np.stack([read_emotion(emotion_path(split.data_dir, split.name, c)) for c in split.clips])
 
 
+def load_npy(path: str | os.PathLike, what: str) -> np.ndarray:
+    """A ``.npy`` array (no pickles), or a :class:`LayoutError` naming the file and ``what`` it is."""
+    path = Path(path)
+    if not path.is_file():
+        raise LayoutError(f"{path}: {what} not found")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise LayoutError(f"{path}: not a readable .npy {what}: {err}") from None
+
+
 def read_appropriateness(split: Split) -> np.ndarray:
     """The 2N x 2N appropriateness matrix as bool, checked against the split's clip count."""
     path = appropriateness_path(split.data_dir, split.name)
-    if not path.is_file():
-        raise LayoutError(f"{path}: appropriateness matrix not found")
-    try:
-        matrix = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise LayoutError(f"{path}: not a readable .npy matrix: {err}") from None
+    matrix = load_npy(path, "appropriateness matrix")
     if matrix.ndim != 2 or not (np.issubdtype(matrix.dtype, np.number) or matrix.dtype == bool):
-        raise LayoutError(f"{path}: expected a 2-D numeric matrix, got {matrix.dtype} of shape {matrix.shape}")
+        raise LayoutError(f"{path}: expected a 2-D numeric matrix, got {matrix.dtype} of shape "
+                          f"{matrix.shape}")
     n = len(split)
     if matrix.shape != (n, n):
         raise LayoutError(
