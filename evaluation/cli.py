@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from react.utils.distributed import rank
+    from react.utils.distributed import rank, shutdown
 
     try:
         run(cfg)
@@ -215,4 +215,6 @@ def main(argv: list[str] | None = None) -> int:
         if rank() == 0:
             print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        shutdown()
     return 0

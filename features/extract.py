@@ -130,6 +130,7 @@ def extract(cfg: DictConfig) -> dict[str, Report]:
                 reports[name] = merge_reports(dist.gather(report, acc)) if acc else report
     finally:
         torch.set_num_threads(threads)
+    dist.shutdown()
     return reports
 
 

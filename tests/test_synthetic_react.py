@@ -128,7 +128,7 @@ def test_unreadable_matrix_names_the_file(tmp_path):
     out = gen.generate(tmp_path, pairs=1, eval_pairs=1, media=False)
     split = L.read_split(out, "val")
     L.appropriateness_path(out, "val").write_bytes(b"not a numpy file")
-    with pytest.raises(L.LayoutError, match=r"neighbour_emotion_val.npy: not a readable .npy matrix"):
+    with pytest.raises(L.LayoutError, match=r"neighbour_emotion_val.npy: not a readable .npy appropr"):
         L.read_appropriateness(split)
     np.save(L.appropriateness_path(out, "val"), np.zeros(4))
     with pytest.raises(L.LayoutError, match="expected a 2-D numeric matrix"):

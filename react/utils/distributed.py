@@ -8,6 +8,7 @@ what :func:`gather` brings back. A plain ``python`` run is one process and impor
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 
@@ -51,3 +52,14 @@ def cpu_workers() -> int:
     the processes launched on this machine (``LOCAL_WORLD_SIZE``; ``accelerate launch`` sets
     ``OMP_NUM_THREADS=1``, which would leave each CPU process one core whatever the machine has)."""
     return max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+def shutdown() -> None:
+    """Tear the process group down before the process exits (a live gloo group can abort at exit);
+    a run that never imported torch has none."""
+    if "torch" not in sys.modules:
+        return
+    import torch.distributed as td
+
+    if td.is_available() and td.is_initialized():
+        td.destroy_process_group()
