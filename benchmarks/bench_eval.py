@@ -177,13 +177,18 @@ def bench_density(args: argparse.Namespace) -> dict:
     }
 
 
-def print_density(res: dict) -> None:
-    print(f"\n== {res['clips']} clips, {res['mean_appropriate']:.1f} appropriate reactions per clip: "
+def print_metric_seconds(res: dict, title: str) -> None:
+    """The set's header line and one row per metric: our seconds, the reference's projected seconds."""
+    print(f"\n== {title}{res['clips']} clips, {res['mean_appropriate']:.1f} appropriate reactions per clip: "
           f"{res['pairs']} FRD pairs, {res['full_pairs']} DTWs run to the end (the rest pruned)")
-    print(f"{'metric':<7} {'reference s (projected)':>24} {'ours s':>8}")
+    print(f"{'metric':<7} {'ours s':>9} {'reference s (projected)':>24}")
     for key in METRIC_KEYS:
-        print(f"{key:<7} {res['reference_projected'][key]:24.2f} {res['seconds'][key]:8.3f}")
-    print(f"{'load':<7} {'':>24} {res['seconds']['load']:8.3f}")
+        print(f"{key:<7} {res['seconds'][key]:9.2f} {res['reference_projected'][key]:24.1f}")
+
+
+def print_density(res: dict) -> None:
+    print_metric_seconds(res, "")
+    print(f"{'load':<7} {res['seconds']['load']:9.2f}")
     print(f"per-pair reference (FRC + FRD): {res['reference_projected']['per_pair_ms']:.2f} ms per pair")
     runs = ", ".join(f"{w:.2f}" for w in res["command_runs"])
     print(f"`python evaluation.py`, whole command: {res['command_seconds']:.2f} s (runs: {runs}); "
@@ -266,11 +271,7 @@ def bench_real_size(args: argparse.Namespace) -> dict:
 
 
 def print_real_size(res: dict) -> None:
-    print(f"\n== real size: {res['clips']} clips, {res['mean_appropriate']:.1f} appropriate reactions per "
-          f"clip, {res['pairs']} FRD pairs ({res['full_pairs']} DTWs run to the end)")
-    print(f"{'metric':<7} {'ours s':>9} {'reference s (projected)':>24}")
-    for key in METRIC_KEYS:
-        print(f"{key:<7} {res['seconds'][key]:9.1f} {res['reference_projected'][key]:24.0f}")
+    print_metric_seconds(res, "real size: ")
     ref_total = res["reference_total"]
     print(f"{'total':<7} {res['ours_total']:9.1f} {ref_total:24.0f}   "
           f"({ref_total / 3600:.2f} h of reference, {ref_total / res['ours_total']:.0f}x)")
@@ -302,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     args.clips = args.clips or (80 if args.part == "density" else 1600)
     if args.clips % 2 or args.clips < 4:
         parser.error("--clips must be an even number >= 4 (both directions of N rows)")
+    if not 2 <= args.sample <= args.clips:
+        parser.error("--sample must be between 2 (FRDvs needs a pair of clips) and --clips")
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     if args.part == "density":

@@ -67,42 +67,12 @@ def test_pictures_are_drawn(setup, tmp_path):
 def test_checkpoint_path_and_errors(setup, tmp_path, capsys):
     folder, checkpoint, _ = setup
     video, audio = write_clip(tmp_path, 20)
-    assert (
-        main(
-            [
-                "--checkpoint",
-                str(checkpoint),
-                "--features",
-                str(FEATURES),
-                "--video",
-                str(video),
-                "--audio",
-                str(audio),
-                "--out",
-                str(tmp_path / "o"),
-                "--no-render",
-                "--samples",
-                "2",
-            ]
-        )
-        == 0
-    )
+    clip = ["--video", str(video), "--audio", str(audio)]
+    assert main(["--checkpoint", str(checkpoint), "--features", str(FEATURES), *clip,
+                 "--out", str(tmp_path / "o"), "--no-render", "--samples", "2"]) == 0
     assert (tmp_path / "o" / "result-1.pth").is_file()
-    assert (
-        main(
-            [
-                "--deploy",
-                str(folder / "deploy"),
-                "--video",
-                str(tmp_path / "missing.mp4"),
-                "--audio",
-                str(audio),
-                "--out",
-                str(tmp_path / "x"),
-            ]
-        )
-        == 2
-    )
+    missing_video = ["--video", str(tmp_path / "missing.mp4"), "--audio", str(audio)]
+    assert main(["--deploy", str(folder / "deploy"), *missing_video, "--out", str(tmp_path / "x")]) == 2
     assert main(["--deploy", str(tmp_path), "--video", str(video), "--audio", str(audio), "--out", "x"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert "missing.mp4" in err[0] and "network_info.json" in err[1]
@@ -111,26 +81,9 @@ def test_checkpoint_path_and_errors(setup, tmp_path, capsys):
 @pytest.mark.slow
 def test_onnx_path_runs_with_torch_blocked(setup, tmp_path):
     video, audio = write_clip(tmp_path, 60)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            BLOCK_TORCH,
-            "--deploy",
-            str(setup[0] / "deploy"),
-            "--video",
-            str(video),
-            "--audio",
-            str(audio),
-            "--out",
-            str(tmp_path / "o"),
-            "--no-video",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    command = [sys.executable, "-c", BLOCK_TORCH, "--deploy", str(setup[0] / "deploy"), "--video", str(video),
+               "--audio", str(audio), "--out", str(tmp_path / "o"), "--no-video"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert torch.load(tmp_path / "o" / "result-9.pth", weights_only=True).shape == (60, 25)
     assert (tmp_path / "o" / "viz" / "au_heatmap.png").is_file()
