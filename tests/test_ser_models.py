@@ -8,7 +8,8 @@ import onnx
 import pytest
 import torch
 
-from react.models.ser import SSL_TRAINING_FIELDS, AttentionPooling, LogMel, SERModel, SERModelConfig
+from react.models.ser import SSL_TRAINING_FIELDS, AttentionPooling, Frontend, LogMel, SERModel, SERModelConfig
+from react.models.ser_descriptors import LLD_NAMES, N_FUNCTIONALS, functionals
 from react.models.ssl_audio import FAMILIES
 from react.pretrained import load_ssl_weights, pretrained_ssl_encoder, ssl_architecture
 from react.ser.export import export_onnx
@@ -29,12 +30,12 @@ def _model(**kw) -> SERModel:
 def test_logmel_matches_stft_power():
     logmel = LogMel(SR, n_mels=20)
     wave = torch.randn(1, 4000)
-    conv = torch.nn.functional.conv1d(wave.unsqueeze(1), logmel.basis, stride=logmel.hop)
+    conv = torch.nn.functional.conv1d(wave.unsqueeze(1), logmel.power.basis, stride=logmel.hop)
     real, imag = conv.chunk(2, dim=1)
     stft = torch.stft(wave, logmel.n_fft, logmel.hop, window=torch.hann_window(logmel.n_fft), center=False,
                       return_complex=True)
     assert torch.allclose(real.pow(2) + imag.pow(2), stft.abs().pow(2), rtol=1e-3, atol=1e-3)
-    feats, fmask = logmel(wave, torch.ones_like(wave, dtype=torch.bool))
+    feats, _, fmask = Frontend(SR, n_mels=20)(wave, torch.ones_like(wave, dtype=torch.bool))
     assert feats.shape[1] == fmask.shape[1] and int(fmask.sum()) == (4000 - 400) // 160 + 1
     valid = feats[0][fmask[0]]
     assert abs(valid.mean().item()) < 1e-4 and valid.std(unbiased=False).item() == pytest.approx(1, abs=1e-3)
@@ -55,6 +56,7 @@ def test_attention_pooling_ignores_padding():
 @pytest.mark.parametrize("kw", [
     dict(encoder="logmel_cnn", aux_sex_weight=0.5),
     dict(encoder="logmel_tdnn", normalization="speaker", context_layers=2, pool_std=True, pool_heads=2),
+    dict(encoder="logmel_tdnn", normalization="speaker", descriptors=True, pool_std=True),
     dict(encoder="wav2vec2", random_init=True, spec_branch=True, normalization="speaker", context_layers=1),
     dict(encoder="hubert", random_init=True),
     dict(encoder="wavlm", random_init=True, layer_weighting=False),
@@ -141,39 +143,53 @@ def test_ssl_encoder_loads_local_weights_and_rejects_bad_paths(tmp_path):
                        tiny.feature_projection.projection.weight)
 
 
-def test_speaker_normalisation_uses_the_given_band_statistics():
+def _voice(f0: float, seconds: float, gain: float = 0.1) -> np.ndarray:
+    """A harmonic tone at ``f0`` Hz with a falling spectrum (a crude voiced vowel)."""
+    t = np.arange(int(seconds * SR)) / SR
+    wave = sum(np.sin(2 * np.pi * h * f0 * t) / h for h in range(1, 12))
+    return (gain * wave / np.abs(wave).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("descriptors", [False, True])
+def test_speaker_normalisation_uses_the_given_statistics(descriptors):
     from react.ser.inference import RunningNorm, classify, speaker_norm
 
-    model = _model(encoder="logmel_tdnn", normalization="speaker", cnn_channels=[8, 8]).eval()
-    waves = [torch.randn(n).numpy() * s for n, s in ((8000, 0.1), (12000, 0.3))]
-    norm = speaker_norm(model.raw_logmel, waves)
+    model = _model(encoder="logmel_tdnn", normalization="speaker", cnn_channels=[8, 8],
+                   descriptors=descriptors).eval()
+    noise = torch.randn(20000).numpy()
+    waves = [_voice(140, 0.5) + noise[:8000] * 0.01, _voice(180, 0.75, 0.3) + noise[8000:] * 0.03]
+    norm = speaker_norm(model.raw_features, waves)
     ones = [torch.ones(1, w.size, dtype=torch.bool) for w in waves]
-    raw = [model.raw_logmel(torch.from_numpy(w)[None], m) for w, m in zip(waves, ones)]
-    frames = torch.cat([logmel[fmask] for logmel, fmask in raw])
-    assert norm.shape == (2, 64)
-    assert torch.allclose(torch.from_numpy(norm[0]), frames.mean(0), atol=1e-4)
-    assert torch.allclose(torch.from_numpy(norm[1]), frames.std(0, unbiased=False), atol=1e-3)
-    running = RunningNorm(model.raw_logmel).update(waves[:1]).update(waves[1:])  # streamed: the same
-    assert np.allclose(running.value(), norm, atol=1e-5)
+    raw = [model.raw_features(torch.from_numpy(w)[None], m) for w, m in zip(waves, ones)]
+    frames = torch.cat([feats[weights[..., 0]] for feats, weights in raw])
+    assert norm.shape == (2, 64 + len(LLD_NAMES) * descriptors)
+    assert torch.allclose(torch.from_numpy(norm[0, :64]), frames[:, :64].mean(0), atol=1e-4)
+    assert torch.allclose(torch.from_numpy(norm[1, :64]), frames[:, :64].std(0, unbiased=False), atol=1e-3)
+    if descriptors:  # pitch statistics over the voiced frames only
+        voiced = torch.cat([feats[0, :, 64][weights[0, :, 64]] for feats, weights in raw])
+        assert norm[0, 64] == pytest.approx(float(voiced.mean()), abs=1e-4)
+    running = RunningNorm(model.raw_features).update(waves[:1]).update(waves[1:])  # streamed: the same
+    assert np.allclose(running.value(), norm, rtol=1e-3, atol=1e-5)  # (HNR of a pure tone is touchy)
     first = torch.from_numpy(waves[0])[None]
-    feats, fmask = model.encoder.logmel(first, ones[0], torch.from_numpy(norm)[None])
-    expected = (raw[0][0][fmask] - torch.from_numpy(norm[0])) / torch.from_numpy(norm[1])
-    assert torch.equal(fmask, raw[0][1]) and torch.allclose(feats[fmask], expected, atol=1e-4)
+    feats, weights, fmask = model.encoder.frontend(first, ones[0], torch.from_numpy(norm)[None])
+    expected = (raw[0][0] - torch.from_numpy(norm[0])) / torch.from_numpy(norm[1]) * raw[0][1]
+    assert torch.equal(weights, raw[0][1]) and torch.allclose(feats, expected, atol=1e-4)
     # a louder speaker normalised by their own statistics looks like the quiet one
     loud = [w * 10 for w in waves]
     probs = classify(model, waves, norms=[norm] * 2)
-    own = speaker_norm(model.raw_logmel, loud)
+    own = speaker_norm(model.raw_features, loud)
     assert np.allclose(classify(model, loud, norms=[own] * 2), probs, atol=1e-4)
     assert not np.allclose(classify(model, loud, norms=[norm] * 2), probs, atol=1e-3)
     with pytest.raises(ValueError, match="normalization=utterance"):
         _model()(torch.randn(1, 4000), norm=torch.zeros(1, 2, 64))
-    with pytest.raises(ValueError, match="use the logmel_cnn encoder or model.spec_branch"):
+    with pytest.raises(ValueError, match="use a logmel encoder or model.spec_branch"):
         _model(encoder="hubert", random_init=True, normalization="speaker")
 
 
 @pytest.mark.parametrize("kw", [dict(encoder="logmel_cnn"), dict(encoder="wav2vec2", random_init=True),
                                 dict(encoder="logmel_tdnn", normalization="speaker", context_layers=1,
-                                     pool_std=True)])
+                                     pool_std=True),
+                                dict(encoder="logmel_tdnn", normalization="speaker", descriptors=True)])
 def test_onnx_export_matches_pytorch_at_any_length(tmp_path, kw):
     model = _model(**kw).eval()
     target = tmp_path / "ser.onnx"
@@ -185,3 +201,38 @@ def test_onnx_export_matches_pytorch_at_any_length(tmp_path, kw):
     assert meta == {"classes": "a,b,c,d", "sample_rate": "16000", **extra}
     dims = onnx.load(str(target)).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param for d in dims] == ["batch", "samples"]
+
+
+def test_descriptors_track_pitch_voicing_and_level():
+    frontend = Frontend(SR, n_mels=32, descriptors=True)
+    lld = {name: 32 + i for i, name in enumerate(LLD_NAMES)}
+    for f0 in (110.0, 220.0, 330.0):
+        wave = torch.from_numpy(_voice(f0, 0.6))[None]
+        feats, weights = frontend.raw(wave, torch.ones_like(wave, dtype=torch.bool))
+        inner = slice(5, -5)  # frames whose window lies inside the tone
+        assert bool(weights[0, inner, lld["pitch"]].all())  # voiced
+        semitones = feats[0, inner, lld["pitch"]]
+        assert semitones.median().item() == pytest.approx(12 * np.log2(f0 / 100), abs=0.3)
+    louder, _ = frontend.raw(wave * 10, torch.ones_like(wave, dtype=torch.bool))
+    gain = (louder - feats)[0, inner, lld["loudness"]]
+    assert torch.allclose(gain, torch.full_like(gain, 2 * np.log(10)), atol=1e-3)  # log energy
+    noise = torch.randn(1, 9600) * 0.1
+    _, weights = frontend.raw(noise, torch.ones_like(noise, dtype=torch.bool))
+    assert weights[0, :, lld["pitch"]].float().mean() < 0.1  # noise is not voiced
+    feats, weights = frontend.raw(wave, torch.ones_like(wave, dtype=torch.bool))
+    stats = functionals(feats[..., 32:], weights[..., 32:])
+    assert stats.shape == (1, N_FUNCTIONALS) and torch.isfinite(stats).all()
+
+
+def test_functionals_by_hand():
+    """Column 0 is voiced-only (frame 2 unvoiced), column 1 is on every frame."""
+    x = torch.tensor([[1.0, 3.0, 2.0, 6.0]]).view(1, 4, 1).repeat(1, 1, 2)
+    w = torch.tensor([[[1.0, 1.0], [1.0, 1.0], [0.0, 1.0], [1.0, 1.0]]])
+    mean, std, delta, slope = functionals(x, w, frame_s=1.0)[0, :8].view(4, 2).unbind(0)
+    assert mean.tolist() == pytest.approx([10 / 3, 3.0])
+    assert std[0].item() == pytest.approx(np.std([1, 3, 6]), abs=1e-4)
+    assert delta.tolist() == pytest.approx([2.0, 7 / 3])  # column 0: only the pair (1, 3) is weighted
+    t, v = np.array([0.0, 1.0, 3.0]), np.array([1.0, 3.0, 6.0])
+    assert slope[0].item() == pytest.approx(np.polyfit(t, v, 1)[0], abs=1e-3)
+    voiced_share, onsets = functionals(x, w, frame_s=1.0)[0, -2:]
+    assert voiced_share.item() == pytest.approx(0.75) and onsets.item() == pytest.approx(2 / 4)

@@ -134,6 +134,32 @@ def test_task_splits_step_validate_and_report(corpus, tmp_path, caplog, monkeypa
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 150  # one cached vector per file
 
 
+def test_speaker_statistics_come_from_each_actors_own_audio(corpus, tmp_path):
+    """The descriptor branch's speaker statistics: each actor's from that actor's files only, and
+    every item (training or evaluation) carries its own actor's."""
+    from react.models.ser import Frontend
+    from react.models.ser_descriptors import LLD_NAMES
+    from react.ser.inference import speaker_norm
+
+    cfg = load_task_config(None, [*TINY, f"data.root={corpus}", f"out_dir={tmp_path}",
+                                  "data.val_fraction=0.2", "data.test_fraction=0.2",
+                                  "model.normalization=speaker", "model.descriptors=true"])
+    task = Task(cfg, RunPaths(tmp_path))
+    norms = task.speaker_norms
+    assert len(norms) == 6 and all(v.shape == (2, 16 + len(LLD_NAMES)) for v in norms.values())
+    frontend = Frontend(16000, 16, descriptors=True).raw
+    test_actor = task.splits["test"][0].actor
+    own = [task.audio(u.path) for u in task.splits["test"] if u.actor == test_actor]
+    assert np.allclose(norms[test_actor], speaker_norm(frontend, own), atol=1e-5)
+    assert not np.allclose(norms[test_actor], speaker_norm(frontend, own[:-1] + [task.audio(
+        task.splits["train"][0].path)]), atol=1e-3)  # another speaker's file changes them
+    dataset = task.train_dataset()
+    item = dataset[3]
+    assert np.array_equal(item["norm"].numpy(), norms[dataset.utterances[3].actor])
+    test = task._dataset("test")
+    assert all(np.array_equal(n, norms[u.actor]) for n, u in zip(test.speaker_norms(), test.utterances))
+
+
 def test_report_metrics_by_hand(tmp_path):
     labels = ["a", "b", "c"]
     y_true = np.array([0, 0, 1, 1, 2, 2])
@@ -166,9 +192,11 @@ def test_report_metrics_by_hand(tmp_path):
 
 
 def test_train_test_predict_stream_export(corpus, tmp_path, capsys):
+    """With the speaker-normalised descriptor branch: it runs in predict, --stream and ONNX."""
     run = tmp_path / "run"
     args = ["--config", str(ROOT / "configs" / "ser_tiny.yaml"), *TINY, f"data.root={corpus}",
-            f"out_dir={run}", "train.epochs=1", "data.val_fraction=0.2", "data.test_fraction=0.2"]
+            f"out_dir={run}", "train.epochs=1", "data.val_fraction=0.2", "data.test_fraction=0.2",
+            "model.normalization=speaker", "model.descriptors=true"]
     assert train.main(args) == 0
     metrics = json.loads((run / "test_metrics.json").read_text())
     assert {"accuracy", "uar", "macro_f1", "per_class", "confusion"} <= set(metrics)
@@ -264,7 +292,8 @@ def test_microphone_live_path_with_a_simulated_stream(corpus, tmp_path, capsys):
 
     torch.manual_seed(0)
     model = SERModel(SERModelConfig(encoder="logmel_tdnn", n_mels=16, cnn_channels=[8, 8], embed_dim=8,
-                                    hidden_dim=8, normalization="speaker"), 8, 16000).eval()
+                                    hidden_dim=8, normalization="speaker", descriptors=True),
+                     8, 16000).eval()
     speech = sf.read(next(iter(sorted((corpus / "Actor_01").glob("*.wav")))), dtype="float32")[0]
     audio = np.concatenate([speech, np.zeros(16000, dtype=np.float32), speech])
 

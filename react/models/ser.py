@@ -8,9 +8,15 @@ the result: a padded batch gives the same outputs as its utterances one by one.
 
 Log-mel normalisation (``normalization``): ``utterance`` standardises each utterance's log-mel with
 its own mean and std; ``speaker`` standardises each mel band with the statistics of the speaker's
-own (unlabelled) audio, passed as ``norm`` (B, 2, n_mels) = per-band mean and std of the raw log-mel
-(:meth:`SERModel.raw_logmel`), so level and timbre relative to the speaker stay visible; without
-``norm`` the utterance's own per-band statistics stand in.
+own (unlabelled) audio, passed as ``norm`` (B, 2, F) = per-feature mean and std of the raw frame
+features (:meth:`SERModel.raw_features`), so level and timbre relative to the speaker stay visible;
+without ``norm`` the utterance's own per-band statistics stand in.
+
+Acoustic-descriptor branch (``descriptors``): eGeMAPS-like low-level descriptors computed in PyTorch
+from the same spectrum (:mod:`react.models.ser_descriptors`; pitch, HNR, loudness, spectral balance,
+MFCCs), appended to the frame features (so ``norm`` standardises them by the speaker too), reduced
+to functionals per utterance and fused with the pooled spectrogram vector before the MLP. It runs
+wherever the model runs (``predict --stream``, ``--mic``, ONNX): no external feature extractor.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from react.models.ser_descriptors import N_FUNCTIONALS, Descriptors, PowerSpectrum, functionals
 from react.models.specaugment import SpecAugment
 from react.models.ssl_audio import FAMILIES, build_ssl_encoder
 
@@ -48,6 +55,7 @@ class SERModelConfig:
     cnn_channels: list[int] = field(default_factory=lambda: [16, 32, 64])  # per block (CNN and TDNN)
     embed_dim: int = 128  # width of the log-mel CNN's frame features
     normalization: str = "utterance"  # utterance | speaker (per-band, from the speaker's own audio)
+    descriptors: bool = False  # acoustic-descriptor branch (pitch, HNR, loudness... functionals) fused
     context_layers: int = 0  # transformer layers over the encoder's frames before pooling
     context_heads: int = 4
     pool_heads: int = 1
@@ -74,6 +82,16 @@ def _mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     return np.clip(np.minimum(up, down), 0.0, None).astype(np.float32)
 
 
+def weighted_mean_std(x: torch.Tensor, weights: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, ...]:
+    """Per-feature mean and std of ``x`` (B, T, F) over the frames of nonzero ``weights`` (B, T, F),
+    shaped (B, 1, F)."""
+    w = weights.to(x.dtype)
+    n = w.sum(1, keepdim=True).clamp_min(1.0)
+    mean = (x * w).sum(1, keepdim=True) / n
+    var = ((x - mean).pow(2) * w).sum(1, keepdim=True) / n
+    return mean, (var + eps).sqrt()
+
+
 def masked_mean_std(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, ...]:
     """Mean and std of ``x`` (B, T, ...) over valid positions of ``mask`` (B, T), shaped (B, 1, ...)."""
     m = mask.to(x.dtype).view(*mask.shape, *([1] * (x.dim() - 2)))
@@ -84,63 +102,79 @@ def masked_mean_std(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> t
 
 
 class LogMel(nn.Module):
-    """Log-mel spectrogram: an FFT in PyTorch, a strided convolution with the same windowed DFT
-    basis in an ONNX export."""
+    """Log-mel spectrogram of 25 ms Hann frames every 10 ms (FFT in PyTorch, DFT convolution in ONNX)."""
 
-    def __init__(self, sample_rate: int, n_mels: int, win_s: float = 0.025, hop_s: float = 0.010,
-                 per_band: bool = False):
+    def __init__(self, sample_rate: int, n_mels: int, win_s: float = 0.025, hop_s: float = 0.010):
         super().__init__()
-        self.per_band = per_band
         self.n_fft = round(win_s * sample_rate)
         self.hop = round(hop_s * sample_rate)
-        n = torch.arange(self.n_fft, dtype=torch.float64)
-        k = torch.arange(self.n_fft // 2 + 1, dtype=torch.float64).unsqueeze(1)
-        window = torch.hann_window(self.n_fft, periodic=True, dtype=torch.float64)
-        angle = 2 * math.pi * k * n / self.n_fft
-        basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window
-        self.register_buffer("basis", basis.float().unsqueeze(1), persistent=False)
-        self.register_buffer("window", window.float(), persistent=False)
+        self.power = PowerSpectrum(self.n_fft, self.hop)
         self.register_buffer("mel", torch.from_numpy(_mel_filterbank(sample_rate, self.n_fft, n_mels)),
                              persistent=False)
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return (torch.div(lengths - self.n_fft, self.hop, rounding_mode="floor") + 1).clamp_min(1)
 
-    def raw(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) -> un-normalised log-mel (B, T, n_mels), frame mask (B, T).
-
-        Computed in float32 even under autocast (fp16 powers of loud audio overflow)."""
+    def spectrum(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) -> power spectrum (B, T, n_fft // 2 + 1), frame mask (B, T); float32 even under
+        autocast (fp16 powers of loud audio overflow)."""
         # n_fft zeros on the right: a clip shorter than one window still gives a frame, and
         # the graph has no shape-dependent branch (the extra frames are masked out)
         with torch.autocast(wave.device.type, enabled=False):
-            wave = nn.functional.pad(wave.float() * mask.float(), (0, self.n_fft))
-            if torch.onnx.is_in_onnx_export():  # ONNX has no complex FFT: the same DFT as a convolution
-                spec = nn.functional.conv1d(wave.unsqueeze(1), self.basis, stride=self.hop)  # (B, 2F, T)
-                real, imag = spec.chunk(2, dim=1)
-                power = (real.pow(2) + imag.pow(2)).transpose(1, 2)  # (B, T, F)
-            else:  # an FFT is ~20x cheaper than the DFT convolution
-                power = torch.stft(wave, self.n_fft, self.hop, window=self.window, center=False,
-                                   return_complex=True).abs().pow(2).transpose(1, 2)
-            logmel = torch.log(power @ self.mel + 1e-6)
+            power = self.power(nn.functional.pad(wave.float() * mask.float(), (0, self.n_fft)))
         frames = self.frame_lengths(mask.sum(1))
-        fmask = torch.arange(logmel.shape[1], device=wave.device).unsqueeze(0) < frames.unsqueeze(1)
+        fmask = torch.arange(power.shape[1], device=wave.device).unsqueeze(0) < frames.unsqueeze(1)
+        return power * fmask.unsqueeze(-1).to(power.dtype), fmask
+
+    def raw(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) -> un-normalised log-mel (B, T, n_mels), frame mask (B, T)."""
+        power, fmask = self.spectrum(wave, mask)
+        logmel = torch.log(power @ self.mel + 1e-6)
         return logmel * fmask.unsqueeze(-1).to(logmel.dtype), fmask
 
-    def forward(self, wave: torch.Tensor, mask: torch.Tensor,
-                norm: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) -> normalised log-mel (B, T, n_mels), frame mask (B, T): per band with ``norm``
-        (B, 2, n_mels) or, when ``per_band``, the utterance's own band statistics; else with the
-        utterance's one mean and std."""
-        logmel, fmask = self.raw(wave, mask)
+
+class Frontend(nn.Module):
+    """Raw frame features for the log-mel encoders: the log-mel bands, then (``descriptors``) the
+    acoustic low-level descriptors of :mod:`react.models.ser_descriptors`; no weights."""
+
+    def __init__(self, sample_rate: int, n_mels: int, descriptors: bool = False):
+        super().__init__()
+        self.logmel = LogMel(sample_rate, n_mels)
+        self.n_mels = n_mels
+        self.frame_s = self.logmel.hop / sample_rate
+        self.descriptors = (Descriptors(sample_rate, self.logmel.n_fft, self.logmel.hop, n_mels)
+                            if descriptors else None)
+
+    def raw(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) -> un-normalised features (B, T, n_mels [+ descriptors]) and per-feature frame
+        weights (B, T, same): the frame mask, for pitch and HNR only the voiced frames."""
+        power, fmask = self.logmel.spectrum(wave, mask)
+        logmel = torch.log(power @ self.logmel.mel + 1e-6) * fmask.unsqueeze(-1).to(power.dtype)
+        weights = fmask.unsqueeze(-1).expand_as(logmel)
+        if self.descriptors is None:
+            return logmel, weights
+        lld, lld_weights = self.descriptors(wave * mask.to(wave.dtype), power, logmel, fmask)
+        return torch.cat([logmel, lld], -1), torch.cat([weights, lld_weights], -1)
+
+    def forward(self, wave: torch.Tensor, mask: torch.Tensor, norm: torch.Tensor | None = None,
+                per_band: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalised features, weights (B, T, F) and frame mask (B, T): each feature standardised
+        by ``norm`` (B, 2, F), the speaker's mean and std of :meth:`raw`; without it by the
+        utterance's own statistics, per feature when ``per_band``, else one mean and std over all
+        log-mel bands (the descriptors always per feature)."""
+        feats, weights = self.raw(wave, mask)
+        fmask = weights[..., 0]
         if norm is not None:
             mean, std = norm[:, :1].float(), norm[:, 1:].float().clamp_min(1e-3)
-        elif self.per_band:
-            mean, std = masked_mean_std(logmel, fmask)
         else:
-            mean, std = masked_mean_std(logmel.flatten(1).view(logmel.shape[0], -1, 1),
-                                        fmask.repeat_interleave(logmel.shape[2], dim=1))
-        logmel = (logmel - mean) / std
-        return logmel * fmask.unsqueeze(-1).to(logmel.dtype), fmask
+            mean, std = weighted_mean_std(feats, weights)
+            if not per_band:
+                n = self.n_mels
+                flat_mean, flat_std = masked_mean_std(feats[..., :n].flatten(1).view(feats.shape[0], -1, 1),
+                                                      fmask.repeat_interleave(n, dim=1))
+                mean = torch.cat([flat_mean.expand(-1, -1, n), mean[..., n:]], -1)
+                std = torch.cat([flat_std.expand(-1, -1, n), std[..., n:]], -1)
+        return (feats - mean) / std * weights.to(feats.dtype), weights, fmask
 
 
 class MelCNN(nn.Module):
@@ -203,20 +237,27 @@ class MelTDNN(nn.Module):
 
 
 class LogMelCNNEncoder(nn.Module):
-    """Log-mel -> SpecAugment (training) -> 2-D CNN (or 1-D TDNN): a small encoder for CPU work."""
+    """Log-mel -> SpecAugment (training) -> 2-D CNN (or 1-D TDNN): a small encoder for CPU work;
+    with ``descriptors`` also the functionals of the normalised acoustic descriptors."""
 
     def __init__(self, sample_rate: int, n_mels: int, channels: list[int], out_dim: int,
-                 specaug: SpecAugment, per_band: bool = False, tdnn: bool = False):
+                 specaug: SpecAugment, per_band: bool = False, tdnn: bool = False, descriptors: bool = False):
         super().__init__()
-        self.logmel = LogMel(sample_rate, n_mels, per_band=per_band)
+        self.frontend = Frontend(sample_rate, n_mels, descriptors)
+        self.per_band = per_band
         self.specaug = specaug
         self.cnn = (MelTDNN if tdnn else MelCNN)(n_mels, channels, out_dim)
         self.out_dim = out_dim
 
-    def forward(self, wave: torch.Tensor, mask: torch.Tensor,
-                norm: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        feats, fmask = self.logmel(wave, mask, norm)
-        return self.cnn(self.specaug(feats, fmask), fmask)
+    def forward(self, wave: torch.Tensor, mask: torch.Tensor, norm: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Frames (B, T', out_dim), their mask (B, T') and the descriptor functionals (B, N) or None."""
+        feats, weights, fmask = self.frontend(wave, mask, norm, self.per_band)
+        n = self.frontend.n_mels
+        described = None
+        if self.frontend.descriptors is not None:
+            described = functionals(feats[..., n:], weights[..., n:], self.frontend.frame_s)
+        return (*self.cnn(self.specaug(feats[..., :n], fmask), fmask), described)
 
 
 def _frozen_subtrees(module: nn.Module) -> list[nn.Module]:
@@ -371,7 +412,7 @@ class SERModel(nn.Module):
 
         def mel_cnn(tdnn: bool = False) -> LogMelCNNEncoder:
             return LogMelCNNEncoder(sample_rate, cfg.n_mels, cfg.cnn_channels, cfg.embed_dim, specaug,
-                                    per_band=self.speaker_norm, tdnn=tdnn)
+                                    per_band=self.speaker_norm, tdnn=tdnn, descriptors=cfg.descriptors)
 
         if cfg.encoder in ("logmel_cnn", "logmel_tdnn"):
             if cfg.spec_branch:
@@ -393,37 +434,47 @@ class SERModel(nn.Module):
             self.spec_branch = mel_cnn()
             self.spec_pool = AttentionPooling(cfg.embed_dim, cfg.pool_heads, cfg.pool_std)
             width += self.spec_pool.out_dim
-        if self.speaker_norm and not isinstance(self.encoder, LogMelCNNEncoder) and self.spec_branch is None:
-            raise ValueError("model.normalization=speaker normalises log-mel features: use the logmel_cnn "
-                             "encoder or model.spec_branch")
+        if self.mel is None and (self.speaker_norm or cfg.descriptors):
+            raise ValueError("model.normalization=speaker and model.descriptors work on the log-mel front "
+                             "end: use a logmel encoder or model.spec_branch")
+        # the functionals, standardised over the training data as a classic model's scaler would
+        self.descriptor_norm = nn.BatchNorm1d(N_FUNCTIONALS) if cfg.descriptors else None
+        width += N_FUNCTIONALS if cfg.descriptors else 0
         self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(width, cfg.hidden_dim), nn.GELU(),
                                   nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden_dim, n_classes))
         self.sex_head = nn.Linear(width, 2) if cfg.aux_sex_weight > 0 else None
 
-    def raw_logmel(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The un-normalised log-mel (B, T, n_mels) and frame mask whose band statistics are ``norm``."""
-        mel = self.encoder if isinstance(self.encoder, LogMelCNNEncoder) else self.spec_branch
-        if mel is None:
-            raise ValueError("this model has no log-mel front end")
-        return mel.logmel.raw(wave, mask)
+    @property
+    def mel(self) -> LogMelCNNEncoder | None:
+        """The log-mel encoder or branch (its front end gives the features ``norm`` describes)."""
+        return self.encoder if isinstance(self.encoder, LogMelCNNEncoder) else self.spec_branch
+
+    def raw_features(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The un-normalised frame features (B, T, F) and their weights whose per-feature statistics
+        are ``norm``: log-mel bands, then the acoustic descriptors when the model has them."""
+        return self.mel.frontend.raw(wave, mask)
 
     def forward(self, wave: torch.Tensor, mask: torch.Tensor | None = None,
                 norm: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """``wave`` (B, L) at the model's sample rate, ``mask`` (B, L) True on real samples, ``norm``
-        (B, 2, n_mels) the speaker's log-mel band mean and std (``normalization=speaker``)."""
+        (B, 2, F) the speaker's mean and std of :meth:`raw_features` (``normalization=speaker``)."""
         if mask is None:
             mask = torch.ones_like(wave, dtype=torch.bool)
         if norm is not None and not self.speaker_norm:
             raise ValueError("norm given to a model with normalization=utterance")
+        described = None
         if isinstance(self.encoder, LogMelCNNEncoder):
-            feats, fmask = self.encoder(wave, mask, norm)
+            feats, fmask, described = self.encoder(wave, mask, norm)
         else:
             feats, fmask = self.encoder(wave, mask)
         if self.context is not None:
             feats = self.context(feats, fmask)
         pooled = self.pool(feats, fmask)
         if self.spec_branch is not None:
-            pooled = torch.cat([pooled, self.spec_pool(*self.spec_branch(wave, mask, norm))], dim=1)
+            frames, spec_mask, described = self.spec_branch(wave, mask, norm)
+            pooled = torch.cat([pooled, self.spec_pool(frames, spec_mask)], dim=1)
+        if self.descriptor_norm is not None:
+            pooled = torch.cat([pooled, self.descriptor_norm(described)], dim=1)
         out = {"logits": self.head(pooled)}
         if self.sex_head is not None:
             out["sex_logits"] = self.sex_head(pooled)

@@ -4,8 +4,9 @@ PyTorch with onnxruntime.
     python -m react.ser.export --checkpoint runs/ser_tiny --out runs/ser_tiny/ser.onnx
 
 The graph maps ``wave`` (batch, samples) float32 at the training sample rate to ``probs``
-(batch, classes); a ``normalization=speaker`` model also takes ``norm`` (batch, 2, n_mels), the
-speaker's log-mel band mean and std (:func:`react.ser.inference.speaker_norm`). The class names,
+(batch, classes); a ``normalization=speaker`` model also takes ``norm`` (batch, 2, F), the
+speaker's mean and std of each log-mel band and acoustic descriptor
+(:func:`react.ser.inference.speaker_norm`); the descriptors are computed inside the graph. The class names,
 sample rate, input names and the checkpoint it came from are stored in the model's metadata. An
 export already made from the same checkpoint file is kept, not redone.
 """
@@ -42,7 +43,7 @@ def _inputs(model: nn.Module, wave: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"wave": wave}
     from react.ser.inference import speaker_norm
 
-    norm = torch.from_numpy(speaker_norm(model.raw_logmel, list(wave.numpy())))
+    norm = torch.from_numpy(speaker_norm(model.raw_features, list(wave.numpy())))
     return {"wave": wave, "norm": norm.expand(len(wave), -1, -1).contiguous()}
 
 

@@ -28,39 +28,41 @@ Frontend = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tens
 
 
 class RunningNorm:
-    """Per-band log-mel statistics accumulated over a speaker's audio (a file set, or a live
-    stream as it comes); ``frontend`` is :meth:`react.models.ser.SERModel.raw_logmel` or a
-    ``LogMel.raw``."""
+    """Per-feature statistics of the raw frame features accumulated over a speaker's audio (a file
+    set, or a live stream as it comes); ``frontend`` is :meth:`react.models.ser.SERModel.raw_features`
+    or a ``Frontend.raw``: (B, L) waves and mask -> features (B, T, F) and frame weights (B, T, F)."""
 
     def __init__(self, frontend: Frontend, device: torch.device | str = "cpu"):
         self.frontend = frontend
         self.device = torch.device(device)
-        self.total = self.total_sq = 0.0
-        self.count = 0
+        self.total = self.total_sq = self.count = torch.zeros((), dtype=torch.float64)
+        self.frames = 0  # valid frames seen
 
     @torch.no_grad()
     def update(self, waves: list[np.ndarray], batch_size: int = 16) -> RunningNorm:
         for index in _batches(waves, batch_size):
-            logmel, fmask = self.frontend(*_padded(waves, index, self.device))
-            frames = logmel[fmask].double()
-            self.total = self.total + frames.sum(0)
-            self.total_sq = self.total_sq + frames.pow(2).sum(0)
-            self.count += len(frames)
+            feats, weights = self.frontend(*_padded(waves, index, self.device))
+            w = weights.double()
+            self.total = self.total + (feats.double() * w).sum((0, 1))
+            self.total_sq = self.total_sq + (feats.double().pow(2) * w).sum((0, 1))
+            self.count = self.count + w.sum((0, 1))
+            self.frames += int(weights[..., 0].sum())
         return self
 
     def value(self) -> np.ndarray:
-        """Mean and std ``(2, n_mels)`` of every frame seen so far."""
-        if not self.count:
+        """Mean and std ``(2, F)`` of every weighted frame seen so far (a feature without any, such
+        as pitch in unvoiced audio, gets mean 0 and std 1e-3)."""
+        if not self.frames:
             raise ValueError("speaker statistics need at least one waveform")
-        mean = self.total / self.count
-        std = (self.total_sq / self.count - mean.pow(2)).clamp_min(1e-6).sqrt()
+        mean = self.total / self.count.clamp_min(1.0)
+        std = (self.total_sq / self.count.clamp_min(1.0) - mean.pow(2)).clamp_min(1e-6).sqrt()
         return torch.stack([mean, std]).float().cpu().numpy()
 
 
 def speaker_norm(frontend: Frontend, waves: list[np.ndarray], batch_size: int = 16,
                  device: torch.device | str = "cpu") -> np.ndarray:
-    """Per-band mean and std ``(2, n_mels)`` of the raw log-mel over all frames of ``waves`` (one
-    speaker's unlabelled audio): the ``norm`` of a ``normalization=speaker`` model."""
+    """Per-feature mean and std ``(2, F)`` of the raw frame features over all frames of ``waves``
+    (one speaker's unlabelled audio): the ``norm`` of a ``normalization=speaker`` model."""
     return RunningNorm(frontend, device).update(waves, batch_size).value()
 
 
@@ -68,7 +70,7 @@ def model_speaker_norm(model: nn.Module, waves: list[np.ndarray]) -> np.ndarray 
     """``speaker_norm`` of ``waves`` for a ``normalization=speaker`` model, else None."""
     if not getattr(model, "speaker_norm", False):
         return None
-    return speaker_norm(model.raw_logmel, waves, device=next(model.parameters()).device)
+    return speaker_norm(model.raw_features, waves, device=next(model.parameters()).device)
 
 
 @torch.no_grad()

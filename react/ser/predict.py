@@ -169,7 +169,7 @@ def run_microphone(model: nn.Module, sample_rate: int, classes: list[str], windo
     A speaker-normalised model uses the statistics of every voiced window heard so far."""
     window, hop = round(window_s * sample_rate), round(hop_s * sample_rate)
     buffer = np.zeros(0, dtype=np.float32)
-    running = RunningNorm(model.raw_logmel) if getattr(model, "speaker_norm", False) else None
+    running = RunningNorm(model.raw_features) if getattr(model, "speaker_norm", False) else None
     rows, elapsed = [], 0.0
     with open_stream(sample_rate) as stream:
         while seconds <= 0 or elapsed < seconds - 1e-9:
@@ -180,7 +180,7 @@ def run_microphone(model: nn.Module, sample_rate: int, classes: list[str], windo
             norm = None
             if running is not None and voiced_fraction(block, sample_rate, silence_db) >= min_voiced:
                 norm = running.update([block]).value()
-            elif running is not None and running.count:
+            elif running is not None and running.frames:
                 norm = running.value()
             started = time.perf_counter()
             row = timeline(model, buffer, sample_rate, classes, window_s, window_s, silence_db, min_voiced,

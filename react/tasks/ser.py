@@ -37,7 +37,7 @@ from react.data.ser_corpus import (
     speaker_split,
 )
 from react.data.ser_dataset import IGNORE, SERDataset, collate
-from react.models.ser import SSL_TRAINING_FIELDS, LogMel, SERModel, SERModelConfig
+from react.models.ser import SSL_TRAINING_FIELDS, Frontend, SERModel, SERModelConfig
 from react.models.specaugment import SpecAugment
 from react.models.ssl_audio import FAMILIES
 from react.pretrained import load_ssl_weights, ssl_architecture
@@ -173,12 +173,12 @@ class Task:
 
     @cached_property
     def speaker_norms(self) -> dict[str, np.ndarray] | None:
-        """Actor -> log-mel band mean and std over all of the actor's (unlabelled) audio, when the
-        model normalises by speaker; else None."""
+        """Actor -> mean and std of each log-mel band (and acoustic descriptor) over all of the
+        actor's (unlabelled) audio, when the model normalises by speaker; else None."""
         m = self.cfg.model
         if m.normalization != "speaker":
             return None
-        frontend = LogMel(self.cfg.data.sample_rate, m.n_mels).raw
+        frontend = Frontend(self.cfg.data.sample_rate, m.n_mels, m.descriptors).raw
         by_actor: dict[str, list[str]] = {}
         for u in (u for us in self.splits.values() for u in us):
             by_actor.setdefault(u.actor, []).append(u.path)
