@@ -109,6 +109,18 @@ def test_augmentation_semantics():
         A.TSAugment(A.TSAugmentConfig(scale=A.Scale(probability=1.5)))
 
 
+def test_two_views_in_one_call_draw_independently():
+    """The ssl task makes both views in one call: the two copies of a window get their own draws."""
+    x = windows(400, 4, 1)
+    out = A.TSAugment(A.TSAugmentConfig(sign_flip=A.SignFlip(0.5)))(
+        x, torch.Generator().manual_seed(3), views=2
+    )
+    first, second = out.chunk(2)
+    assert ((first == x) | (first == -x)).all() and ((second == x) | (second == -x)).all()
+    differ = (first != second).any(2).any(1).float().mean()  # one view flipped, the other not: 1/2
+    assert 0.4 < differ < 0.6
+
+
 # ---------------------------------------------------------------- objectives and models
 
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from react.config import ConfigError, RunConfig
 from react.data.react_layout import LayoutError
-from react.data.ts_augment import TSAugment, TSAugmentConfig
+from react.data.ts_augment import TSAugment, TSAugmentConfig, one_cpu_thread
 from react.data.windows import read_meta
 from react.data.xroom import LABELS
 from react.models.timeseries import Classifier, EncoderConfig, build_encoder
@@ -151,7 +151,8 @@ class Task:
     def collate(self, items: Sequence[int]) -> dict[str, torch.Tensor]:
         index = torch.as_tensor(items)
         x, y, _ = self.splits["train"]
-        return {"index": index, "x": x[index], "y": y[index]}
+        with one_cpu_thread(x):  # a small gather
+            return {"index": index, "x": x[index], "y": y[index]}
 
     def class_weights(self) -> torch.Tensor | None:
         loss = self.cfg.loss

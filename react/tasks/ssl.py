@@ -32,6 +32,7 @@ from react.data.ts_augment import (
     TSAugment,
     TSAugmentConfig,
     ZeroMasking,
+    one_cpu_thread,
 )
 from react.data.windows import channel_groups, load_windows, read_meta
 from react.engine.checkpoint import CheckpointError, load_state
@@ -185,12 +186,14 @@ class Task:
 
     def collate(self, items: Sequence[int]) -> dict[str, torch.Tensor]:
         index = torch.as_tensor(items)
-        return {"index": index, "x": self.windows("train")[index]}
+        x = self.windows("train")
+        with one_cpu_thread(x):  # a small gather
+            return {"index": index, "x": x[index]}
 
     def objective(self, model: nn.Module, x: torch.Tensor,
                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """The loss of two augmented views of ``x``."""
-        views = torch.cat([self.augment(x, generator), self.augment(x, generator)])
+        """The loss of two augmented views of ``x`` (made in one call: every row draws its own)."""
+        views = self.augment(x, generator, views=2)
         z1, z2 = model(views).chunk(2)
         s = self.cfg.ssl
         if s.framework == "simclr":
