@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from react.config import ConfigError, load_config
 
 CHOICES = {"split": ("val", "test"), "device": ("cpu", "cuda"), "tlcc_samples": ("first", "all"),
-           "metric_set": ("2024", "2025")}
+           "metric_set": ("auto", "2024", "2025"), "layout": ("auto", "react", "mars"),
+           "directions": ("both", "speaker")}
 
 
 @dataclass
 class EvalData:
-    root: str = "???"  # REACT dataset root (split CSVs, Emotion/, neighbour_emotion_*.npy)
+    root: str = "???"  # dataset root: REACT 2023/2024 (split CSVs, Emotion/, matrices) or MARS (docs/data.md)
 
 
 @dataclass
@@ -41,8 +42,10 @@ class EvalConfig:
     workers: int = 0  # CPU threads (0 = all cores)
     device: str = "cpu"  # cpu | cuda (DTW on the GPU with torch)
     tlcc_samples: str = "first"  # first (official) | all
-    metric_set: str = "2024"  # 2024: REACT 2023/2024 metrics | 2025: REACT 2025/2026 (MAE, no FRDvs)
+    metric_set: str = "auto"  # auto: the layout's | 2024: REACT 2023/2024 | 2025: 2025/2026 (MAE, no FRDvs)
     frdvs: bool = False  # also FRDvs with metric_set 2025 (always part of 2024)
+    layout: str = "auto"  # auto (detected) | react (REACT 2023/2024) | mars (REACT 2025/2026)
+    directions: str = "both"  # input clips: both (every clip of each pair) | speaker (speaker clips only)
 
 
 def validate(cfg: EvalConfig) -> None:
@@ -56,7 +59,7 @@ def validate(cfg: EvalConfig) -> None:
 
 FLAGS = {"data_dir": "data.root", "pred_dir": "pred_dir", "split": "split", "out": "out",
          "workers": "workers", "device": "device", "tlcc_samples": "tlcc_samples",
-         "metric_set": "metric_set", "frdvs": "frdvs"}
+         "metric_set": "metric_set", "frdvs": "frdvs", "layout": "layout", "directions": "directions"}
 
 
 def parse_args(argv: list[str] | None = None) -> EvalConfig:
@@ -71,8 +74,11 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
     parser.add_argument("--tlcc-samples", choices=CHOICES["tlcc_samples"],
                         help="first (default): sample 0 of each clip, as the official code; all: all 10")
     parser.add_argument("--metric-set", choices=CHOICES["metric_set"],
-                        help="2024 (default): FRC FRD S-MSE FRVar FRDvs TLCC; "
-                             "2025: FRC FRD TLCC S-MSE FRVar MAE")
+                        help="auto (default): 2024 for the REACT 2023/2024 layout, 2025 for MARS; "
+                             "2024: FRC FRD S-MSE FRVar FRDvs TLCC; 2025: FRC FRD TLCC S-MSE FRVar MAE")
+    parser.add_argument("--layout", choices=CHOICES["layout"], help="data layout (default: detected)")
+    parser.add_argument("--directions", choices=CHOICES["directions"],
+                        help="input clips: both (default) or speaker (the MARS scripts' default)")
     parser.add_argument("--frdvs", action="store_true", default=None,
                         help="with --metric-set 2025: add FRDvs")
     parser.add_argument("--config", help="YAML with the same keys (may name a base: it extends)")
@@ -95,9 +101,13 @@ def input_stamp(cfg: EvalConfig) -> str:
 
     settings = {k: v for k, v in vars(cfg).items() if k not in ("out", "workers", "data")}
     digest = hashlib.sha1(json.dumps({**settings, "root": str(Path(cfg.data.root).resolve())}).encode())
-    folders = [Path(cfg.pred_dir) / cfg.split, Path(cfg.data.root) / cfg.split / "Emotion"]
+    from react.data.layouts import resolve
+    from react.data.mars_layout import FACIAL_ATTRIBUTES
+
     root = Path(cfg.data.root)
-    files = [root / f"{cfg.split}.csv", root / f"neighbour_emotion_{cfg.split}.npy"]
+    mars = resolve(root, cfg.layout) == "mars"
+    folders = [Path(cfg.pred_dir) / cfg.split, root / cfg.split / (FACIAL_ATTRIBUTES if mars else "Emotion")]
+    files = [] if mars else [root / f"{cfg.split}.csv", root / f"neighbour_emotion_{cfg.split}.npy"]
     for folder in folders:
         for top, _, names in sorted(os.walk(folder)):
             files += [Path(top) / n for n in sorted(names)]
@@ -121,25 +131,31 @@ def _previous(cfg: EvalConfig, stamp: str) -> dict | None:
 def _score(cfg: EvalConfig) -> dict | None:
     """Load and score this process's share of the clips; the merged metrics on the main process
     (``None`` on the others). Every process lists every input problem of the whole split."""
-    from evaluation.loading import EvalInputError, load_ground_truth, load_predictions
+    from evaluation import loading
+    from evaluation.loading import EvalInputError
     from evaluation.metrics import combine, score_clips
-    from react.data.react_layout import read_split
+    from react.data.layouts import METRIC_SET, input_clips, read_split
+    from react.data.react_layout import NUM_PREDICTIONS
     from react.utils import distributed as dist
 
     acc = dist.make_accelerator(cfg.device) if dist.launched() else None
     index, processes = (acc.process_index, acc.num_processes) if acc else (0, 1)
     workers = cfg.workers or (dist.cpu_workers() if acc else None)
     start = time.perf_counter()
-    split = read_split(cfg.data.root, cfg.split)
-    clips = dist.share(len(split), index, processes)
+    split = read_split(cfg.data.root, cfg.split, cfg.layout)
+    metric_set = METRIC_SET[split.layout] if cfg.metric_set == "auto" else cfg.metric_set
+    inputs = input_clips(split, cfg.directions)
+    clips = dist.share(len(inputs), index, processes)  # positions among the inputs
     problems: list[str] = []
     ground_truth = pred = None
     try:
-        ground_truth = load_ground_truth(split)
+        ground_truth = loading.load_ground_truth(split)
     except EvalInputError as err:
         problems += err.problems
+    mine = [inputs[i] for i in clips]
     try:
-        pred = load_predictions(cfg.pred_dir, split, progress=index == 0, indices=clips)
+        frames = loading.expected_frames(split, None if ground_truth is None else ground_truth[1], mine)
+        pred = loading.load_predictions(cfg.pred_dir, split, progress=index == 0, indices=mine, frames=frames)
     except EvalInputError as err:
         problems += err.problems
     part = None
@@ -151,7 +167,7 @@ def _score(cfg: EvalConfig) -> dict | None:
         raise EvalInputError(problems)
     if len(clips):
         device = str(acc.device) if acc and cfg.device == "cuda" else cfg.device
-        part = score_clips(pred, list(clips), *ground_truth, metric_set=cfg.metric_set,
+        part = score_clips(pred, list(clips), *loading.of_inputs(ground_truth, inputs), metric_set=metric_set,
                            frdvs=cfg.frdvs or None, tlcc_samples=cfg.tlcc_samples, device=device,
                            workers=workers, progress=index == 0)
         part.seconds["load"] = round(load_s, 4)
@@ -160,9 +176,9 @@ def _score(cfg: EvalConfig) -> dict | None:
         return None
     metrics = combine([p for p in parts if p is not None])
     metrics["seconds"]["total"] = round(time.perf_counter() - start, 4)
-    metrics.update(split=cfg.split, clips=len(split), samples=int(pred.shape[1]),
-                   tlcc_samples=cfg.tlcc_samples, device=cfg.device, metric_set=cfg.metric_set,
-                   processes=processes)
+    metrics.update(split=cfg.split, clips=len(inputs), samples=NUM_PREDICTIONS,
+                   tlcc_samples=cfg.tlcc_samples, device=cfg.device, metric_set=metric_set,
+                   layout=split.layout, processes=processes)
     return metrics
 
 

@@ -228,16 +228,21 @@ def staged_cost(xt, xr, yr, lo, hi, threshold):
 
 
 @njit(cache=True, nogil=True)
-def _diagonal_cost(xt, yr):
-    """FRD cost of the diagonal warping path (equal lengths): an upper bound of ``group_dtw``."""
-    t = xt.shape[1]
+def _path_cost(xt, yr):
+    """FRD cost along one warping path: the diagonal for equal lengths; for unequal lengths the
+    longer sequence steps every frame and the shorter one follows its rounded-down position (steps
+    of 0 or 1, a valid path). An upper bound of ``group_dtw``, the guess that orders candidates."""
+    t1, t2 = xt.shape[1], yr.shape[1]
+    n = max(t1, t2)
     total = 0.0
     for g in range(3):
         lo, hi = (G0, G1) if g == 0 else ((G1, G2) if g == 1 else (G2, G3))
         acc = 0.0
         for d in range(lo, hi):
-            for i in range(t):
-                diff = xt[d, i] - yr[d, t - 1 - i]
+            for s in range(n):
+                i = s if t1 == n else (s * (t1 - 1)) // (n - 1)
+                j = s if t2 == n else (s * (t2 - 1)) // (n - 1)
+                diff = xt[d, i] - yr[d, t2 - 1 - j]
                 acc += diff * diff
         total += math.sqrt(acc) / DIVISORS[g]
     return total
@@ -255,27 +260,38 @@ def reference_boxes(y: np.ndarray, block: int = BLOCK) -> tuple[np.ndarray, np.n
     return lo, hi
 
 
+@njit(cache=True, inline="always")
+def _block(buf, off, q, rows):
+    """Item ``q`` of a packed buffer (:func:`pack`) as a C-contiguous ``(rows, size / rows)`` array."""
+    return buf[off[q]:off[q + 1]].reshape((rows, (off[q + 1] - off[q]) // rows))
+
+
 @njit(cache=True, parallel=True)
-def _min_over_candidates(queries, yr, lo, hi, cand_ptr, cand, start, stop, out_value, out_done):
+def _min_over_candidates(qbuf, qoff, ybuf, yoff, lobuf, hibuf, boff, cand_ptr, cand, start, stop,
+                         out_value, out_done):
     """For queries ``start..stop-1``: min over their candidates of ``group_dtw``.
 
-    The best guess is computed in full, every other candidate term by term against the best so far
-    (``staged_cost``). ``out_done[q]``: candidates not pruned (the guess included).
+    Packed inputs (:func:`pack`): queries ``(T1, 25)``, references transposed and reversed
+    ``(25, T2)``, their block boxes ``(25, B)``. The best guess (:func:`_path_cost`) is computed in
+    full, every other candidate term by term against the best so far (``staged_cost``).
+    ``out_done[q]``: candidates not pruned (the guess included).
     """
-    same_length = yr.shape[2] == queries.shape[1]
+    d = G3
     for q in prange(start, stop):
-        xt = np.ascontiguousarray(queries[q].T)
+        x = qbuf[qoff[q]:qoff[q + 1]].reshape(((qoff[q + 1] - qoff[q]) // d, d))
+        xt = np.ascontiguousarray(x.T)
         xr = np.ascontiguousarray(xt[:, ::-1])
         first, last = cand_ptr[q], cand_ptr[q + 1]
         guess = np.empty(last - first)
         for c in range(last - first):
-            guess[c] = _diagonal_cost(xt, yr[cand[first + c]]) if same_length else 0.0
+            guess[c] = _path_cost(xt, _block(ybuf, yoff, cand[first + c], d))
         order = np.argsort(guess, kind="mergesort")
-        best = group_dtw(xt, yr[cand[first + order[0]]], np.inf)
+        best = group_dtw(xt, _block(ybuf, yoff, cand[first + order[0]], d), np.inf)
         done = 1
         for c in order[1:]:
             r = cand[first + c]
-            value = staged_cost(xt, xr, yr[r], lo[r], hi[r], best)
+            value = staged_cost(xt, xr, _block(ybuf, yoff, r, d), _block(lobuf, boff, r, d),
+                                _block(hibuf, boff, r, d), best)
             if value < np.inf:
                 done += 1
             best = min(best, value)
@@ -288,25 +304,51 @@ def reverse_references(y: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.swapaxes(np.asarray(y)[:, ::-1], 1, 2), dtype=np.float32)
 
 
+def pack(items: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """One flat float32 buffer of C-contiguous items and the ``(N + 1,)`` offsets of each item's
+    values: an ``(N, ...)`` array is packed without a copy, a list of arrays of any shapes with one."""
+    if isinstance(items, np.ndarray):
+        items = np.ascontiguousarray(items, dtype=np.float32)
+        size = int(np.prod(items.shape[1:]))
+        return items.reshape(-1), np.arange(len(items) + 1, dtype=np.int64) * size
+    if not items:
+        return np.zeros(0, np.float32), np.zeros(1, np.int64)
+    flat = np.concatenate([np.asarray(a, dtype=np.float32).reshape(-1) for a in items])
+    return flat, np.concatenate([[0], np.cumsum([a.size for a in items])]).astype(np.int64)
+
+
+def _packed_references(references: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Packed reversed references, their block minima and maxima, and the offsets of both."""
+    if isinstance(references, np.ndarray):
+        lo, hi = reference_boxes(references)
+        reversed_refs = reverse_references(references)
+    else:
+        boxes = [reference_boxes(np.asarray(y)[None]) for y in references]
+        lo, hi = [b[0][0] for b in boxes], [b[1][0] for b in boxes]
+        reversed_refs = [reverse_references(np.asarray(y)[None])[0] for y in references]
+    (ybuf, yoff), (lobuf, boff), (hibuf, _) = pack(reversed_refs), pack(lo), pack(hi)
+    return ybuf, yoff, lobuf, hibuf, boff
+
+
 def min_group_dtw(
-    queries: np.ndarray, references: np.ndarray, cand_ptr: np.ndarray, cand: np.ndarray,
-    chunk: int = 0, progress: bool = False,
+    queries: np.ndarray | list[np.ndarray], references: np.ndarray | list[np.ndarray], cand_ptr: np.ndarray,
+    cand: np.ndarray, chunk: int = 0, progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Min over candidates of the FRD pair cost, for many queries.
 
-    ``queries``: (Q, T1, 25); ``references``: (R, T2, 25). Query ``q`` is compared with
+    ``queries``: (Q, T1, 25), or a list of Q ``(T1_q, 25)`` arrays of any lengths; ``references``:
+    (R, T2, 25) or a list of ``(T2_r, 25)``. Query ``q`` is compared with
     ``references[cand[cand_ptr[q]:cand_ptr[q+1]]]`` (CSR layout, at least one candidate each).
     Returns (minimum (Q,), candidates not pruned (Q,)). ``chunk`` > 0 runs the queries in chunks
     (with a progress bar if ``progress``).
     """
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
     nq = len(queries)
     cand_ptr = np.ascontiguousarray(cand_ptr, dtype=np.int64)
     cand = np.ascontiguousarray(cand, dtype=np.int64)
     if len(cand_ptr) != nq + 1 or np.any(np.diff(cand_ptr) < 1):
         raise ValueError("cand_ptr must have one entry per query plus one, each query >= 1 candidate")
-    yr = reverse_references(references)
-    lo, hi = reference_boxes(references)
+    qbuf, qoff = pack(queries)
+    ybuf, yoff, lobuf, hibuf, boff = _packed_references(references)
     value = np.empty(nq)
     done = np.zeros(nq, dtype=np.int64)
     step = chunk if chunk > 0 else max(nq, 1)
@@ -318,7 +360,8 @@ def min_group_dtw(
     with numba.parallel_chunksize(1):
         for start in starts:
             stop = min(start + step, nq)
-            _min_over_candidates(queries, yr, lo, hi, cand_ptr, cand, start, stop, value, done)
+            _min_over_candidates(qbuf, qoff, ybuf, yoff, lobuf, hibuf, boff, cand_ptr, cand, start, stop,
+                                 value, done)
     return value, done
 
 

@@ -41,12 +41,13 @@ def batch_group_dtw(x, y):
 
 
 def min_group_dtw_torch(
-    queries: np.ndarray, references: np.ndarray, cand_ptr: np.ndarray, cand: np.ndarray,
-    device: str = "cpu", batch: int = 0, progress: bool = False,
+    queries: np.ndarray | list[np.ndarray], references: np.ndarray | list[np.ndarray], cand_ptr: np.ndarray,
+    cand: np.ndarray, device: str = "cpu", batch: int = 0, progress: bool = False,
 ) -> np.ndarray:
     """Same contract as ``evaluation.dtw.min_group_dtw`` (minimum only), every pair computed.
 
-    ``batch`` pairs per step (0: 2048 on CUDA, 64 on CPU).
+    ``batch`` pairs per step (0: 2048 on CUDA, 64 on CPU); sequences of different lengths (lists)
+    are batched by pairs of equal lengths.
     """
     import torch
 
@@ -56,19 +57,30 @@ def min_group_dtw_torch(
     pair_q = np.repeat(np.arange(len(counts)), counts)
     pair_r = np.asarray(cand)
     batch = batch or (2048 if device.startswith("cuda") else 64)
-    q_all = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
-    r_all = torch.from_numpy(np.ascontiguousarray(references, dtype=np.float32))
+    q_len = np.array([len(q) for q in queries])[pair_q]
+    r_len = np.array([len(r) for r in references])[pair_r]
+    order = np.lexsort((r_len, q_len))  # pairs of equal lengths together (stable: dense keeps its order)
+    cut = np.flatnonzero((np.diff(q_len[order]) != 0) | (np.diff(r_len[order]) != 0)) + 1
+    groups = np.split(order, cut)
+    steps = [group[i:i + batch] for group in groups for i in range(0, len(group), batch)]
     values = torch.empty(len(pair_q), dtype=torch.float64)
-    starts = range(0, len(pair_q), batch)
     if progress:
         from react.utils.progress import progress
 
-        starts = progress(starts, desc="FRD (torch)", unit="batch")
-    for start in starts:
-        sel = slice(start, start + batch)
-        x = q_all[torch.from_numpy(pair_q[sel])].to(device=device, dtype=torch.float64)
-        y = r_all[torch.from_numpy(pair_r[sel])].to(device=device, dtype=torch.float64)
-        values[sel] = batch_group_dtw(x, y).cpu()
+        steps = progress(steps, desc="FRD (torch)", unit="batch")
+    for sel in steps:
+        x = _gather(queries, pair_q[sel]).to(device=device, dtype=torch.float64)
+        y = _gather(references, pair_r[sel]).to(device=device, dtype=torch.float64)
+        values[torch.from_numpy(sel)] = batch_group_dtw(x, y).cpu()
     minima = torch.full((len(counts),), float("inf"), dtype=torch.float64)
     minima.scatter_reduce_(0, torch.from_numpy(pair_q), values, reduce="amin")
     return minima.numpy()
+
+
+def _gather(seqs: np.ndarray | list[np.ndarray], idx: np.ndarray):
+    """``seqs[idx]`` as one float32 tensor (the items have one length)."""
+    import torch
+
+    if isinstance(seqs, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(seqs[idx], dtype=np.float32))
+    return torch.from_numpy(np.stack([np.asarray(seqs[i], dtype=np.float32) for i in idx]))

@@ -5,6 +5,12 @@ each; ``listener`` (C, T, 25) with ``listener[j]`` the real listener reaction to
 ``speaker`` (C, T, 25) with ``speaker[k]`` the Emotion of clip k; ``appropriate`` (C, C) bool,
 ``appropriate[k, j]`` when the reaction to clip j also suits clip k. Sums run in float64.
 
+Clips of different lengths (REACT 2025/2026, MARS) come as lists: ``pred[k]`` (S, T_k, 25),
+``speaker[k]`` (T_k, 25), ``listener[j]`` (T_j, 25). FRD compares whole sequences (DTW takes
+unequal lengths); FRC and MAE compare a prediction and a reaction on their common length (the
+first ``min(T_k, T_j)`` frames); S-MSE, FRVar and TLCC are per clip; FRDvs needs equal lengths.
+Lists whose clips all have one length are scored exactly as arrays.
+
 Every metric is a mean of per-clip terms (FRDvs: of mergeable moments), so :func:`score_clips`
 scores any subset of the clips (a chunk, or one process's share) and :func:`combine` merges the
 parts into exactly the values of the whole: memory stays bounded and processes can split a split.
@@ -40,6 +46,62 @@ def _constant_columns(x: np.ndarray) -> np.ndarray:
     return (x.max(axis=-2) == x.min(axis=-2))
 
 
+Seqs = np.ndarray | list  # (N, T, ...) array, or a list of N arrays (T_i, ...) of different T_i
+
+
+def _frames(x: Seqs) -> np.ndarray:
+    """(N,) frames of each item (the axis before the last)."""
+    if isinstance(x, np.ndarray):
+        return np.full(len(x), x.shape[-2], dtype=np.int64)
+    return np.array([a.shape[-2] for a in x], dtype=np.int64)
+
+
+def _take(x: Seqs, idx: Any) -> Seqs:
+    """Items ``idx`` of an array or a list."""
+    return x[idx] if isinstance(x, np.ndarray) else [x[i] for i in np.atleast_1d(idx)]
+
+
+def _as_seqs(x: Any, dtype: type = np.float32) -> Seqs:
+    """An array (dense input) or a list of arrays (one per clip)."""
+    if isinstance(x, (list, tuple)):
+        return [_as_numpy(a, dtype) for a in x]
+    return _as_numpy(x, dtype)
+
+
+def _dense_if_equal(*xs: Seqs) -> tuple[Seqs, ...]:
+    """Stack lists whose items all have one frame count (scored as arrays), else all as lists."""
+    if all(isinstance(x, np.ndarray) for x in xs):
+        return xs
+    if len({int(t) for x in xs for t in _frames(x)}) <= 1:
+        return tuple(x if isinstance(x, np.ndarray) else np.stack(x) for x in xs)
+    return tuple(list(x) for x in xs)
+
+
+def _common_lengths(frames: int, references: Seqs, cand: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Candidates grouped by the length they share with a ``frames``-long prediction."""
+    common = np.minimum(_frames(references)[cand], frames)
+    return [(int(m), cand[common == m]) for m in np.unique(common)]
+
+
+def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Centred float64 values, means, population variances and constant flags of ``(..., T, D)``."""
+    v = x.astype(np.float64)
+    mean = v.mean(axis=-2)
+    centred = v - mean[..., None, :]
+    return centred, mean, (centred**2).mean(axis=-2), _constant_columns(x)
+
+
+def _ccc(p: tuple, g_cols: np.ndarray, g_mean: np.ndarray, g_var: np.ndarray, g_const: np.ndarray,
+         t: int) -> np.ndarray:
+    """(S, A) CCC (mean over columns) of predictions with stats ``p`` (:func:`_stats` of (S, T, D))
+    and A references: centred columns ``g_cols`` (D, T, A), means, variances, constant flags (A, D)."""
+    p_c, p_mean, p_var, p_const = p
+    cov = (np.matmul(p_c.transpose(2, 0, 1), g_cols) / t).transpose(1, 2, 0)  # (S, A, D)
+    cov = np.where(p_const[:, None, :] | g_const[None], 0.0, cov)  # r := 0 where a column is constant
+    denom = p_var[:, None] + g_var[None] + (p_mean[:, None] - g_mean[None]) ** 2
+    return (2 * cov / (denom + CCC_EPS)).mean(axis=-1)
+
+
 def _candidates(appropriate: np.ndarray) -> list[np.ndarray]:
     rows = [np.flatnonzero(row) for row in appropriate]
     empty = [k for k, row in enumerate(rows) if len(row) == 0]
@@ -49,37 +111,48 @@ def _candidates(appropriate: np.ndarray) -> list[np.ndarray]:
     return rows
 
 
-def frc_per_clip(pred: np.ndarray, listener: np.ndarray, appropriate: np.ndarray) -> np.ndarray:
-    """(C,) per clip: the sum over samples of the max CCC with an appropriate listener.
+def frc_per_clip(pred: Seqs, listener: Seqs, appropriate: np.ndarray) -> np.ndarray:
+    """(C,) per clip: the sum over samples of the max CCC with an appropriate listener (on their
+    common length when lengths differ).
 
     ``appropriate`` holds the rows of ``pred``'s clips (C x all clips).
     """
-    c, s, t, d = pred.shape
     cands = _candidates(appropriate)
+    if not isinstance(pred, np.ndarray):
+        return _frc_ragged(pred, listener, cands)
+    t = pred.shape[2]
     used = np.flatnonzero(appropriate.any(axis=0))  # statistics of these listeners only (a chunk's)
     where = np.zeros(len(listener), dtype=np.int64)
     where[used] = np.arange(len(used))
-    g = listener[used].astype(np.float64)
-    g_mean = g.mean(axis=1)  # (U, D)
-    g_c = g - g_mean[:, None]
-    g_var = (g_c**2).mean(axis=1)
-    g_const = _constant_columns(listener[used])
+    g_c, g_mean, g_var, g_const = _stats(listener[used])
     g_cols = np.ascontiguousarray(g_c.transpose(2, 1, 0))  # (D, T, U)
-    out = np.empty(c)
+    out = np.empty(len(pred))
     for k, cand in enumerate(cands):
         cand = where[cand]
-        p = pred[k].astype(np.float64)  # (S, T, D)
-        p_mean = p.mean(axis=1)
-        p_c = p - p_mean[:, None]
-        p_var = (p_c**2).mean(axis=1)
-        cov = np.matmul(p_c.transpose(2, 0, 1), g_cols[:, :, cand]) / t  # (D, S, |A|)
-        cov = cov.transpose(1, 2, 0)  # (S, |A|, D)
-        constant = _constant_columns(pred[k])[:, None, :] | g_const[cand][None]
-        cov = np.where(constant, 0.0, cov)  # r := 0 where a column is constant
-        denom = p_var[:, None] + g_var[cand][None] + (p_mean[:, None] - g_mean[cand][None]) ** 2
-        ccc = (2 * cov / (denom + CCC_EPS)).mean(axis=-1)  # (S, |A|)
-        out[k] = ccc.max(axis=1).sum()
+        ccc = _ccc(_stats(pred[k]), g_cols[:, :, cand], g_mean[cand], g_var[cand], g_const[cand], t)
+        out[k] = ccc.max(axis=1).sum()  # (S, |A|): best reaction per sample, summed over samples
     return out
+
+
+def _frc_ragged(pred: list, listener: Seqs, cands: list[np.ndarray]) -> np.ndarray:
+    """:func:`frc_per_clip` of clips of different lengths, candidates grouped by common length."""
+    out = np.empty(len(pred))
+    for k, cand in enumerate(cands):
+        best = np.full(pred[k].shape[0], -np.inf)
+        for m, group in _common_lengths(pred[k].shape[1], listener, cand):
+            g_c, g_mean, g_var, g_const = _stats(_truncated(listener, group, m))
+            ccc = _ccc(_stats(pred[k][:, :m]), np.ascontiguousarray(g_c.transpose(2, 1, 0)), g_mean, g_var,
+                       g_const, m)
+            best = np.maximum(best, ccc.max(axis=1))
+        out[k] = best.sum()
+    return out
+
+
+def _truncated(references: Seqs, idx: np.ndarray, frames: int) -> np.ndarray:
+    """``(len(idx), frames, D)``: the first ``frames`` frames of references ``idx``."""
+    if isinstance(references, np.ndarray):
+        return references[idx][:, :frames]
+    return np.stack([references[j][:frames] for j in idx])
 
 
 def frc(pred: np.ndarray, listener: np.ndarray, appropriate: np.ndarray) -> float:
@@ -92,12 +165,15 @@ def frd_minima(
     device: str = "cpu", progress: bool = False,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """(C, S) min over appropriate listeners of the combined group DTW, and pruning counts."""
-    c, s = pred.shape[:2]
+    c, s = len(pred), pred[0].shape[0]
     cands = _candidates(appropriate)
     counts = np.repeat([len(a) for a in cands], s)
     cand_ptr = np.concatenate([[0], np.cumsum(counts)])
     cand = np.concatenate([a for a in cands for _ in range(s)])
-    queries = pred.reshape(c * s, *pred.shape[2:])
+    if isinstance(pred, np.ndarray):
+        queries = pred.reshape(c * s, *pred.shape[2:])
+    else:
+        queries = [sample for clip in pred for sample in clip]
     if backend == "torch":
         from evaluation.dtw_torch import min_group_dtw_torch
 
@@ -117,16 +193,16 @@ def frd(pred: np.ndarray, listener: np.ndarray, appropriate: np.ndarray, **kwarg
     return float(minima.sum(axis=1).mean())
 
 
-def s_mse_per_clip(pred: np.ndarray) -> np.ndarray:
+def s_mse_per_clip(pred: Seqs) -> np.ndarray:
     """(C,) mean squared difference between two samples of each clip; NaN with a single sample."""
-    c, s, t, d = pred.shape
-    if s < 2:
-        return np.full(c, np.nan)
-    per_clip = np.empty(c)
-    for k in range(c):  # sum over ordered pairs a != b = 2 S sum_a ||P_a - mean||^2
+    if pred[0].shape[0] < 2:
+        return np.full(len(pred), np.nan)
+    per_clip = np.empty(len(pred))
+    for k in range(len(pred)):  # sum over ordered pairs a != b = 2 S sum_a ||P_a - mean||^2
+        s, t, d = pred[k].shape
         p = pred[k].astype(np.float64)
-        per_clip[k] = 2 * s * ((p - p.mean(axis=0)) ** 2).sum()
-    return per_clip / (s * (s - 1) * t * d)
+        per_clip[k] = 2 * s * ((p - p.mean(axis=0)) ** 2).sum() / (s * (s - 1) * t * d)
+    return per_clip
 
 
 def s_mse(pred: np.ndarray) -> float:
@@ -186,15 +262,16 @@ def fr_var(pred: np.ndarray) -> float:
     return float(fr_var_per_clip(pred).mean())
 
 
-def mae_per_clip(pred: np.ndarray, listener: np.ndarray,
-                 appropriate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(C,) summed MAE over columns 15:25 of every (sample, appropriate listener) pair, (C,) pair counts."""
-    sums, pairs = np.empty(len(pred)), np.empty(len(pred), dtype=np.int64)
-    g = listener[..., MAE_COLUMNS]
+def mae_per_clip(pred: Seqs, listener: Seqs, appropriate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(C,) summed MAE over columns 15:25 of every (sample, appropriate listener) pair (on their
+    common length when lengths differ), (C,) pair counts."""
+    sums, pairs = np.zeros(len(pred)), np.zeros(len(pred), dtype=np.int64)
     for k, cand in enumerate(_candidates(appropriate)):
-        diff = np.abs(pred[k][:, None, :, MAE_COLUMNS] - g[cand][None])  # (S, |A|, T, 10) float32
-        sums[k] = diff.astype(np.float64).mean(axis=(2, 3)).sum()
-        pairs[k] = diff.shape[0] * diff.shape[1]
+        for m, group in _common_lengths(pred[k].shape[1], listener, cand):
+            g = _truncated(listener, group, m)[..., MAE_COLUMNS]
+            diff = np.abs(pred[k][:, None, :m, MAE_COLUMNS] - g[None])  # (S, |A|, m, 10) float32
+            sums[k] += diff.astype(np.float64).mean(axis=(2, 3)).sum()
+            pairs[k] += diff.shape[0] * diff.shape[1]
     return sums, pairs
 
 
@@ -268,19 +345,25 @@ def tlcc_offsets(pred: np.ndarray, speaker: np.ndarray,
     return np.abs(max_lag - best).astype(np.float64), has_nan
 
 
-def tlcc_per_clip(pred: np.ndarray, speaker: np.ndarray, samples: str = "first") -> tuple[np.ndarray, int]:
+def tlcc_per_clip(pred: Seqs, speaker: Seqs, samples: str = "first") -> tuple[np.ndarray, int]:
     """(C, n) TLCC |offsets| of the first (``first``) or all (``all``) samples of each clip, and the
     number of (clip, sample) pairs that a constant column forced to the worst offset."""
     if samples not in ("first", "all"):
         raise ValueError(f"tlcc samples must be 'first' or 'all', got {samples!r}")
-    n = 1 if samples == "first" else pred.shape[1]
+    n = 1 if samples == "first" else pred[0].shape[0]
     step = max(1, TLCC_CHUNK // n)  # clips per chunk: bounded memory on a full test split
-    offsets, worst = [], 0
-    for k in range(0, len(pred), step):
-        chunk = pred[k:k + step, :n]
-        off, nan = tlcc_offsets(chunk.reshape(-1, *pred.shape[2:]), np.repeat(speaker[k:k + step], n, axis=0))
+    frames = _frames(pred)
+    offsets, worst, k = [], 0, 0
+    while k < len(pred):  # chunks of consecutive clips of one length
+        end = k + 1
+        while end < min(len(pred), k + step) and frames[end] == frames[k]:
+            end += 1
+        chunk = pred[k:end, :n] if isinstance(pred, np.ndarray) else np.stack([p[:n] for p in pred[k:end]])
+        own = speaker[k:end] if isinstance(speaker, np.ndarray) else np.stack(speaker[k:end])
+        off, nan = tlcc_offsets(chunk.reshape(-1, *chunk.shape[2:]), np.repeat(own, n, axis=0))
         offsets.append(off.reshape(-1, n))
         worst += int((nan & (off == TLCC_MAX_LAG)).sum())
+        k = end
     return np.concatenate(offsets), worst
 
 
@@ -293,30 +376,53 @@ def tlcc(pred: np.ndarray, speaker: np.ndarray, samples: str = "first") -> tuple
     return float(offsets.mean()), worst
 
 
-def check_inputs(pred: np.ndarray, listener: np.ndarray, speaker: np.ndarray, appropriate: np.ndarray,
+def check_inputs(pred: Seqs, listener: Seqs, speaker: Seqs, appropriate: np.ndarray,
                  clips: np.ndarray | None = None) -> None:
     """Raise ``ValueError`` naming the argument whose shape or values do not fit.
 
     ``pred`` holds the clips ``clips`` (default: all) of the split that ``listener`` describes.
+    Arrays: ``pred`` (n, S, T, 25), ``listener`` and ``speaker`` (c, T, 25); lists (clips of
+    different lengths): ``pred[k]`` (S, T_k, 25), ``speaker[k]`` (T_k, 25), ``listener[j]`` (T_j, 25).
     """
-    if pred.ndim != 4:
+    if isinstance(pred, np.ndarray) and pred.ndim != 4:
         raise ValueError(f"pred must be (clips, samples, frames, 25), got shape {pred.shape}")
-    n, s, t, d = pred.shape
-    c = len(listener)
+    n, c = len(pred), len(listener)
     if clips is None and n != c:
         raise ValueError(f"pred has {n} clips but listener {c}: they must match")
-    if listener.shape[1:] != (t, d) or speaker.shape != listener.shape:
-        raise ValueError(f"listener {listener.shape} and speaker {speaker.shape} must be {(c, t, d)} "
-                         f"to match pred {pred.shape}")
     if appropriate.shape != (c, c):
         raise ValueError(f"appropriate must be ({c}, {c}) for {c} clips, got {appropriate.shape}")
     if clips is not None and (len(clips) != n or (n and (clips.min() < 0 or clips.max() >= c))):
         raise ValueError(f"clips must name {n} clips of 0..{c - 1}")
-    if min(n, s) < 1 or t <= TLCC_MAX_LAG + 1 or d != 25:
+    if isinstance(pred, np.ndarray):
+        _, s, t, d = pred.shape
+        if listener.shape[1:] != (t, d) or speaker.shape != listener.shape:
+            raise ValueError(f"listener {listener.shape} and speaker {speaker.shape} must be {(c, t, d)} "
+                             f"to match pred {pred.shape}")
+        shortest = t
+    else:
+        own = np.arange(n) if clips is None else clips
+        if len(speaker) != c:
+            raise ValueError(f"speaker has {len(speaker)} clips but listener {c}: they must match")
+        for name, arrays, rank in (("pred", pred, 3), ("listener", listener, 2), ("speaker", speaker, 2)):
+            bad = [k for k, a in enumerate(arrays) if a.ndim != rank or a.shape[-1] != 25 or a.shape[-2] < 1]
+            if bad:
+                shape = "(samples, frames, 25)" if rank == 3 else "(frames, 25)"
+                raise ValueError(f"{name}[{bad[0]}] must be {shape}, got {arrays[bad[0]].shape}")
+        counts = sorted({p.shape[0] for p in pred})
+        if len(counts) > 1:
+            raise ValueError(f"every clip needs the same number of samples, got {counts}")
+        wrong = [k for k in range(n) if pred[k].shape[1] != len(speaker[own[k]])]
+        if wrong:
+            k = wrong[0]
+            raise ValueError(f"pred[{k}] has {pred[k].shape[1]} frames but its speaker "
+                             f"{len(speaker[own[k]])}: a prediction covers its input clip")
+        s, d, shortest = (pred[0].shape[0], 25, int(_frames(pred).min())) if n else (1, 25, TLCC_MAX_LAG + 2)
+    if min(n, s) < 1 or shortest <= TLCC_MAX_LAG + 1 or d != 25:
         raise ValueError(f"pred must have clips and samples, more than {TLCC_MAX_LAG + 1} frames (TLCC "
-                         f"lags reach {TLCC_MAX_LAG}) and 25 columns, got {pred.shape}")
-    for name, arr in (("pred", pred), ("listener", listener), ("speaker", speaker)):
-        if not np.isfinite(arr).all():
+                         f"lags reach {TLCC_MAX_LAG}) and 25 columns; got {n} clips, {s} samples, "
+                         f"{shortest} frames (shortest clip), {d} columns")
+    for name, arr in (("pred", pred, ), ("listener", listener), ("speaker", speaker)):
+        if not all(np.isfinite(a).all() for a in ([arr] if isinstance(arr, np.ndarray) else arr)):
             raise ValueError(f"{name} contains NaN or inf")
 
 
@@ -355,11 +461,14 @@ def score_clips(
     (len(clips), S, T, 25) are; ground truth and matrix are the whole split's. Options as
     :func:`compute_metrics`.
     """
-    pred, listener, speaker = _as_numpy(pred), _as_numpy(listener), _as_numpy(speaker)
+    pred, listener, speaker = _dense_if_equal(_as_seqs(pred), _as_seqs(listener), _as_seqs(speaker))
     appropriate = _as_numpy(appropriate, dtype=bool)
     clips = np.asarray(clips, dtype=np.int64)
     check_inputs(pred, listener, speaker, appropriate, clips)
     keys = _metric_keys(metric_set, frdvs)
+    if "FRDvs" in keys and not isinstance(pred, np.ndarray):
+        raise ValueError("FRDvs compares the same sample of different clips frame by frame: it needs clips "
+                         "of one length (the 2025 metric set leaves it out)")
     if backend == "auto":
         backend = "torch" if device.startswith("cuda") else "numba"
     if backend not in ("numba", "torch"):
@@ -386,7 +495,8 @@ def score_clips(
     part.per_clip["FRVar"] = timed("FRVar", fr_var_per_clip, pred)
     if "FRDvs" in keys:
         part.moments = timed("FRDvs", Moments.of, pred)
-    part.per_clip["TLCC"], part.tlcc_worst = timed("TLCC", tlcc_per_clip, pred, speaker[clips], tlcc_samples)
+    part.per_clip["TLCC"], part.tlcc_worst = timed("TLCC", tlcc_per_clip, pred, _take(speaker, clips),
+                                                   tlcc_samples)
     if "MAE" in keys:
         part.per_clip["MAE"], part.per_clip["MAE_pairs"] = timed("MAE", mae_per_clip, pred, listener, rows)
     return part
@@ -436,9 +546,10 @@ def compute_metrics(
     Extras: ``TLCC_worst_clips`` (pairs whose TLCC offset a constant column forced to the worst
     value), ``frd_pairs`` / ``frd_full_pairs`` (DTW pairs in the definition / not pruned) and
     ``seconds`` per metric. ``backend``: ``numba`` (CPU), ``torch`` (``device`` cpu or cuda) or
-    ``auto`` (torch on cuda, numba otherwise). numpy arrays or torch tensors.
+    ``auto`` (torch on cuda, numba otherwise). numpy arrays or torch tensors, or lists of them for
+    clips of different lengths (see the module docstring).
     """
-    pred = _as_numpy(pred)
+    pred = _as_seqs(pred)
     part = score_clips(pred, np.arange(len(pred)), listener, speaker, appropriate, metric_set=metric_set,
                        frdvs=frdvs, tlcc_samples=tlcc_samples, device=device, workers=workers,
                        backend=backend, progress=progress)

@@ -62,6 +62,7 @@ class FeatureConfig:
     split: str = "???"  # train | val | test | all
     type: str = "???"  # video | audio | all
     data: FeatureData = field(default_factory=FeatureData)
+    layout: str = "auto"  # auto (detected) | react (REACT 2023/2024) | mars (2025/2026: every frame, 30 fps)
     out_dir: str = ""  # root of the feature layout (--save-dir); "" = data.root
     device: str = "cpu"  # cpu | cuda
     workers: int = 1  # decoding processes overlapped with the forward pass (0 = in-process)
@@ -87,6 +88,7 @@ def validate(cfg: DictConfig) -> None:
     """Check the values the schema's types cannot: choices and ranges."""
     _choice("split", cfg.split, SPLITS + ("all",))
     _choice("type", cfg.type, TYPES + ("all",))
+    _choice("layout", cfg.layout, ("auto", "react", "mars"))
     _choice("device", cfg.device, ("cpu", "cuda"))
     _choice("audio.kind", cfg.audio.kind, AUDIO_KINDS)
     if cfg.audio.kind == "ssl":

@@ -5,7 +5,11 @@
         [--config configs/features_tiny.yaml] [key=value ...]
 
 Reads the clips of ``D/<split>.csv`` (speakers and listeners) and writes float32 ``frames x dim``
-tensors to ``S/<split>/{Video,Audio}_features/<clip>.pth`` with a JSON sidecar beside each.
+tensors to ``S/<split>/{Video,Audio}_features/<clip>.pth`` with a JSON sidecar beside each. A MARS
+data set (REACT 2025/2026, detected, or ``layout=mars``) is read from
+``D/<split>/{video-face-crop,audio}/<role>/session<K>/<stem>.*``: every clip of both roles, every
+video frame at 30 fps (clips of any length), written to ``S/<split>/{Video,Audio}_features/<role>/
+session<K>/<stem>.pth``.
 ``--split all`` / ``--type all`` run every split / both types in one process. ``--backbone``,
 ``--weights`` and ``--batch-size`` set ``<type>.backbone`` etc. of the chosen type; every other
 option is a config key (see ``features/config.py``). Exit status 1 when any clip failed.
@@ -27,6 +31,8 @@ from omegaconf import DictConfig
 from features.config import TYPES, FeatureConfig, validate
 from features.runner import Extractor, Job, Report, run_jobs
 from react.config import ConfigError, load_config
+from react.data import layouts
+from react.data import mars_layout as M
 from react.data.react_layout import SPLITS, LayoutError, audio_path, feature_path, read_split, video_path
 from react.utils import distributed as dist
 from react.utils.logging import get_logger, setup_logging
@@ -63,20 +69,45 @@ def parse_args(argv: list[str] | None = None) -> DictConfig:
     return cfg
 
 
+MARS_MEDIA = {"video": "video-face-crop", "audio": "audio"}  # the MARS modality folder of each type
+
+
 def build_jobs(cfg: DictConfig, split: str, kind: str) -> list[Job]:
-    """One job per distinct clip of the split, in the official 2N order."""
-    clips = list(dict.fromkeys(read_split(cfg.data.root, split).clips))
-    folder = Path(cfg.data.root) / split / ("Video_files" if kind == "video" else "Audio_files")
-    if not folder.is_dir():  # one line instead of one per clip
-        raise LayoutError(f"{folder}: folder not found; split '{split}' lists {len(clips)} clips whose "
-                          f"{kind} files belong there")
+    """One job per distinct clip of the split: the official 2N order (REACT 2023/2024), or every
+    speaker then every listener clip with media of this type (MARS)."""
+    root = Path(cfg.data.root)
+    if cfg.layout == "mars":
+        folder, modality = root / split / MARS_MEDIA[kind], MARS_MEDIA[kind]
+        clips = [M.clip_id(role, c) for role in M.ROLES for c in M.list_clips(root, split, role, modality)]
+        if not clips:
+            raise LayoutError(f"{folder}: no {kind} clips found (expected <role>/session<K>/<stem>"
+                              f"{M.MODALITIES[MARS_MEDIA[kind]]})")
+    else:
+        clips = list(dict.fromkeys(read_split(root, split).clips))
+        folder = root / split / ("Video_files" if kind == "video" else "Audio_files")
+        if not folder.is_dir():  # one line instead of one per clip
+            raise LayoutError(f"{folder}: folder not found; split '{split}' lists {len(clips)} clips whose "
+                              f"{kind} files belong there")
     jobs = []
     for clip in clips:
-        video = video_path(cfg.data.root, split, clip)
-        source = video if kind == "video" else audio_path(cfg.data.root, split, clip)
-        target = feature_path(cfg.out_dir or cfg.data.root, split, kind, clip)
-        jobs.append(Job(clip, source, target, video, cfg.frames, Path(cfg.data.root)))
+        if cfg.layout == "mars":
+            video = M.file_path(root, split, MARS_MEDIA["video"], clip)
+            source = M.file_path(root, split, MARS_MEDIA[kind], clip)
+        else:
+            video = video_path(root, split, clip)
+            source = video if kind == "video" else audio_path(root, split, clip)
+        target = feature_path(cfg.out_dir or root, split, kind, clip)
+        jobs.append(Job(clip, source, target, video, cfg.frames, root))
     return jobs
+
+
+def for_layout(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with ``layout`` resolved; MARS clips keep every video frame (``frames=0``) at 30 fps."""
+    cfg = cfg.copy()
+    cfg.layout = layouts.resolve(cfg.data.root, cfg.layout)
+    if cfg.layout == "mars":
+        cfg.frames, cfg.fps = 0, M.FPS
+    return cfg
 
 
 def build_extractor(cfg: DictConfig, kind: str) -> Extractor:
@@ -108,11 +139,11 @@ def extract(cfg: DictConfig) -> dict[str, Report]:
     several processes, each extracts its share of the clips and every process returns the
     merged reports.
     """
+    cfg = for_layout(cfg)
     acc = dist.make_accelerator(cfg.device) if dist.launched() else None
     threads = torch.get_num_threads()
     wanted = cfg.threads or threads
     if acc:
-        cfg = cfg.copy()
         cfg.device = str(acc.device)  # this process's GPU, or the CPU
         if not cfg.threads and acc.device.type == "cpu":
             wanted = dist.cpu_workers()

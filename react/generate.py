@@ -2,11 +2,17 @@
 
     python -m react.generate --checkpoint RUN_OR_CKPT --pred-dir DIR [--split test] [--samples 10]
                              [--seed 0] [--data-root D] [--features-root F] [--device cpu|cuda]
-                             [key=value ...]
+                             [--threads N] [key=value ...]
+    accelerate launch --multi_gpu --num_processes N -m react.generate ...   (N processes)
 
 ``key=value`` overrides replace settings of the checkpoint's config, e.g. ``sampling.scale=2``
-(more diverse, less accurate reactions) or ``sampling.stitch=mean``.
+(more diverse, less accurate reactions), ``sampling.stitch=mean`` or ``data.layout=mars``.
 (``python train.py --config ... mode=test checkpoint=...`` does the same and also scores them.)
+
+Under ``accelerate launch`` each process generates a contiguous share of the clips on its own
+device and writes their files; the main process reports for all. Every clip is seeded by its own
+path, so the files are those of a one-process run. A restarted run skips the clips already written
+with the same weights and settings (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any
 import yaml
 
 from react.data import react_layout as L
-from react.generation import generate_split
+from react.generation import generate_clips, generate_split, write_fingerprint  # noqa: F401 - generate_split: benchmarks
 
 
 def flat_overrides(items: list[str]) -> dict[str, Any]:
@@ -60,12 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", help="dataset root (default: the checkpoint's data.root)")
     parser.add_argument("--features-root", help="features root (default: the checkpoint's)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads per process (0: torch's default; under accelerate launch, the "
+                             "process's share of the cores)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="checkpoint config overrides, e.g. sampling.scale=2")
     args = parser.parse_args(argv)
     from react.config import ConfigError
     from react.engine import CheckpointError
     from react.errors import user_message
+    from react.utils import distributed as dist
     from react.utils.device import resolve_device
 
     try:
@@ -75,14 +85,45 @@ def main(argv: list[str] | None = None) -> int:
         task, model, cfg = load_for_generation(args.checkpoint, overrides)
         dataset = task.dataset(args.split, targets=False)  # features only
         dataset.check_features()
-        device = resolve_device(args.device)
-        preds = generate_split(model.to(device), dataset, args.pred_dir, args.samples, args.seed, device,
-                               scale=cfg.sampling.scale, stitch=cfg.sampling.stitch)
-    except (FileNotFoundError, CheckpointError, ConfigError, L.LayoutError) as err:
-        print(f"error: {user_message(err)}", file=sys.stderr)
+        acc = dist.make_accelerator(args.device) if dist.launched() else None
+        device = acc.device if acc else resolve_device(args.device)
+    except (FileNotFoundError, CheckpointError, ConfigError, L.LayoutError) as err:  # alike on every process
+        if dist.rank() == 0:
+            print(f"error: {user_message(err)}", file=sys.stderr)
+        dist.shutdown()
         return 2
-    print(f"{preds.shape[0]} clips x {preds.shape[1]} reactions (sampling scale {cfg.sampling.scale}) "
-          f"written to {args.pred_dir}/{args.split}")
+    index, processes = (acc.process_index, acc.num_processes) if acc else (0, 1)
+    if args.threads or (acc and device.type == "cpu"):  # accelerate leaves a CPU process one thread
+        import torch
+
+        torch.set_num_threads(args.threads or dist.cpu_workers())
+    share = dist.share(len(dataset.clips), index, processes)
+    try:
+        s = cfg.sampling
+        done = generate_clips(model.to(device), dataset, args.pred_dir, share, args.samples, args.seed,
+                              device, progress=index == 0, scale=s.scale, stitch=s.stitch)
+        report = (done.generated, done.reused, None)
+    except Exception as err:  # noqa: BLE001 - gathered below, so that no process waits forever
+        if acc is None and not isinstance(err, (FloatingPointError, OSError, L.LayoutError)):
+            raise  # one process: an unexpected error keeps its traceback
+        report = (0, 0, f"process {index}: {user_message(err)}")
+    reports = dist.gather(report, acc) if acc else [report]
+    errors = [e for _, _, e in reports if e]
+    try:
+        if index == 0 and not errors:
+            write_fingerprint(model, dataset, args.pred_dir, args.samples, args.seed, cfg.sampling.scale,
+                              cfg.sampling.stitch)
+    finally:
+        dist.shutdown()
+    if index != 0:
+        return 1 if errors else 0
+    if errors:
+        print("error: " + "\n  ".join(errors), file=sys.stderr)
+        return 1
+    generated, reused = sum(r[0] for r in reports), sum(r[1] for r in reports)
+    by = f" by {processes} processes" if processes > 1 else ""
+    print(f"{len(dataset.clips)} clips x {args.samples} reactions (sampling scale {cfg.sampling.scale}) in "
+          f"{args.pred_dir}/{args.split}: {generated} generated{by}, {reused} already there")
     return 0
 
 

@@ -14,6 +14,11 @@ appropriateness matrix (the rule of ``react.data.matrices emotion``: the 15 % cl
 reactions) groups reactions with reactions, and a speaker's partner reacts in the other direction.
 
     python scripts/make_synthetic_react.py --out data/demo --pairs 8 [--frames 751] [--seed 0]
+    python scripts/make_synthetic_react.py --layout mars --out data/mars [--sessions 5] [--recordings 4]
+        [--min-frames 300] [--max-frames 1500]
+
+``--layout mars`` writes the REACT 2025/2026 layout (docs/data.md) with the same reacting relation:
+sessions split 60/20/20 (each person in one session only), clips of varying length at 30 fps.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -29,6 +36,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from react.data import mars_layout as M  # noqa: E402
 from react.data import react_layout as L  # noqa: E402
 from react.utils.progress import progress  # noqa: E402
 
@@ -104,24 +112,31 @@ def render_face(z: np.ndarray, person_tone: float, size: int = L.VIDEO_SIZE) -> 
     return frames
 
 
-def write_video(path: Path, frames: np.ndarray) -> None:
-    """Encode frames as a 25 fps H.264 mp4 (temp file, then rename)."""
+def render_chunks(z: np.ndarray, person_tone: float, size: int, chunk: int = 64) -> Iterator[np.ndarray]:
+    """:func:`render_face` a few frames at a time (long clips never sit in memory whole)."""
+    for start in range(0, len(z), chunk):
+        yield from render_face(z[start:start + chunk], person_tone, size)
+
+
+def write_video(path: Path, frames: Iterable[np.ndarray], fps: int = L.FPS) -> None:
+    """Encode frames as an H.264 mp4 at ``fps`` (temp file, then rename)."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.mp4")
     with av.open(str(tmp), mode="w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(L.FPS))
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream = container.add_stream("libx264", rate=Fraction(fps))
         stream.pix_fmt = "yuv420p"
         stream.options = {"preset": "ultrafast", "crf": "18"}
-        for frame in frames:
+        for i, frame in enumerate(frames):
+            if i == 0:
+                stream.width, stream.height = frame.shape[1], frame.shape[0]
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
     tmp.replace(path)
 
 
-def write_png_folder(path: Path, frames: np.ndarray) -> None:
+def write_png_folder(path: Path, frames: Iterable[np.ndarray]) -> None:
     """The REACT 2023 form: a folder of ``1.png .. T.png``."""
     from PIL import Image
 
@@ -135,10 +150,10 @@ def write_png_folder(path: Path, frames: np.ndarray) -> None:
 
 
 def synthesize_voice(z: np.ndarray, person_pitch: float, rng: np.random.Generator,
-                     sr: int = L.AUDIO_SAMPLE_RATE) -> np.ndarray:
+                     sr: int = L.AUDIO_SAMPLE_RATE, fps: int = L.FPS) -> np.ndarray:
     """A voiced signal whose pitch follows arousal and loudness follows valence/smile."""
-    n = int(round(z.shape[0] / L.FPS * sr))
-    t_frames = np.arange(z.shape[0]) / L.FPS
+    n = int(round(z.shape[0] / fps * sr))
+    t_frames = np.arange(z.shape[0]) / fps
     t = np.arange(n) / sr
     arousal = np.interp(t, t_frames, np.tanh(z[:, 1]))
     energy = np.interp(t, t_frames, 0.5 + 0.25 * (np.tanh(z[:, 0]) + np.tanh(z[:, 2])))
@@ -210,36 +225,126 @@ def make_split(out: Path, split: str, pairs: int, frames: int, rng: np.random.Ge
     if not media:
         return
     split_id = L.SPLITS.index(split)
-    jobs = [(out, split, clip, latents[clip], person_traits[clip.rsplit("/", 1)[0]], png, (seed, split_id, i))
-            for i, clip in enumerate(clips)]
+    base = out / split / "Video_files"
+    write_all_media([Media(base / clip if png else base / f"{clip}.mp4", L.audio_path(out, split, clip),
+                           L.face3d_path(out, split, clip), latents[clip],
+                           person_traits[clip.rsplit("/", 1)[0]], (seed, split_id, i), png=png)
+                     for i, clip in enumerate(clips)], workers, f"{split} media")
+
+
+@dataclass
+class Media:
+    """One person-clip's media: where its video, wav and 3DMM coefficients go, and what they show."""
+
+    video: Path  # an mp4, or a png folder (``png``)
+    wav: Path
+    face3d: Path
+    latent: np.ndarray  # (frames, 3)
+    traits: tuple
+    seed: tuple[int, ...]
+    png: bool = False
+    fps: int = L.FPS
+    size: int = L.VIDEO_SIZE
+    face3d_rows: int = L.NUM_FRAMES  # rows of the coefficients (the REACT clips' 750, a MARS clip's all)
+
+
+def write_all_media(jobs: list[Media], workers: int, desc: str) -> None:
+    """:func:`write_media` of every job, in ``workers`` processes."""
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        list(progress(pool.map(write_media, *zip(*jobs)), total=len(jobs), desc=f"{split} media",
-                  unit="clip", leave=False))
+        list(progress(pool.map(write_media, jobs), total=len(jobs), desc=desc, unit="clip", leave=False))
 
 
-def write_media(out: Path, split: str, clip: str, latent: np.ndarray, traits: tuple, png: bool,
-                seed: tuple[int, int, int]) -> None:
+def write_media(job: Media) -> None:
     """Write one person-clip's video (mp4 or png folder), 44.1 kHz wav and 3DMM coefficients."""
     import soundfile as sf
 
-    rng = np.random.default_rng(seed)
-    _, tone, pitch, _ = traits
-    video = render_face(latent, tone)
-    target = Path(out) / split / "Video_files" / clip
-    if png:
-        write_png_folder(target, video)
+    rng = np.random.default_rng(job.seed)
+    _, tone, pitch, _ = job.traits
+    frames = render_chunks(job.latent, tone, job.size)
+    if job.png:
+        write_png_folder(job.video, frames)
     else:
-        write_video(target.with_name(target.name + ".mp4"), video)
-    wav = L.audio_path(out, split, clip)
-    wav.parent.mkdir(parents=True, exist_ok=True)
-    tmp = wav.with_name(wav.name + ".tmp.wav")
-    sf.write(tmp, synthesize_voice(latent, pitch, rng), L.AUDIO_SAMPLE_RATE, subtype="PCM_16")
-    tmp.replace(wav)
-    face3d = L.face3d_path(out, split, clip)
-    face3d.parent.mkdir(parents=True, exist_ok=True)
-    z = latent[: L.NUM_FRAMES]
+        write_video(job.video, frames, job.fps)
+    job.wav.parent.mkdir(parents=True, exist_ok=True)
+    tmp = job.wav.with_name(job.wav.name + ".tmp.wav")
+    voice = synthesize_voice(job.latent, pitch, rng, fps=job.fps)
+    sf.write(tmp, voice, L.AUDIO_SAMPLE_RATE, subtype="PCM_16")
+    tmp.replace(job.wav)
+    job.face3d.parent.mkdir(parents=True, exist_ok=True)
+    z = job.latent[: job.face3d_rows]
     expression = np.tanh(z @ rng.normal(0, 0.5, (LATENT, 52)))
-    np.save(face3d, np.concatenate([expression, 0.05 * z, np.zeros((len(z), 3))], 1).astype(np.float32))
+    np.save(job.face3d, np.concatenate([expression, 0.05 * z, np.zeros((len(z), 3))], 1).astype(np.float32))
+
+
+def begin(out_dir: str | Path, seed: int, frames: int) -> tuple[Path, np.random.Generator, np.ndarray]:
+    """Create ``out_dir`` (its completion marker removed until the end); the seeded generator and the
+    speakers' scenario prototypes ``(SCENARIOS, frames, 3)``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / COMPLETE).unlink(missing_ok=True)
+    rng = np.random.default_rng(seed)
+    return out, rng, np.stack([1.2 * smooth_noise(rng, frames, sigma=15) for _ in range(SCENARIOS)])
+
+
+MARS_SPLIT_SHARES = (0.6, 0.2, 0.2)  # sessions per split, as the release (subject-independent)
+MARS_VIDEO_SIZE = 384
+MARS_MEDIA = ("video-face-crop", "audio", "coefficients")  # the fields of Media, in order
+
+
+def mars_stem(session: int, recording: int) -> str:
+    """A release-like stem, ``Camera-<date>-<start>-<end>`` (times HHMMSS), unique per recording."""
+    start = 9 * 3600 + 600 * (session % 48) + 97 * recording
+    hhmmss = [f"{t // 3600:02d}{t // 60 % 60:02d}{t % 60:02d}" for t in (start, start - 19)]
+    return f"Camera-2024-06-{1 + session // 48 % 28:02d}-{hhmmss[0]}-{hhmmss[1]}"
+
+
+def mars_split_sessions(sessions: int) -> dict[str, range]:
+    """Consecutive session numbers of train, val and test (60/20/20, at least one each)."""
+    val = test = max(1, round(sessions * MARS_SPLIT_SHARES[1]))
+    train = sessions - val - test
+    if train < 1:
+        raise ValueError(f"sessions must be at least 3 (one per split), got {sessions}")
+    return {"train": range(train), "val": range(train, train + val), "test": range(train + val, sessions)}
+
+
+def generate_mars(out_dir: str | Path, sessions: int = 5, recordings: int = 4, min_frames: int = 300,
+                  max_frames: int = 1500, seed: int = 0, media: bool = True,
+                  video_size: int = MARS_VIDEO_SIZE, workers: int = 2) -> Path:
+    """Write the REACT 2025/2026 (MARS) layout under ``out_dir``: ``sessions`` sessions split 60/20/20
+    by session, each with two people of its own (subject-independent splits) and ``recordings``
+    recordings in which one speaks and the other reacts (:func:`react_to`, as in the REACT 2023/2024
+    set), ``min_frames..max_frames`` frames at 30 fps each. Files per clip and role:
+    ``facial-attributes`` ``.npy`` (T, 25), and with ``media`` ``video-face-crop`` ``.mp4``
+    (``video_size`` px), ``audio`` ``.wav`` (44.1 kHz) and ``coefficients`` ``.npy`` (T, 58)."""
+    if not 0 < min_frames <= max_frames:
+        raise ValueError(f"need 0 < min_frames <= max_frames, got {min_frames} and {max_frames}")
+    out, rng, prototypes = begin(out_dir, seed, max_frames)
+    jobs: list[Media] = []
+    for split, numbers in mars_split_sessions(sessions).items():
+        for number in numbers:
+            session = f"session{number}"
+            people = [new_traits(rng) for _ in range(2)]
+            for recording in range(recordings):
+                frames = int(rng.integers(min_frames, max_frames + 1))
+                start = int(rng.integers(0, max_frames - frames + 1))
+                speaker = recording % 2  # the two take turns
+                z_speaker = prototypes[rng.integers(SCENARIOS)][start:start + frames]
+                z_speaker = z_speaker + 0.35 * smooth_noise(rng, frames, sigma=12)
+                z_listener = react_to(z_speaker, people[1 - speaker][3], smooth_noise(rng, frames, sigma=10))
+                clip = M.Clip(session, mars_stem(number, recording))
+                for r, (z, person) in enumerate(((z_speaker, people[speaker]),
+                                                 (z_listener, people[1 - speaker]))):
+                    attributes = M.clip_path(out, split, M.FACIAL_ATTRIBUTES, M.ROLES[r], clip)
+                    attributes.parent.mkdir(parents=True, exist_ok=True)
+                    np.save(attributes, latent_to_emotion(z, person[0]))
+                    paths = [M.clip_path(out, split, m, M.ROLES[r], clip) for m in MARS_MEDIA]
+                    jobs.append(Media(*paths, z, person, (seed, number, recording, r), fps=M.FPS,
+                                      size=video_size, face3d_rows=frames))
+    if media:
+        write_all_media(jobs, workers, "MARS media")
+    (out / COMPLETE).write_text(f"layout=mars sessions={sessions} recordings={recordings} "
+                                f"frames={min_frames}..{max_frames} seed={seed} media={media}\n")
+    return out
 
 
 def generate(out_dir: str | Path, pairs: int = 6, frames: int = L.NUM_VIDEO_FRAMES, seed: int = 0,
@@ -248,11 +353,7 @@ def generate(out_dir: str | Path, pairs: int = 6, frames: int = L.NUM_VIDEO_FRAM
     """Write train/val/test splits under ``out_dir``; ``pairs`` train rows, ``eval_pairs`` val/test rows."""
     if frames <= L.NUM_FRAMES:
         raise ValueError(f"frames must exceed {L.NUM_FRAMES} (Emotion rows), got {frames}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / COMPLETE).unlink(missing_ok=True)
-    rng = np.random.default_rng(seed)
-    prototypes = np.stack([1.2 * smooth_noise(rng, frames, sigma=15) for _ in range(SCENARIOS)])
+    out, rng, prototypes = begin(out_dir, seed, frames)
     eval_pairs = eval_pairs if eval_pairs is not None else max(2, (pairs + 1) // 2)
     traits: dict = {}
     for split, n in (("train", pairs), ("val", eval_pairs), ("test", eval_pairs)):
@@ -265,17 +366,30 @@ def generate(out_dir: str | Path, pairs: int = 6, frames: int = L.NUM_VIDEO_FRAM
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="dataset root to write")
-    parser.add_argument("--pairs", type=int, default=6, help="dyad rows in train.csv")
-    parser.add_argument("--eval-pairs", type=int, default=None, help="rows in val/test (default pairs/2)")
-    parser.add_argument("--frames", type=int, default=L.NUM_VIDEO_FRAMES, help="video frames per clip")
+    parser.add_argument("--layout", choices=("react", "mars"), default="react",
+                        help="react: REACT 2023/2024 (default); mars: REACT 2025/2026 (MARS)")
+    parser.add_argument("--pairs", type=int, default=6, help="react: dyad rows in train.csv")
+    parser.add_argument("--eval-pairs", type=int, default=None,
+                        help="react: rows in val/test (default pairs/2)")
+    parser.add_argument("--frames", type=int, default=L.NUM_VIDEO_FRAMES, help="react: video frames per clip")
+    parser.add_argument("--sessions", type=int, default=5, help="mars: sessions (split 60/20/20)")
+    parser.add_argument("--recordings", type=int, default=4, help="mars: recordings per session")
+    parser.add_argument("--min-frames", type=int, default=300, help="mars: shortest clip (30 fps)")
+    parser.add_argument("--max-frames", type=int, default=1500, help="mars: longest clip")
+    parser.add_argument("--video-size", type=int, default=MARS_VIDEO_SIZE, help="mars: face video size (px)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-media", action="store_true", help="skip mp4/wav/3DMM (CSVs and matrices only)")
+    parser.add_argument("--no-media", action="store_true",
+                        help="skip videos, audio and 3DMM (facial attributes, split lists and matrices only)")
     parser.add_argument("--png", action="store_true", help="REACT 2023 form: png folders instead of mp4")
     parser.add_argument("--workers", type=int, default=2, help="processes writing media")
     args = parser.parse_args(argv)
-    out = generate(args.out, args.pairs, args.frames, args.seed, not args.no_media, args.png,
-                   args.eval_pairs, args.workers)
-    print(f"wrote synthetic REACT dataset to {out}")
+    if args.layout == "mars":
+        out = generate_mars(args.out, args.sessions, args.recordings, args.min_frames, args.max_frames,
+                            args.seed, not args.no_media, args.video_size, args.workers)
+    else:
+        out = generate(args.out, args.pairs, args.frames, args.seed, not args.no_media, args.png,
+                       args.eval_pairs, args.workers)
+    print(f"wrote synthetic {'MARS' if args.layout == 'mars' else 'REACT'} dataset to {out}")
     return 0
 
 

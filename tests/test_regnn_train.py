@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.regnn_data import synthetic_react, tiny_overrides, write_features
+from helpers.regnn_data import one_thread, synthetic_react, tiny_overrides, write_features  # noqa: F401 - autouse
 
 from react.config import ConfigError
 from react.data import react_layout as L
@@ -25,14 +25,6 @@ from react.tasks.regnn import Task
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "regnn_tiny.yaml"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

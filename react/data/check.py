@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from react.data import layouts, matrices
 from react.data import mars_layout as M
-from react.data import matrices
 from react.data import react_layout as L
 from react.data.react_layout import LayoutError
 from react.utils.progress import progress
@@ -434,8 +434,9 @@ def check_mars(data_dir: Path, report: Report, workers: int) -> None:
         if not (data_dir / split).is_dir():
             report.add("missing", f"{split}/")
             continue
-        modalities = _check_folder_names(report, data_dir / split, data_dir, tuple(M.MODALITIES),
-                                         (M.FACIAL_ATTRIBUTES,))
+        folders = _check_folder_names(report, data_dir / split, data_dir,
+                                      (*M.MODALITIES, *L.FEATURE_FOLDERS.values()), (M.FACIAL_ATTRIBUTES,))
+        modalities = [f for f in folders if f in M.MODALITIES]  # feature extraction's folders are allowed
         clips: dict[str, dict[str, set[M.Clip]]] = {}
         for modality in modalities:
             roles = _check_folder_names(report, data_dir / split / modality, data_dir, M.ROLES, M.ROLES)
@@ -500,11 +501,7 @@ def _check_mars_contents(data_dir: Path, split: str, clips: dict[str, dict[str, 
 
 def detect_release(data_dir: Path) -> str:
     """``2024`` when split CSVs are there, ``2025`` for MARS split folders, else ``2024``."""
-    if any((data_dir / f"{s}.csv").is_file() for s in L.SPLITS):
-        return "2024"
-    if any((data_dir / s / m).is_dir() for s in L.SPLITS for m in M.MODALITIES):
-        return "2025"
-    return "2024"
+    return "2025" if layouts.detect(data_dir) == "mars" else "2024"
 
 
 def check(data_dir: str | os.PathLike, release: str | None = None, workers: int = 4) -> Report:

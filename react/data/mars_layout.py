@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from react.data.react_layout import EMOTION_DIM, LayoutError, load_npy
+from react.data.react_layout import EMOTION_DIM, LayoutError, Split, load_npy
 
 FPS = 30
 ROLES = ("speaker", "listener")
@@ -100,3 +100,72 @@ def read_facial_attributes(path: str | os.PathLike) -> np.ndarray:
     if not np.isfinite(values).all():
         raise LayoutError(f"{path}: contains {int((~np.isfinite(values)).sum())} NaN/inf value(s)")
     return values
+
+
+def clip_id(role: str, clip: Clip) -> str:
+    """The id of one role's clip in a :class:`~react.data.react_layout.Split`: ``<role>/<session>/<stem>``,
+    also its path under a modality folder and under a prediction folder."""
+    return f"{role}/{clip.session}/{clip.stem}"
+
+
+def parse_clip_id(clip: str) -> tuple[str, Clip]:
+    """``<role>/<session>/<stem>`` -> ``(role, Clip)``; :class:`LayoutError` for anything else."""
+    parts = clip.split("/")
+    if len(parts) != 3 or parts[0] not in ROLES or not SESSION_RE.fullmatch(parts[1]) or not parts[2]:
+        raise LayoutError(f"{clip!r}: not a MARS clip id <speaker|listener>/session<K>/<stem>")
+    return parts[0], Clip(parts[1], parts[2])
+
+
+def file_path(data_dir: str | os.PathLike, split: str, modality: str, clip: str) -> Path:
+    """The ``modality`` file of clip id ``clip`` (see :func:`clip_id`)."""
+    role, parsed = parse_clip_id(clip)
+    return clip_path(data_dir, split, modality, role, parsed)
+
+
+def read_split(data_dir: str | os.PathLike, split: str, shown: int = 5) -> Split:
+    """The clips of a split with facial attributes, speakers then their listeners (same order), as
+    a :class:`~react.data.react_layout.Split` (``listener_index`` pairs them as for REACT 2023/2024).
+    A clip without its partner is a :class:`LayoutError` listing the first ``shown``."""
+    root = Path(data_dir) / split / FACIAL_ATTRIBUTES
+    pairing = pair_clips(data_dir, split)
+    alone = ([clip_id("speaker", c) for c in pairing.speaker_only]
+             + [clip_id("listener", c) for c in pairing.listener_only])
+    if alone:
+        more = f" ... and {len(alone) - shown} more" if len(alone) > shown else ""
+        raise LayoutError(f"{root}: {len(alone)} clip(s) without a partner of the other role, e.g. "
+                          f"{', '.join(alone[:shown])}{more} (python -m react.data.check lists them)")
+    if not pairing.pairs:
+        raise LayoutError(f"{root}: no speaker/listener clip pairs found (expected "
+                          f"<role>/session<K>/<stem>{MODALITIES[FACIAL_ATTRIBUTES]})")
+    return Split(Path(data_dir), split, tuple(clip_id("speaker", c) for c in pairing.pairs),
+                 tuple(clip_id("listener", c) for c in pairing.pairs), layout="mars")
+
+
+def attributes_path(split: Split, clip: str) -> Path:
+    return file_path(split.data_dir, split.name, FACIAL_ATTRIBUTES, clip)
+
+
+def read_emotions(split: Split) -> list[np.ndarray]:
+    """The facial attributes of every clip of ``split`` in its order, float32 ``(T_i, 25)`` each."""
+    return [read_facial_attributes(attributes_path(split, clip)) for clip in split.clips]
+
+
+def appropriateness(split: Split) -> np.ndarray:
+    """``M[k, j]``: the reaction to clip ``j`` suits clip ``k`` (the session rule of the release:
+    every opposite-role clip of the session). In the 2N order the reaction to clip ``j`` is its
+    partner, so ``M[k, j]`` holds when ``j`` has ``k``'s role and session."""
+    keys = [parse_clip_id(clip) for clip in split.clips]
+    role = np.array([r for r, _ in keys])
+    session = np.array([c.session for _, c in keys])
+    return (role[:, None] == role[None]) & (session[:, None] == session[None])
+
+
+def frame_count(path: str | os.PathLike) -> int:
+    """Rows of a facial-attributes ``.npy``, read from its header (the values are not loaded)."""
+    try:
+        values = np.load(Path(path), mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise LayoutError(f"{path}: not a readable .npy facial-attributes file: {err}") from None
+    if values.ndim != 2 or values.shape[0] == 0:
+        raise LayoutError(f"{path}: expected shape (T, {EMOTION_DIM}) with T > 0, got {values.shape}")
+    return int(values.shape[0])

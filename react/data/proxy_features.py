@@ -1,4 +1,4 @@
-"""Stand-in per-frame features for a REACT layout, for tests and benchmarks without media decoding.
+"""Stand-in per-frame features for a REACT or MARS layout, for tests and benchmarks without media decoding.
 
 The features of a clip are a fixed random read-out of that person's own Emotion (a perfect
 facial-attribute extractor) plus noise: video ``tanh(E @ P_v)``, audio ``E @ P_a`` at ``audio_rate``
@@ -14,19 +14,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from react.data import layouts
 from react.data import react_layout as L
 
 
 def write_proxy_features(root: str | os.PathLike, video_dim: int, audio_dim: int, noise: float = 0.05,
                          audio_rate: int = 2, seed: int = 0, splits: tuple[str, ...] = L.SPLITS) -> None:
-    """``<root>/<split>/{Video,Audio}_features/<clip>.pth`` for every clip of ``splits``."""
+    """``<root>/<split>/{Video,Audio}_features/<clip>.pth`` for every clip of ``splits``, one row per
+    video frame (751 per REACT 2023/2024 clip, one per facial-attribute row in MARS)."""
     rng = np.random.default_rng(seed)
     proj_v = rng.normal(0, 1 / 5, (L.EMOTION_DIM, video_dim))
     proj_a = rng.normal(0, 1 / 5, (L.EMOTION_DIM, audio_dim))
+    extra = layouts.extra_video_frames(layouts.detect(root))
     for split in splits:
-        clips = L.read_split(root, split)
-        for clip, emotion in zip(clips.clips, L.read_emotions(clips)):
-            frames = np.concatenate([emotion, emotion[-1:]])  # 751 video frames
+        clips = layouts.read_split(root, split)
+        for clip, emotion in zip(clips.clips, layouts.read_emotions(clips)):
+            frames = np.concatenate([emotion, emotion[-1:].repeat(extra, axis=0)])
             video = np.tanh(frames @ proj_v) + noise * rng.normal(size=(len(frames), video_dim))
             t_audio = np.arange(len(frames) * audio_rate) / audio_rate
             audio = np.stack([np.interp(t_audio, np.arange(len(frames)), col)

@@ -44,12 +44,14 @@ class LayoutError(ValueError):
 
 @dataclass(frozen=True)
 class Split:
-    """The clips of one split in the official order."""
+    """The clips of one split in the official order (``layout``: ``react`` for REACT 2023/2024,
+    ``mars`` for :mod:`react.data.mars_layout`, whose clip ids are ``<role>/<session>/<stem>``)."""
 
     data_dir: Path
     name: str
     speakers: tuple[str, ...]
     listeners: tuple[str, ...]
+    layout: str = "react"
 
     @property
     def clips(self) -> list[str]:
@@ -111,16 +113,19 @@ def face3d_path(data_dir: str | os.PathLike, split: str, clip: str) -> Path:
 
 def feature_path(root: str | os.PathLike, split: str, kind: str, clip: str) -> Path:
     """``<root>/<split>/{Video,Audio}_features/<clip>.pth``; ``kind`` is ``video`` or ``audio``."""
-    folder = {"video": "Video_features", "audio": "Audio_features"}[kind]
-    return Path(root) / split / folder / f"{clip}.pth"
+    return Path(root) / split / FEATURE_FOLDERS[kind] / f"{clip}.pth"
+
+
+FEATURE_FOLDERS = {"video": "Video_features", "audio": "Audio_features"}  # written by feature extraction
 
 
 def prediction_path(pred_dir: str | os.PathLike, split: str, clip: str, k: int) -> Path:
     return Path(pred_dir) / split / clip / f"result-{k}.pth"
 
 
-def read_prediction(path: str | os.PathLike, frames: int = NUM_FRAMES) -> np.ndarray:
-    """One ``result-<k>.pth`` as float32 ``(frames, 25)``, checked; :class:`LayoutError` otherwise.
+def read_prediction(path: str | os.PathLike, frames: int | None = NUM_FRAMES) -> np.ndarray:
+    """One ``result-<k>.pth`` as float32 ``(frames, 25)`` (``frames`` None: any positive count),
+    checked; :class:`LayoutError` otherwise.
 
     A plain tensor file is read without importing torch (:mod:`react.utils.pth`); anything else
     is read by ``torch.load(weights_only=True)``, whose failure is the error reported."""
@@ -136,8 +141,10 @@ def read_prediction(path: str | os.PathLike, frames: int = NUM_FRAMES) -> np.nda
     if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, np.floating):
         got = type(value).__name__ + (f" of {value.dtype}" if hasattr(value, "dtype") else "")
         raise LayoutError(f"{path}: expected a float tensor, got {got}")
-    if tuple(value.shape) != (frames, EMOTION_DIM):
-        raise LayoutError(f"{path}: expected shape ({frames}, {EMOTION_DIM}), got {tuple(value.shape)}")
+    rows = frames if frames is not None else max(1, value.shape[0]) if value.ndim == 2 else 1
+    if value.ndim != 2 or value.shape != (rows, EMOTION_DIM):
+        raise LayoutError(f"{path}: expected shape ({frames or 'T'}, {EMOTION_DIM}), "
+                          f"got {tuple(value.shape)}")
     array = value.astype(np.float32)
     if not np.isfinite(array).all():
         raise LayoutError(f"{path}: contains {int((~np.isfinite(array)).sum())} NaN/inf value(s)")

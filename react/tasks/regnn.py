@@ -23,10 +23,11 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import ConcatDataset, Dataset
 
-from evaluation import METRIC_KEYS, compute_metrics
+from evaluation import METRIC_SETS, compute_metrics
 from react.config import ConfigError, RunConfig
 from react.data import react_layout as L
 from react.data.dyadic import PATTERNS, DyadicWindows, FeatureAugment, collate_windows
+from react.data.layouts import DIRECTIONS, LAYOUTS, METRIC_SET, input_clips, read_appropriateness, read_split
 from react.generation import STITCHES, generate_split
 from react.losses import LossConfig, TauGate, regnn_losses
 from react.models.regnn import REGNN, ModelConfig
@@ -35,7 +36,9 @@ from react.tasks.protocol import RunPaths
 
 @dataclass
 class DataConfig:
-    root: str = "data/demo"  # REACT layout: split CSVs, Emotion/, neighbour_emotion_*.npy
+    root: str = "data/demo"  # REACT 2023/2024 layout (split CSVs, Emotion/, matrices) or MARS (docs/data.md)
+    layout: str = "auto"  # auto (detected) | react (REACT 2023/2024) | mars (REACT 2025/2026)
+    directions: str = "both"  # input clips: both (every clip of each pair) | speaker (MARS scripts' default)
     features_root: str = ""  # <root>/<split>/{Video,Audio}_features ("" = root)
     roots: list[str] = field(default_factory=list)  # several REACT datasets in one run (replaces root)
     features_roots: list[str] = field(default_factory=list)  # one per entry of roots ([] = the roots)
@@ -110,6 +113,11 @@ class Task:
                               f"got '{cfg.sampling.stitch}'")
         if cfg.sampling.scale < 0:
             raise ConfigError(f"sampling.scale: must be >= 0, got {cfg.sampling.scale}")
+        if cfg.data.layout not in ("auto", *LAYOUTS):
+            raise ConfigError(f"data.layout: must be auto, {' or '.join(LAYOUTS)}, got '{cfg.data.layout}'")
+        if cfg.data.directions not in DIRECTIONS:
+            raise ConfigError(f"data.directions: must be {' or '.join(DIRECTIONS)}, "
+                              f"got '{cfg.data.directions}'")
         self.cfg, self.paths = cfg, paths
         self.monitor, self.monitor_mode = cfg.val.monitor, cfg.val.monitor_mode
         self._val: list[DyadicWindows] | None = None
@@ -139,13 +147,17 @@ class Task:
 
     def dataset(self, split: str, training: bool = False, clips: list[int] | None = None,
                 targets: bool = True, source: int = 0) -> DyadicWindows:
+        """The windows of ``split`` of dataset ``source``; ``clips``: indices of the input clips
+        (default: those of ``data.directions``)."""
         d, p = self.cfg.data, self.cfg.model.perceptual
         _, root, features_root = self.sources()[source]
+        if clips is None:
+            clips = input_clips(read_split(root, split, d.layout), d.directions)
         return DyadicWindows(root, split, video_dim=p.video_dim, audio_dim=p.audio_dim,
                              features_root=features_root, num_frames=d.num_frames, stride=d.stride,
                              pattern=d.neighbour_pattern, max_neighbours=d.max_neighbours, training=training,
                              augment=FeatureAugment(d.noise_std, d.feature_dropout), clips=clips,
-                             targets=targets)
+                             targets=targets, layout=d.layout)
 
     def train_dataset(self) -> Dataset:
         split = self.cfg.data.split
@@ -184,10 +196,10 @@ class Task:
         if self._val is None:
             self._val = []
             for i, (_, root, _) in enumerate(self.sources()):
-                split = L.read_split(root, self.cfg.val.split)
-                n = self.cfg.val.max_clips or len(split)
-                clips = list(range(min(n, len(split))))
-                self._val.append(self.dataset(self.cfg.val.split, clips=clips, source=i))
+                clips = input_clips(read_split(root, self.cfg.val.split, self.cfg.data.layout),
+                                    self.cfg.data.directions)
+                n = self.cfg.val.max_clips or len(clips)
+                self._val.append(self.dataset(self.cfg.val.split, clips=clips[:n], source=i))
         return self._val
 
     def validate(self, model: torch.nn.Module, accelerator: Any) -> dict[str, float]:
@@ -225,20 +237,25 @@ class Task:
             preds = generate_split(model, dataset, None, self.cfg.val.samples, self.cfg.generate.seed, device,
                                    progress=False, scale=s.scale, stitch=s.stitch)
             scores = self.score(dataset, preds)
-            metrics.update({f"val/{k}": float(scores[k]) for k in METRIC_KEYS})
+            keys = METRIC_SETS[METRIC_SET[dataset.split.layout]]
+            metrics.update({f"val/{k}": float(scores[k]) for k in keys})
         return metrics
 
-    def score(self, dataset: DyadicWindows, preds: torch.Tensor) -> dict:
-        """The evaluation library's metrics of ``preds`` ``(C, S, 750, 25)`` for ``dataset.clips``."""
-
+    def score(self, dataset: DyadicWindows, preds: torch.Tensor | list[torch.Tensor]) -> dict:
+        """The evaluation library's metrics of ``preds`` for ``dataset.clips``: ``(C, S, T, 25)``, or
+        a list of ``(S, T_c, 25)`` for clips of different lengths (MARS); the metric set of the
+        layout (docs/metrics.md)."""
         clips = dataset.clips
         split = dataset.split
-        listener = dataset.emotions[[split.listener_index(c) for c in clips]]
-        matrix = L.read_appropriateness(split)[np.ix_(clips, clips)]
+        emotions = [e.numpy() for e in dataset.emotions]
+        listener = [emotions[split.listener_index(c)] for c in clips]
+        matrix = read_appropriateness(split)[np.ix_(clips, clips)]
         workers = self.cfg.generate.workers or None
         threads = torch.get_num_threads()  # numba's OpenMP layer resets torch's thread count
+        pred = preds.numpy() if isinstance(preds, torch.Tensor) else [p.numpy() for p in preds]
         try:
-            return compute_metrics(preds.numpy(), listener.numpy(), dataset.emotions[clips].numpy(), matrix,
+            return compute_metrics(pred, listener, [emotions[c] for c in clips], matrix,
+                                   metric_set=METRIC_SET[split.layout],
                                    tlcc_samples=self.cfg.generate.tlcc_samples, workers=workers)
         finally:
             torch.set_num_threads(threads)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 from react.data.proxy_features import write_proxy_features
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,3 +35,12 @@ def tiny_overrides(root: Path, out_dir: Path) -> list[str]:
     """``key=value`` overrides that point ``configs/regnn_tiny.yaml`` at a test dataset."""
     return [f"data.root={root}", f"out_dir={out_dir}", f"model.perceptual.video_dim={VIDEO_DIM}",
             f"model.perceptual.audio_dim={AUDIO_DIM}"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread in a module that imports this fixture (bit-exact reruns), restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
