@@ -33,6 +33,7 @@ from make_synthetic_react import generate  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from react.data.proxy_features import write_proxy_features  # noqa: E402
+from react.engine.optim import build_optimizer  # noqa: E402
 from react.generate import generate_split  # noqa: E402
 from react.tasks import load_task_config  # noqa: E402
 from react.tasks.regnn import Task  # noqa: E402
@@ -77,7 +78,7 @@ def bench_config(path: Path, data: Path, steps: int, repeats: int, workers: int,
     torch.manual_seed(0)
     task = Task(cfg, data / "run")
     model, dataset = task.build_model(), task.train_dataset()
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    optimizer = build_optimizer(model, cfg.train)  # the engine's (Adam with the config's weight decay)
     loader = DataLoader(dataset, batch_size=cfg.train.batch_size, shuffle=True, collate_fn=task.collate,
                         num_workers=workers, persistent_workers=workers > 0, drop_last=True)
     stream = forever(loader)

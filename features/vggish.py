@@ -7,7 +7,9 @@ Front end as VGGish defines it (``vggish_input.py`` / ``mel_features.py`` of the
 ``log(mel + 0.01)``, examples of 96 frames (0.96 s). Example ``i`` is centred at ``i * hop`` seconds
 (the log-mel is padded by half an example of silence at both ends), so with the default hop of
 0.04 s there is one example per 25 fps frame. The model is :class:`react.models.vggish.VGGish`
-(weights through :func:`react.pretrained.pretrained_vggish`).
+(weights through :func:`react.pretrained.pretrained_vggish`); ``audio.vggish_postprocess`` applies
+the AudioSet release's PCA whitening and 8-bit quantisation from the weights file's ``pproc.*``
+parameters (:class:`react.models.vggish.Postprocessor`), else the embeddings are the raw ones.
 """
 
 from __future__ import annotations
@@ -77,8 +79,14 @@ def describe(cfg: DictConfig, common: dict[str, Any]) -> dict[str, Any]:
     """Sidecar settings of the vggish kind."""
     a = cfg.audio
     front_end = f"logmel{MEL_BANDS} {MEL_MIN_HZ:g}-{MEL_MAX_HZ:g}Hz log+{LOG_OFFSET}"
+    post = {"postprocess": "pca-uint8"} if postprocess(cfg) else {}  # absent: raw embeddings (as before)
     return {**common, "backbone": "vggish", **weights_settings(a.weights, a.random_init, "audio", cfg.seed),
-            "hop_s": a.vggish_hop_s, "front_end": front_end}
+            "hop_s": a.vggish_hop_s, "front_end": front_end, **post}
+
+
+def postprocess(cfg: DictConfig) -> bool:
+    """Whether ``audio.vggish_postprocess`` asks for the release's PCA + 8-bit post-processing."""
+    return bool(cfg.audio.vggish_postprocess)
 
 
 def build(cfg: DictConfig) -> torch.nn.Module:
@@ -88,7 +96,7 @@ def build(cfg: DictConfig) -> torch.nn.Module:
     a = cfg.audio
     weights = resolve_weights(a.weights, a.random_init, "audio")
     torch.manual_seed(cfg.seed)
-    return pretrained_vggish(weights, a.random_init)
+    return pretrained_vggish(weights, a.random_init, postprocess(cfg))
 
 
 def finish(cfg: DictConfig, frames: int, rows: torch.Tensor) -> torch.Tensor:

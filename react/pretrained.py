@@ -62,10 +62,15 @@ def pretrained_ssl_encoder(family: str, weights: str | os.PathLike | None, rando
     return encoder if random_init else load_ssl_weights(encoder, family, weights)
 
 
+# names of the PCA post-processing parameters in torchvggish-style state dicts (versions differ)
+VGGISH_PCA_KEYS = {"pproc.pca_matrix": ("pproc.pca_matrix", "pproc._pca_matrix", "pproc.pca_eigen_vectors"),
+                   "pproc.pca_means": ("pproc.pca_means", "pproc._pca_means")}
+
+
 def load_vggish_weights(model: nn.Module, weights: str | os.PathLike) -> nn.Module:
     """Copy a VGGish state dict (a ``.pth`` in the harritaylor/torchvggish layout: ``features.N.*``,
-    ``embeddings.N.*``; its PCA ``pproc.*`` entries are not used) into ``model``
-    (:class:`react.models.vggish.VGGish` of the default architecture)."""
+    ``embeddings.N.*``, PCA ``pproc.*``) into ``model`` (:class:`react.models.vggish.VGGish` of the
+    default architecture); the PCA entries are used if ``model`` post-processes, and required then."""
     import torch
 
     path = Path(weights)
@@ -75,7 +80,14 @@ def load_vggish_weights(model: nn.Module, weights: str | os.PathLike) -> nn.Modu
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
+    pca = {name: next((state[k] for k in keys if k in state), None) for name, keys in VGGISH_PCA_KEYS.items()}
     state = {k: v for k, v in state.items() if not k.startswith("pproc.")}
+    if getattr(model, "pproc", None) is not None:
+        if any(v is None for v in pca.values()):
+            raise ValueError(f"{path}: VGGish post-processing needs the PCA parameters (pproc.pca_matrix, "
+                             "pproc.pca_means), which this weights file does not hold")
+        state["pproc.pca_matrix"] = pca["pproc.pca_matrix"].float()
+        state["pproc.pca_means"] = pca["pproc.pca_means"].float().reshape(-1, 1)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{path}: not a VGGish state dict in the torchvggish layout (missing "
@@ -83,14 +95,19 @@ def load_vggish_weights(model: nn.Module, weights: str | os.PathLike) -> nn.Modu
     return model
 
 
-def pretrained_vggish(weights: str | os.PathLike | None, random_init: bool) -> nn.Module:
-    """VGGish with the weights of the local file ``weights``, or tiny and random (``random_init``, warns)."""
+def pretrained_vggish(weights: str | os.PathLike | None, random_init: bool, postprocess: bool = False
+                      ) -> nn.Module:
+    """VGGish with the weights of the local file ``weights``, or tiny and random (``random_init``, warns);
+    ``postprocess``: with the file's PCA whitening and 8-bit quantisation."""
     from react.models.vggish import TINY, VGGish
 
+    if random_init and postprocess:
+        raise ValueError("VGGish post-processing needs the PCA parameters of a weights file; "
+                         "it cannot be combined with random_init")
     if random_init:
         warn_random_init("VGGish", f"; weights '{weights}' are ignored" if weights else "")
         return VGGish(**TINY)
     if not weights:
         raise FileNotFoundError("VGGish: no weights path given; set audio.weights to a local .pth or "
                                 "audio.random_init: true")
-    return load_vggish_weights(VGGish(), weights)
+    return load_vggish_weights(VGGish(postprocess=postprocess), weights)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from helpers.features_data import FRAMES, react_dataset, tiny_cfg
+from omegaconf import OmegaConf
 
 from features import vggish as fv
 from features.extract import extract
@@ -67,6 +68,30 @@ def test_weight_loader(tmp_path):
         load_vggish_weights(VGGish(**TINY), tmp_path / "other.pth")
     with pytest.raises(FileNotFoundError, match="random_init"):
         pretrained_vggish(tmp_path / "missing.pth", random_init=False)
+
+
+def test_postprocess_is_the_release_pca_and_8_bit_quantisation(tmp_path):
+    torch.manual_seed(0)
+    source = VGGish(**TINY)
+    matrix, means = 20 * torch.randn(128, 128), torch.rand(128) / 10
+    state = {**source.state_dict(), "pproc._pca_matrix": matrix.double(), "pproc._pca_means": means}
+    torch.save(state, tmp_path / "vggish.pth")
+    post = load_vggish_weights(VGGish(**TINY, postprocess=True), tmp_path / "vggish.pth")
+    x = torch.randn(4, 1, 96, 64)
+    whitened = (source(x) - means[None]) @ matrix.T  # M (e - mean), per example
+    levels = torch.floor((whitened.clamp(-2, 2) + 2) * (255 / 4))  # TF: uint8((x + 2) * 255 / 4)
+    assert levels.min() == 0 and levels.max() == 255  # both clipping ends are exercised
+    torch.testing.assert_close(post(x), levels * (4 / 255) + (4 / 512 - 2))  # YouTube-8M's Dequantize
+    torch.save(source.state_dict(), tmp_path / "no_pca.pth")
+    with pytest.raises(ValueError, match="PCA parameters"):
+        load_vggish_weights(VGGish(**TINY, postprocess=True), tmp_path / "no_pca.pth")
+    with pytest.raises(ValueError, match="random_init"):
+        pretrained_vggish(None, random_init=True, postprocess=True)
+    cfg = OmegaConf.create({"seed": 0, "audio": {"weights": "", "random_init": True, "vggish_hop_s": 0.04,
+                                                 "vggish_postprocess": False}})
+    assert "postprocess" not in fv.describe(cfg, {})  # raw embeddings: the sidecars of before
+    cfg.audio.vggish_postprocess = True
+    assert fv.describe(cfg, {})["postprocess"] == "pca-uint8"
 
 
 def test_extraction_on_the_frame_grid_with_sidecars(data, tmp_path):

@@ -8,7 +8,7 @@ import torch
 
 from react.models.cognitive import CognitiveProcessor
 from react.models.motor import LipschitzGraphLayer, MotorProcessor, edge_norm_bound
-from react.models.mult import PerceptualProcessor
+from react.models.mult import Dropout, PerceptualProcessor, dropped_positions, geometric, sinusoidal_positions
 from react.models.regnn import REGNN, CognitiveConfig, ModelConfig, MotorConfig, PerceptualConfig
 
 FRAMES = 10
@@ -116,6 +116,67 @@ def test_perceptual_checks_inputs():
         mult(torch.randn(2, FRAMES, 12), torch.randn(2, FRAMES, 7))
     with pytest.raises(ValueError, match="share"):
         mult(torch.randn(2, FRAMES, 12), torch.randn(2, FRAMES + 1, 6))
+
+
+def stock_perceptual(mult: PerceptualProcessor, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+    """The perceptual processor (eval) in its stock formulation: 1x1 convolutions over channels-first
+    inputs and ``nn.MultiheadAttention``, which :func:`react.models.mult.attend` replaces."""
+    pos = sinusoidal_positions(video.shape[1], mult.proj_v.out_channels, video.device)
+    v = mult.scale * mult.proj_v(video.transpose(1, 2)).transpose(1, 2) + pos
+    a = mult.scale * mult.proj_a(audio.transpose(1, 2)).transpose(1, 2) + pos
+
+    def block(b: torch.nn.Module, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        q = b.norm_q(x)
+        kv = q if b.norm_kv is None else b.norm_kv(context)
+        x = x + b.attn(q, kv, kv, need_weights=False)[0]
+        return x + b.ff(b.norm_ff(x))
+
+    h = v
+    for b in mult.v_from_a:
+        h = block(b, h, a)
+    if mult.a_from_v is not None:
+        ha = a
+        for b in mult.a_from_v:
+            ha = block(b, ha, v)
+        h = torch.cat([h, ha], -1)
+    for b in mult.memory:
+        h = block(b, h)
+    h = mult.norm(h)
+    return mult.head(h) if mult.out is None else mult.out(h + mult.head(h))
+
+
+@pytest.mark.parametrize("fusion", ["both", "video"])
+def test_perceptual_equals_its_stock_formulation(fusion):
+    mult = PerceptualProcessor(12, 6, dim=8, heads=2, layers=2, memory_layers=2, fusion=fusion,
+                               residual_head=fusion == "video").eval()
+    video, audio = torch.randn(3, FRAMES, 12), torch.randn(3, FRAMES, 6)
+    torch.testing.assert_close(mult(video, audio), stock_perceptual(mult, video, audio), atol=1e-5, rtol=1e-5)
+
+
+def test_dropped_positions_are_independent_bernoulli():
+    n, p = 400_000, 0.1
+    state = torch.get_rng_state()
+    expected = torch.empty(1000, dtype=torch.float64).geometric_(p)
+    torch.set_rng_state(state)
+    assert torch.equal(geometric(1000, p), expected)  # the same draws as Tensor.geometric_
+    positions = dropped_positions(n, p)
+    assert positions.dtype == torch.int64 and (positions.diff() > 0).all()
+    assert positions.min() >= 0 and positions.max() < n
+    dropped = torch.zeros(n).index_fill_(0, positions, 1)
+    sigma = (p * (1 - p) / n) ** 0.5
+    assert abs(dropped.mean().item() - p) < 5 * sigma
+    both = (dropped[1:] * dropped[:-1]).mean().item()  # neighbours dropped together: p^2
+    assert abs(both - p * p) < 5 * (p * p / n) ** 0.5
+    assert abs(dropped[: n // 2].mean().item() - dropped[n // 2:].mean().item()) < 10 * sigma
+    assert dropped_positions(0, p).numel() == 0 and (dropped_positions(12, 0.25) < 12).all()
+    drop = Dropout(p)
+    x = torch.randn(64, 50, requires_grad=True)
+    out = drop(x.t())  # a non-contiguous input
+    assert out.shape == (50, 64)
+    assert ((out == 0) | torch.isclose(out, x.t() / (1 - p))).all() and (out == 0).any()
+    out.sum().backward()  # the gradient is the mask
+    torch.testing.assert_close(x.grad, torch.where(out.t() == 0, 0.0, 1 / (1 - p)))
+    assert drop.eval()(x) is x
 
 
 def tiny_model(**motor) -> REGNN:
@@ -231,3 +292,33 @@ def test_official_noise_rescaling():
     large = model.sample(video, audio, 3, torch.Generator().manual_seed(0), scale=2.0)
     centre = model.condition(video, audio)[0].transpose(1, 2)[:, None]
     assert (large - centre).abs().mean() > 3 * (small - centre).abs().mean()
+
+
+@pytest.mark.parametrize("residual", ["lipschitz", "attention"])
+def test_motor_per_window_edges_equal_gathered_edges(residual):
+    motor = MotorProcessor(FRAMES, 25, 2, hidden=8, edge_dim=8, residual=residual).eval()
+    edges, owner = random_edges(3, channels=8), torch.tensor([0, 0, 2, 1, 2])
+    x = torch.randn(5, 25, FRAMES)
+    torch.testing.assert_close(motor(x, edges, owner=owner)[0], motor(x, edges[owner])[0])
+
+
+def test_official_motor_layer_is_its_formula():
+    layer = official_model().motor.blocks[0]
+    with torch.no_grad():
+        layer.mix.copy_(torch.randn(8))
+    edges, x = random_edges(4, channels=8), torch.randn(4, 25, FRAMES)
+    mixing = torch.einsum("bcij,c->bij", edges, layer.mix) / layer.bound()
+    torch.testing.assert_close(layer.mixing(edges), mixing)
+    h = torch.sigmoid(torch.nn.functional.elu(x))
+    attn = torch.softmax((h @ layer.Wq) @ (h @ layer.Wk).transpose(1, 2) / FRAMES**0.5, -1)
+    torch.testing.assert_close(layer(x, mixing), (attn * mixing) @ h)
+
+
+def test_lipschitz_layer_is_its_formula():
+    layer = strong_motor(layers=1).blocks[0]
+    edges, x = random_edges(3), torch.randn(3, 25, FRAMES)
+    scale = 0.9 / layer.lipschitz_bound(edges).clamp(min=0.9)
+    h = torch.nn.functional.elu(x @ layer.U + layer.u)
+    expected = torch.stack([torch.einsum("c,cij,jk,ckt->it", layer.mix, edges[b], h[b], layer.V) * scale[b]
+                            for b in range(3)])
+    torch.testing.assert_close(layer(x, layer.mixing(edges)), expected, atol=1e-5, rtol=1e-4)

@@ -58,16 +58,19 @@ class LipschitzGraphLayer(nn.Module):
         return norm_u * (edge_norm_bound(edges.float()) * (self.mix.abs() * norm_v)).sum(-1)
 
     def mixing(self, edges: torch.Tensor) -> torch.Tensor:
-        """``s * a_c * E_c`` ``(B, C, N, N)``: the edges with the channel weights and the bounding scale."""
+        """``s * a_c * E_c[i, j]`` laid out ``(B, N_i, N_j * C)`` (``c`` fastest): the edges with the
+        channel weights and the bounding scale, in the order that :meth:`forward` contracts."""
         scale = self.coeff / torch.clamp(self.lipschitz_bound(edges), min=self.coeff)
-        return edges * (self.mix[None, :] * scale[:, None].to(edges.dtype))[:, :, None, None]
+        weighted = edges * (self.mix[None, :] * scale[:, None].to(edges.dtype))[:, :, None, None]
+        return weighted.permute(0, 2, 3, 1).flatten(2)
 
     def forward(self, x: torch.Tensor, mixing: torch.Tensor) -> torch.Tensor:
-        """``f(x)`` for node series ``x`` ``(B, N, T)`` and ``mixing`` from :meth:`mixing`."""
-        b, c, n, _ = mixing.shape
+        """``f(x)`` for node series ``x`` ``(B, N, T)`` and ``mixing`` from :meth:`mixing`, as
+        ``sum_(j, c) mixing[i, (j, c)] (h V_c)[j]``: no activation is ever transposed."""
+        b, n, t = x.shape
         h = self.act(x @ self.U + self.u)  # (B, N, H)
-        spread = (mixing.flatten(1, 2) @ h).view(b, c, n, -1)  # (B, C, N, H)
-        return spread.transpose(1, 2).flatten(2) @ self.V.flatten(0, 1)  # (B, N, T)
+        per_channel = h @ self.V.transpose(0, 1).flatten(1)  # (B, N_j, C * T): h V_c side by side
+        return mixing @ per_channel.view(b, -1, t)  # (B, N_i, T)
 
 
 class AttentionGraphLayer(nn.Module):
@@ -94,12 +97,13 @@ class AttentionGraphLayer(nn.Module):
 
     def mixing(self, edges: torch.Tensor) -> torch.Tensor:
         """``sum_c a_c E_c / L`` ``(B, N, N)``."""
-        return torch.einsum("bcij,c->bij", edges, self.mix) / self.bound()
+        return (self.mix @ edges.flatten(2)).unflatten(-1, edges.shape[-2:]) / self.bound()
 
     def forward(self, x: torch.Tensor, mixing: torch.Tensor) -> torch.Tensor:
         """``f(x)`` for node series ``x`` ``(B, N, T)`` and ``mixing`` from :meth:`mixing`."""
         h = torch.sigmoid(self.act(x))
-        attn = torch.softmax((h @ self.Wq) @ (h @ self.Wk).transpose(1, 2) / math.sqrt(x.shape[-1]), -1)
+        q, k = (h @ torch.cat([self.Wq, self.Wk], 1)).chunk(2, -1)  # one product for both
+        attn = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(x.shape[-1]), -1)
         return (attn * mixing) @ h
 
 
@@ -164,25 +168,30 @@ class MotorProcessor(nn.Module):
         self.norms = (nn.ModuleList(ActNorm(nodes, actnorm_data_init) for _ in range(layers))
                       if actnorm else None)
 
-    def forward(self, x: torch.Tensor, edges: torch.Tensor, logdet_terms: int = 0
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Reaction -> latent; with ``logdet_terms > 0`` also the estimated ``log|det J|`` ``(B,)``."""
+    def forward(self, x: torch.Tensor, edges: torch.Tensor, logdet_terms: int = 0,
+                owner: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Reaction -> latent; with ``logdet_terms > 0`` also the estimated ``log|det J|`` ``(B,)``.
+
+        ``owner`` ``(B,)``: the row of ``edges`` (one per window) that each reaction belongs to; the
+        per-window mixings are then computed once per window and gathered (None: a row per reaction).
+        """
         differentiable = torch.is_grad_enabled()
         logdet = torch.zeros(x.shape[0], device=x.device) if logdet_terms else None
         for i, block in enumerate(self.blocks):
+            mixing = block.mixing(edges) if owner is None else block.mixing(edges)[owner]
             if self.norms is not None:
                 x, ld = self.norms[i](x)
                 logdet = logdet + ld if logdet is not None else None
             if logdet_terms:
                 with torch.enable_grad():
                     x_in = x if x.requires_grad else x.detach().requires_grad_(True)
-                    branch = block(x_in, block.mixing(edges))
+                    branch = block(x_in, mixing)
                     logdet = logdet + residual_logdet(branch, x_in, logdet_terms, differentiable)
                     x = x_in + branch
                 if not differentiable:
                     x, logdet = x.detach(), logdet.detach()
             else:
-                x = x + block(x, block.mixing(edges))
+                x = x + block(x, mixing)
         return x, logdet
 
     def inverse(self, z: torch.Tensor, edges: torch.Tensor, iters: int = 100, tol: float = 0.0

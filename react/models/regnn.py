@@ -124,7 +124,8 @@ class REGNN(nn.Module):
                 mask = torch.ones(reactions.shape[:2], dtype=torch.bool, device=reactions.device)
             owner, slot = mask.nonzero(as_tuple=True)
             terms = self.logdet_terms if self.training else 0
-            latent, logdet = self.motor(reactions[owner, slot].transpose(1, 2), edges[owner], terms)
+            series = reactions[owner, slot].transpose(1, 2).contiguous()  # (B', nodes, T)
+            latent, logdet = self.motor(series, edges, terms, owner)
             out["latent"] = latent.new_zeros(*mask.shape, *latent.shape[1:]).index_put((owner, slot), latent)
             if logdet is not None:
                 out["logdet"] = logdet.new_zeros(mask.shape).index_put((owner, slot), logdet)
