@@ -2,11 +2,19 @@
 
 ``<out>/P<n>/data_collection_<SESSION>_{SHIMMER,VR,PROGRESS_EVENT}_.csv`` for N participants x
 sessions. Each session is a run of game levels; the state during a level (BORED, ENGAGED,
-FRUSTRATED) sets an arousal level that raises the GSR level and the rate of phasic skin-conductance
-peaks, the heart rate (PPG pulse rate and the ``hr`` column) and the motion energy of head and
-controllers. Every participant has their own GSR level and gain, resting heart rate, PPG offset and
-amplitude, body height and how much they move, so absolute levels alone do not give the state on
-unseen participants. After most levels a self-report (or a FEEDBACK_RECEIVED value, a SKIP, a late
+FRUSTRATED) drives the two modalities differently, as arousal and valence are thought to:
+
+- bio-signals follow *arousal* (BORED low; ENGAGED and FRUSTRATED both high, FRUSTRATED a little
+  higher): GSR level and the rate of phasic skin-conductance peaks, heart rate (PPG pulse rate and
+  the ``hr`` column). They tell BORED from the rest, but ENGAGED from FRUSTRATED only weakly;
+- body tracking follows *agitation* (FRUSTRATED only): fast, jerky head and controller movement
+  on top of the slow movement every state has. It tells FRUSTRATED from the rest, but BORED from
+  ENGAGED only weakly.
+
+So each modality alone confuses one pair of states and the two together separate all three. Every
+participant has their own GSR level and gain, resting heart rate, PPG offset and amplitude, body
+height and how much they move, so absolute levels alone do not give the state on unseen
+participants. After most levels a self-report (or a FEEDBACK_RECEIVED value, a SKIP, a late
 report, or none) follows as in the real recordings.
 
 With ``--variants`` (default) the sessions cycle through the file-format variants: standard
@@ -34,7 +42,8 @@ from react.data.windows import write_csv_atomic  # noqa: E402
 from react.data.xroom import LABELS, SHIMMER_CHANNELS, TICKS_AT_UNIX_EPOCH, VR_CHANNELS  # noqa: E402
 
 VARIANTS = ("standard", "no_header", "unix_ms", "vr_v1", "updated_timestamp")
-AROUSAL = {"BORED": 0.0, "ENGAGED": 0.5, "FRUSTRATED": 1.0, "REST": 0.3}
+AROUSAL = {"BORED": 0.0, "ENGAGED": 0.85, "FRUSTRATED": 1.0, "REST": 0.3}  # bio-signals
+AGITATION = {"BORED": 0.0, "ENGAGED": 0.1, "FRUSTRATED": 1.0, "REST": 0.0}  # body movement
 MASTER_HZ = 100.0
 START = datetime(2024, 1, 15, 9, 0, tzinfo=timezone.utc).timestamp()  # wall-clock seconds
 
@@ -95,14 +104,19 @@ def quaternion(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray) -> np.ndarr
                      cy * cp * sr - sy * sp * cr, cy * cp * cr + sy * sp * sr], axis=1)
 
 
+def state_series(tm: np.ndarray, spans: list, levels: dict[str, float]) -> np.ndarray:
+    """The level of each level's state over time (``REST`` between levels), smoothed over 1.5 s."""
+    series = np.full(len(tm), levels["REST"])
+    for start, end, state in spans:
+        series[(tm >= start) & (tm <= end)] = levels[state]
+    return gaussian_filter1d(series, 1.5 * MASTER_HZ)
+
+
 def simulate(rng: np.random.Generator, traits: dict, spans: list, duration: float) -> dict[str, np.ndarray]:
     """Latent signals on the master grid: gsr, ppg, hr, accel (3), vr (21)."""
     n = int(duration * MASTER_HZ) + 1
     tm = np.arange(n) / MASTER_HZ
-    arousal = np.full(n, AROUSAL["REST"])
-    for start, end, state in spans:
-        arousal[(tm >= start) & (tm <= end)] = AROUSAL[state]
-    arousal = gaussian_filter1d(arousal, 1.5 * MASTER_HZ)
+    arousal, agitation = (state_series(tm, spans, levels) for levels in (AROUSAL, AGITATION))
     # skin conductance: tonic level + peaks at an arousal-dependent rate (1 to 10 per minute)
     onsets = rng.random(n) < (1.0 + 9.0 * arousal) / 60.0 / MASTER_HZ
     k = np.arange(int(10 * MASTER_HZ)) / MASTER_HZ
@@ -117,9 +131,9 @@ def simulate(rng: np.random.Generator, traits: dict, spans: list, duration: floa
     pulse = np.sin(phase) + 0.4 * np.sin(2 * phase + 0.6)
     ppg = traits["ppg_offset"] + traits["ppg_amp"] * (pulse + 0.1 * rng.standard_normal(n))
     ppg += 15.0 * band_noise(rng, n, 0.02, 0.2, 1)[:, 0]
-    # motion: band-limited movement whose amplitude grows with arousal
-    energy = (traits["move"] * (0.15 + 1.2 * arousal))[:, None]
-    move = band_noise(rng, n, 0.3, 3.0, 18) * energy
+    # motion: slow movement of the same energy in every state, plus fast jerky movement with agitation
+    jerk = (0.1 + 1.4 * agitation)[:, None]
+    move = traits["move"] * (band_noise(rng, n, 0.2, 1.2, 18) + jerk * band_noise(rng, n, 1.5, 4.0, 18))
     head_pos = np.array([0.0, traits["height"], 0.0]) + 0.03 * move[:, 0:3]
     head_rot = quaternion(traits["heading"] + 0.15 * move[:, 3], 0.1 * move[:, 4], 0.05 * move[:, 5])
     parts = [head_pos, head_rot]

@@ -257,27 +257,38 @@ def test_statistical_and_spectral_values():
     assert sum(spec[f"sine.band_{a:g}_{b:g}Hz"] for a, b in zip(edges[:-1], edges[1:])) == pytest.approx(1.0)
 
 
-def test_synthetic_relation_is_learnable_on_held_out_participants(dataset, tmp_path):
+def test_synthetic_relation_is_learnable_and_the_modalities_complement_each_other(dataset, tmp_path):
+    """Held-out participants, per-session z-scores (the reference default, which takes out the
+    participants' own levels), handcrafted features and a linear model: bio-signals (arousal) tell
+    BORED from the rest but confuse ENGAGED and FRUSTRATED, body tracking (agitation) tells
+    FRUSTRATED from the rest but confuses BORED and ENGAGED, and the two together separate all three."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.metrics import balanced_accuracy_score, recall_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    # per-session z-scores (the reference default) take out the participants' own levels
-    res = run(dataset, tmp_path, seed=0, val_fraction=0.0, test_fraction=0.25, scaler="session")
-    written = extract_handcrafted(res.out_dir, HandcraftedConfig())
-    assert written["statistical"] == written["spectral"] == sum(res.counts.values())
-    names = json.loads((res.out_dir / "handcrafted.json").read_text())["features"]
+    uar, recall = {}, {}
+    for modalities in (["bio"], ["body"], ["bio", "body"]):
+        res = run(dataset, tmp_path / "_".join(modalities), seed=0, val_fraction=0.0, test_fraction=0.25,
+                  scaler="session", modalities=modalities, get_stats=False)
+        written = extract_handcrafted(res.out_dir, HandcraftedConfig())
+        assert written["statistical"] == written["spectral"] == sum(res.counts.values())
+        names = json.loads((res.out_dir / "handcrafted.json").read_text())["features"]
 
-    def xy(split):
-        parts = [W.load_windows(res.out_dir, split, kind) for kind in ("statistical", "spectral")]
-        assert all(p.x.shape[1] == len(names[k]) for p, k in zip(parts, ("statistical", "spectral")))
-        return np.concatenate([p.x for p in parts], axis=1), parts[0].y
+        def xy(split):
+            parts = [W.load_windows(res.out_dir, split, kind) for kind in ("statistical", "spectral")]
+            assert all(p.x.shape[1] == len(names[k]) for p, k in zip(parts, ("statistical", "spectral")))
+            return np.concatenate([p.x for p in parts], axis=1), parts[0].y
 
-    (xtr, ytr), (xte, yte) = xy("train"), xy("test")
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)).fit(xtr, ytr)
-    score = balanced_accuracy_score(yte, model.predict(xte))
-    assert score > 0.6, score  # chance: 1/3
+        (xtr, ytr), (xte, yte) = xy("train"), xy("test")
+        predicted = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)).fit(xtr, ytr).predict(xte)
+        name = "+".join(modalities)
+        uar[name] = balanced_accuracy_score(yte, predicted)
+        recall[name] = dict(zip(X.LABELS, recall_score(yte, predicted, average=None, labels=[0, 1, 2])))
+    assert min(uar.values()) > 0.6, uar  # chance: 1/3
+    assert recall["bio"]["BORED"] > recall["bio"]["FRUSTRATED"] + 0.2, recall
+    assert recall["body"]["FRUSTRATED"] > recall["body"]["BORED"] + 0.1, recall
+    assert uar["bio+body"] > max(uar["bio"], uar["body"]) + 0.05, uar
 
 
 # ---------------------------------------------------------------- configs
