@@ -56,5 +56,6 @@ def test_all_stages_on_raw_media(tmp_path_factory, tmp_path):
     assert main(["all", "--config", str(TINY), *overrides]) == 0  # everything done: nothing redone
     assert [p.stat().st_mtime_ns for p in outputs] == stamps
     # new settings: redone (without the pictures, drawn and checked above)
-    assert main(["infer", "--config", str(TINY), *overrides[:-1], "infer.samples=3", "infer.render=false"]) == 0
+    rerun = [*overrides[:-1], "infer.samples=3", "infer.render=false"]
+    assert main(["infer", "--config", str(TINY), *rerun]) == 0
     assert (run / "infer" / "result-2.pth").is_file()

@@ -257,6 +257,13 @@ def test_statistical_and_spectral_values():
     assert sum(spec[f"sine.band_{a:g}_{b:g}Hz"] for a, b in zip(edges[:-1], edges[1:])) == pytest.approx(1.0)
 
 
+def handcrafted_xy(out_dir: Path, split: str, names: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The statistical and spectral features of a split side by side, and the labels."""
+    parts = [W.load_windows(out_dir, split, kind) for kind in ("statistical", "spectral")]
+    assert all(p.x.shape[1] == len(names[k]) for p, k in zip(parts, ("statistical", "spectral")))
+    return np.concatenate([p.x for p in parts], axis=1), parts[0].y
+
+
 def test_synthetic_relation_is_learnable_and_the_modalities_complement_each_other(dataset, tmp_path):
     """Held-out participants, per-session z-scores (the reference default, which takes out the
     participants' own levels), handcrafted features and a linear model: bio-signals (arousal) tell
@@ -275,13 +282,9 @@ def test_synthetic_relation_is_learnable_and_the_modalities_complement_each_othe
         assert written["statistical"] == written["spectral"] == sum(res.counts.values())
         names = json.loads((res.out_dir / "handcrafted.json").read_text())["features"]
 
-        def xy(split):
-            parts = [W.load_windows(res.out_dir, split, kind) for kind in ("statistical", "spectral")]
-            assert all(p.x.shape[1] == len(names[k]) for p, k in zip(parts, ("statistical", "spectral")))
-            return np.concatenate([p.x for p in parts], axis=1), parts[0].y
-
-        (xtr, ytr), (xte, yte) = xy("train"), xy("test")
-        predicted = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)).fit(xtr, ytr).predict(xte)
+        (xtr, ytr), (xte, yte) = (handcrafted_xy(res.out_dir, split, names) for split in ("train", "test"))
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)).fit(xtr, ytr)
+        predicted = model.predict(xte)
         name = "+".join(modalities)
         uar[name] = balanced_accuracy_score(yte, predicted)
         recall[name] = dict(zip(X.LABELS, recall_score(yte, predicted, average=None, labels=[0, 1, 2])))
