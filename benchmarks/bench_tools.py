@@ -6,10 +6,12 @@ views on the device, forward, backward, step) in windows per second, against the
 ``--steps`` batches alternate between the two (in turn which goes first) and the median of the
 paired ratios is reported with the 1-minute load average (goal: pipeline >= 90 % of model-only).
 
-``evidence``: participant-independent splits (per-session z-score, the reference scaling), test
-UAR / macro-F1 / accuracy over several seeds, mean and spread:
-  1. bio, 10 % of the training labels: CNN1D from scratch vs the same CNN1D pre-trained with
-     SimCLR on the unlabelled windows of the training participants, then fine-tuned;
+``evidence``: participant-independent splits (per-session z-score, the reference scaling), each
+seed drawing its own participant split, test UAR / macro-F1 / accuracy, mean and spread over seeds:
+  1. ``--ssl-modality`` (bio), 10 % of the training labels (``--label-unit``: of the labelled
+     intervals, i.e. self-reports, by default): CNN1D from scratch vs the same CNN1D
+     pre-trained with SimCLR on the unlabelled windows of the training participants, then fine-tuned
+     (or frozen);
   2. all labels, from scratch: bio vs body vs bio+body (early fusion, late fusion), all on the
      same 5 s windows.
 
@@ -209,14 +211,16 @@ def evidence(args: argparse.Namespace) -> dict:
             Path(tmp),
         )
         scaling = (f"preprocess.overlap={args.overlap}", f"preprocess.scaler={args.scaler}")
-        if "ssl" in args.parts:
-            STAGES["preprocess"](tools(root, out, "bio", *scaling))
-            ssl_evidence(root, out, args, results)
-        if "fusion" in args.parts:
-            for seed in args.seeds:  # each seed also draws its own participant split
-                split_out = out / f"split{seed}"
-                for modality in MODALITIES:  # one window geometry (5 s) for all
+        for seed in args.seeds:  # each seed also draws its own participant split
+            split_out = out / f"split{seed}"
+            modalities = {args.ssl_modality} if "ssl" in args.parts else set()
+            modalities |= set(MODALITIES) if "fusion" in args.parts else set()
+            for modality in MODALITIES:  # one window geometry (5 s) for all
+                if modality in modalities:
                     STAGES["preprocess"](tools(root, split_out, modality, *scaling, f"seed={seed}"))
+            if "ssl" in args.parts:
+                ssl_evidence(root, split_out, args, seed, results)
+            if "fusion" in args.parts:
                 fusion_evidence(root, split_out, args, seed, results)
     print(
         f"\ntest set: participant-independent, {len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}); "
@@ -236,30 +240,35 @@ def evidence(args: argparse.Namespace) -> dict:
     return summary
 
 
-def ssl_evidence(root: Path, out: Path, args: argparse.Namespace, results: dict[str, list[dict]]) -> None:
-    """Bio, ``--fraction`` of the labels: scratch vs SimCLR pre-trained (fine-tuned, frozen), per seed."""
+def ssl_evidence(root: Path, out: Path, args: argparse.Namespace, seed: int,
+                 results: dict[str, list[dict]]) -> None:
+    """``--ssl-modality``, ``--fraction`` of the labels, on the participant split of ``out``: the
+    classifier from scratch vs pre-trained with SimCLR on the training participants' unlabelled
+    windows (then fine-tuned, or frozen)."""
+    modality = args.ssl_modality
     STAGES["ssl-train"](
-            tools(
-                root,
-                out,
-                "bio",
-                f"ssl.train.epochs={args.ssl_epochs}",
-                "ssl.train.lr=1e-3",
-                "ssl.train.batch_size=256",
-                "ssl.train.log_every=1000000",
-            )
+        tools(
+            root,
+            out,
+            modality,
+            f"ssl.seed={seed}",
+            f"ssl.train.epochs={args.ssl_epochs}",
+            "ssl.train.lr=1e-3",
+            "ssl.train.batch_size=256",
+            "ssl.train.log_every=1000000",
         )
-    fraction = f"finetune.data.label_fraction={args.fraction}"
+    )
+    fraction = (f"finetune.data.label_fraction={args.fraction}",
+                f"finetune.data.label_unit={args.label_unit}")
     runs = {
         "scratch": (),
         "ssl": ("finetune.model.weights=auto",),
         "ssl_frozen": ("finetune.model.weights=auto", "finetune.model.freeze_encoder=true"),
     }
-    for seed in args.seeds:
-        for name, extra in runs.items():
-            results.setdefault(f"bio {args.fraction:.0%} labels, {name}", []).append(
-                finetune(root, out, "bio", name, seed, args, fraction, *extra)
-            )
+    for name, extra in runs.items():
+        results.setdefault(f"{modality} {args.fraction:.0%} {args.label_unit}s, {name}", []).append(
+            finetune(root, out, modality, f"{modality}_{name}", seed, args, *fraction, *extra)
+        )
 
 
 def fusion_evidence(root: Path, out: Path, args: argparse.Namespace, seed: int,
@@ -293,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--data-seed", type=int, default=0)
     ev.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ev.add_argument("--fraction", type=float, default=0.1)
+    ev.add_argument("--label-unit", default="interval", choices=("interval", "window"),
+                    help="what --fraction counts: labelled intervals (self-reports, all their windows) "
+                    "or single windows")
     ev.add_argument(
         "--overlap", type=float, default=0.5, help="window overlap (the reference bio default: 0.8)"
     )
@@ -302,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="session: each session scaled by its own statistics (the reference); train: "
                     "statistics of the training participants")
     ev.add_argument("--parts", nargs="+", default=["ssl", "fusion"], choices=("ssl", "fusion"))
+    ev.add_argument("--ssl-modality", default="bio", choices=tuple(MODALITIES),
+                    help="the modality of the SSL comparison (early fusion for bio+body)")
     for p in (tp, ev):
         p.add_argument("--out", help="also write the figures as JSON here")
     args = ap.parse_args(argv)

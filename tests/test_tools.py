@@ -186,6 +186,12 @@ def test_label_subset_is_stratified_and_seeded():
     assert len(label_subset(y, 1.0, 0)) == len(y)
     with pytest.raises(ConfigError, match="label_fraction"):
         label_subset(y, 0.0, 0)
+    # counted in groups (labelled intervals): 20 / 10 / 2 groups of 5 windows -> 2 / 1 / 1 whole groups
+    groups = np.repeat(np.arange(32), 5)
+    kept = label_subset(y, 0.1, seed=3, groups=groups)
+    assert np.bincount(y[kept]).tolist() == [10, 5, 5]
+    assert all(np.isin(groups[groups == g], groups[kept]).all() for g in np.unique(groups[kept]))
+    assert len(np.unique(groups[kept])) == 4
 
 
 # ---------------------------------------------------------------- configs

@@ -172,6 +172,21 @@ def test_splits_disjoint_seeded_and_scaler_never_sees_test_data(dataset, tmp_pat
     assert not np.allclose(t1, t2)
 
 
+def test_labelled_intervals_group_the_windows_of_one_self_report(dataset, tmp_path):
+    res = run(dataset, tmp_path, seed=0, val_fraction=0.0, test_fraction=0.25, overlap=0.5, get_stats=False)
+    table = pd.read_csv(res.out_dir / "train.csv", dtype={"session": str, "participant": str})
+    ids = W.labelled_intervals(res.out_dir, "train")
+    assert len(ids) == len(table)
+    intervals = {(f.participant, f.session): X.load_session(f, ["SHIMMER"]).intervals
+                 for f in X.discover_sessions(dataset)}
+    # the interval of each window, from the session's own labels: the one containing its start
+    truth = [next(i for i, iv in enumerate(intervals[(r.participant, r.session)])
+                  if iv.start - 0.2 <= r.start_time <= iv.end) for r in table.itertuples()]
+    keys = list(zip(table.participant, table.session, truth))
+    assert len(set(ids)) == len(set(keys))  # one id per (session, interval) ...
+    assert all(len({k for k, i in zip(keys, ids) if i == g}) == 1 for g in set(ids))  # ... and never two
+
+
 def test_explicit_splits_and_per_session_scaling(dataset, tmp_path):
     res = run(dataset, tmp_path, val_participants=["P2"], test_participants=["P7", "P8"], scaler="session")
     assert res.splits == {"train": ["P1", "P3", "P4", "P5", "P6"], "val": ["P2"], "test": ["P7", "P8"]}

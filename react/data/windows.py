@@ -460,6 +460,27 @@ def load_windows(modality_dir: str | os.PathLike, split: str, folder: str) -> Wi
     return WindowSet(x, y, table)
 
 
+def labelled_intervals(modality_dir: str | os.PathLike, split: str) -> np.ndarray:
+    """An id per row of ``<split>.csv``: the labelled interval (one self-report) the window was cut from.
+
+    Windows of one session that follow each other at the hop with the same label come from one
+    interval; windows of different intervals start at least a window length apart (> the hop).
+    """
+    table = pd.read_csv(Path(modality_dir) / f"{split}.csv", dtype={"session": str, "participant": str})
+    meta = read_meta(modality_dir)
+    hop_s = meta["hop_frames"] / meta["preprocess"]["frequency"]
+    order = np.lexsort((table["start_time"].to_numpy(), table["session"], table["participant"]))
+    t = table.iloc[order]
+    new = np.ones(len(t), dtype=bool)
+    new[1:] = ((t["participant"].to_numpy()[1:] != t["participant"].to_numpy()[:-1])
+               | (t["session"].to_numpy()[1:] != t["session"].to_numpy()[:-1])
+               | (t["labels"].to_numpy()[1:] != t["labels"].to_numpy()[:-1])
+               | (np.diff(t["start_time"].to_numpy()) > 1.5 * hop_s))
+    ids = np.empty(len(t), dtype=np.int64)
+    ids[order] = np.cumsum(new) - 1
+    return ids
+
+
 def read_meta(modality_dir: str | os.PathLike) -> dict:
     """``preprocess.json`` of a window folder (channels, modalities, splits ...)."""
     path = Path(modality_dir) / "preprocess.json"

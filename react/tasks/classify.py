@@ -24,7 +24,7 @@ from torch import nn
 from react.config import ConfigError, RunConfig
 from react.data.react_layout import LayoutError
 from react.data.ts_augment import TSAugment, TSAugmentConfig, one_cpu_thread
-from react.data.windows import read_meta
+from react.data.windows import labelled_intervals, read_meta
 from react.data.xroom import LABELS
 from react.models.timeseries import Classifier, EncoderConfig, build_encoder
 from react.tasks.protocol import RunPaths
@@ -40,6 +40,7 @@ class ClassifyDataConfig:
     root: str = "outputs/XRoom/bio"  # a modality folder of the preprocess stage
     inputs: list[str] = field(default_factory=lambda: ["standardize"])  # a window folder, or feature folders
     label_fraction: float = 1.0  # share of the training labels used, per class, drawn with `seed`
+    label_unit: str = "window"  # what label_fraction counts: window | interval (labelled intervals)
     eval_batch_size: int = 512
 
 
@@ -68,16 +69,22 @@ class Config(RunConfig):
     augment: TSAugmentConfig = field(default_factory=TSAugmentConfig)  # window inputs; all off by default
 
 
-def label_subset(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Sorted indices of a seeded, class-stratified ``fraction`` of ``y`` (at least one per class)."""
+def label_subset(y: np.ndarray, fraction: float, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """Sorted indices of a seeded, class-stratified ``fraction`` of ``y`` (at least one per class).
+
+    With ``groups`` (one id per item, one label per group), the fraction counts groups and every
+    item of a drawn group is kept.
+    """
     if not 0 < fraction <= 1:
         raise ConfigError(f"data.label_fraction must be in (0, 1], got {fraction}")
     if fraction == 1:
         return np.arange(len(y))
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    ids, first = np.unique(groups, return_index=True)
     rng = np.random.default_rng(seed)
-    kept = [rng.permutation(np.flatnonzero(y == k))[:max(1, round(fraction * (y == k).sum()))]
+    kept = [rng.permutation(ids[y[first] == k])[:max(1, round(fraction * (y[first] == k).sum()))]
             for k in np.unique(y)]
-    return np.sort(np.concatenate(kept))
+    return np.flatnonzero(np.isin(groups, np.concatenate(kept)))
 
 
 class Task:
@@ -96,7 +103,10 @@ class Task:
         if self.windowed and len(cfg.data.inputs) > 1:
             raise ConfigError(f"data.inputs {list(cfg.data.inputs)}: a window folder cannot be combined")
         x, y, files = self.splits["train"]
-        keep = torch.from_numpy(label_subset(y.numpy(), cfg.data.label_fraction, cfg.seed))
+        if cfg.data.label_unit not in ("window", "interval"):
+            raise ConfigError(f"data.label_unit: unknown '{cfg.data.label_unit}'. Valid: window, interval")
+        groups = labelled_intervals(cfg.data.root, "train") if cfg.data.label_unit == "interval" else None
+        keep = torch.from_numpy(label_subset(y.numpy(), cfg.data.label_fraction, cfg.seed, groups))
         self.splits["train"] = (x[keep], y[keep], [files[i] for i in keep])
         try:
             self.augment = TSAugment(typed(cfg.augment))
@@ -104,8 +114,8 @@ class Task:
             raise ConfigError(str(err)) from None
         if self.augment.enabled and not self.windowed:
             raise ConfigError("augment: augmentations apply to window inputs, not to feature vectors")
-        log.info("classify: %d of %d training windows labelled (fraction %g), inputs %s", len(keep), len(y),
-                 cfg.data.label_fraction, ", ".join(cfg.data.inputs))
+        log.info("classify: %d of %d training windows labelled (fraction %g of the %ss), inputs %s",
+                 len(keep), len(y), cfg.data.label_fraction, cfg.data.label_unit, ", ".join(cfg.data.inputs))
 
     def _load(self, split: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         parts = [window_tensor(self.cfg.data.root, split, folder) for folder in self.cfg.data.inputs]

@@ -64,7 +64,8 @@ def finetune_variant(section: DictConfig) -> str:
         parts += ["ssl"] if section.model.weights else []
         parts += ["frozen"] if section.model.freeze_encoder else []
     if section.data.label_fraction < 1:
-        parts.append(f"{section.data.label_fraction * 100:g}pct")
+        unit = "_intervals" if section.data.label_unit == "interval" else ""
+        parts.append(f"{section.data.label_fraction * 100:g}pct{unit}")
     return "_".join(parts)
 
 
