@@ -256,6 +256,7 @@ def ssl_evidence(root: Path, out: Path, args: argparse.Namespace, seed: int,
             "ssl.train.lr=1e-3",
             "ssl.train.batch_size=256",
             "ssl.train.log_every=1000000",
+            *args.ssl_set,
         )
     )
     fraction = (f"finetune.data.label_fraction={args.fraction}",
@@ -314,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="session: each session scaled by its own statistics (the reference); train: "
                     "statistics of the training participants")
     ev.add_argument("--parts", nargs="+", default=["ssl", "fusion"], choices=("ssl", "fusion"))
+    ev.add_argument("--ssl-set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="further overrides of the SSL pre-training, e.g. ssl.augment.scale.probability=0")
     ev.add_argument("--ssl-modality", default="bio", choices=tuple(MODALITIES),
                     help="the modality of the SSL comparison (early fusion for bio+body)")
     for p in (tp, ev):
