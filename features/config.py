@@ -48,7 +48,8 @@ class AudioConfig:
     hop_length: int = 160
     max_shortfall_s: float = 0.1  # audio may end this much before the last video frame
     vggish_hop_s: float = 0.04  # seconds between VGGish examples (0.04: one per 25 fps frame)
-    vggish_postprocess: bool = False  # the AudioSet release's PCA + 8-bit step (needs the weights' pproc.*)
+    vggish_postprocess: bool = False  # the AudioSet release's PCA + 8-bit step
+    vggish_pca: str = ""  # its PCA file (vggish_pca_params-*.pth); "" = the pproc.* entries of audio.weights
 
 
 @dataclass

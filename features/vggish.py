@@ -21,6 +21,7 @@ import torch
 from omegaconf import DictConfig
 
 from features.align import align_to_frames
+from features.sidecar import weights_fingerprint
 from features.weights import resolve_weights, weights_settings
 
 SAMPLE_RATE = 16000
@@ -79,7 +80,10 @@ def describe(cfg: DictConfig, common: dict[str, Any]) -> dict[str, Any]:
     """Sidecar settings of the vggish kind."""
     a = cfg.audio
     front_end = f"logmel{MEL_BANDS} {MEL_MIN_HZ:g}-{MEL_MAX_HZ:g}Hz log+{LOG_OFFSET}"
-    post = {"postprocess": "pca-uint8"} if postprocess(cfg) else {}  # absent: raw embeddings (as before)
+    post = {}  # absent: raw embeddings (as before)
+    if postprocess(cfg):
+        post = {"postprocess": "pca-uint8",
+                **({"pca": weights_fingerprint(a.vggish_pca)} if a.vggish_pca else {})}
     return {**common, "backbone": "vggish", **weights_settings(a.weights, a.random_init, "audio", cfg.seed),
             "hop_s": a.vggish_hop_s, "front_end": front_end, **post}
 
@@ -96,7 +100,7 @@ def build(cfg: DictConfig) -> torch.nn.Module:
     a = cfg.audio
     weights = resolve_weights(a.weights, a.random_init, "audio")
     torch.manual_seed(cfg.seed)
-    return pretrained_vggish(weights, a.random_init, postprocess(cfg))
+    return pretrained_vggish(weights, a.random_init, postprocess(cfg), a.vggish_pca or None)
 
 
 def finish(cfg: DictConfig, frames: int, rows: torch.Tensor) -> torch.Tensor:

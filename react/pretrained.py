@@ -62,32 +62,46 @@ def pretrained_ssl_encoder(family: str, weights: str | os.PathLike | None, rando
     return encoder if random_init else load_ssl_weights(encoder, family, weights)
 
 
-# names of the PCA post-processing parameters in torchvggish-style state dicts (versions differ)
-VGGISH_PCA_KEYS = {"pproc.pca_matrix": ("pproc.pca_matrix", "pproc._pca_matrix", "pproc.pca_eigen_vectors"),
-                   "pproc.pca_means": ("pproc.pca_means", "pproc._pca_means")}
+# names of the PCA post-processing parameters: in torchvggish-style weights files (versions differ)
+# or in the release's separate PCA file (vggish_pca_params-*.pth: unprefixed)
+VGGISH_PCA_KEYS = {"pproc.pca_matrix": ("pproc.pca_matrix", "pproc._pca_matrix", "pproc.pca_eigen_vectors",
+                                        "pca_eigen_vectors"),
+                   "pproc.pca_means": ("pproc.pca_means", "pproc._pca_means", "pca_means")}
+PCA_NAMES = {k for keys in VGGISH_PCA_KEYS.values() for k in keys}
 
 
-def load_vggish_weights(model: nn.Module, weights: str | os.PathLike) -> nn.Module:
-    """Copy a VGGish state dict (a ``.pth`` in the harritaylor/torchvggish layout: ``features.N.*``,
-    ``embeddings.N.*``, PCA ``pproc.*``) into ``model`` (:class:`react.models.vggish.VGGish` of the
-    default architecture); the PCA entries are used if ``model`` post-processes, and required then."""
+def _state_dict(path: Path, what: str) -> dict:
     import torch
 
-    path = Path(weights)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: VGGish weights not found (a local .pth state dict; nothing is "
+        raise FileNotFoundError(f"{path}: VGGish {what} not found (a local .pth state dict; nothing is "
                                 "downloaded) - or set random_init: true")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
-    pca = {name: next((state[k] for k in keys if k in state), None) for name, keys in VGGISH_PCA_KEYS.items()}
-    state = {k: v for k, v in state.items() if not k.startswith("pproc.")}
+    return state
+
+
+def load_vggish_weights(model: nn.Module, weights: str | os.PathLike,
+                        pca: str | os.PathLike | None = None) -> nn.Module:
+    """Copy a VGGish state dict (a ``.pth`` in the harritaylor/torchvggish layout: ``features.N.*``,
+    ``embeddings.N.*``, PCA ``pproc.*``) into ``model`` (:class:`react.models.vggish.VGGish` of the
+    default architecture). If ``model`` post-processes, the PCA parameters come from ``pca`` (the
+    release's ``vggish_pca_params-*.pth``: ``pca_eigen_vectors``, ``pca_means``) or, without it, from
+    the weights file, and are required; otherwise they are ignored."""
+    path = Path(weights)
+    state = _state_dict(path, "weights")
+    source, pca_state = (Path(pca), _state_dict(Path(pca), "PCA parameters")) if pca else (path, state)
+    found = {name: next((pca_state[k] for k in keys if k in pca_state), None)
+             for name, keys in VGGISH_PCA_KEYS.items()}
+    state = {k: v for k, v in state.items() if not (k.startswith("pproc.") or k in PCA_NAMES)}
     if getattr(model, "pproc", None) is not None:
-        if any(v is None for v in pca.values()):
-            raise ValueError(f"{path}: VGGish post-processing needs the PCA parameters (pproc.pca_matrix, "
-                             "pproc.pca_means), which this weights file does not hold")
-        state["pproc.pca_matrix"] = pca["pproc.pca_matrix"].float()
-        state["pproc.pca_means"] = pca["pproc.pca_means"].float().reshape(-1, 1)
+        if any(v is None for v in found.values()):
+            raise ValueError(f"{source}: VGGish post-processing needs the PCA parameters (pca_eigen_vectors "
+                             "and pca_means, or pproc.pca_matrix and pproc.pca_means), which this file "
+                             "does not hold; give the release's PCA file as audio.vggish_pca")
+        state["pproc.pca_matrix"] = found["pproc.pca_matrix"].float()
+        state["pproc.pca_means"] = found["pproc.pca_means"].float().reshape(-1, 1)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{path}: not a VGGish state dict in the torchvggish layout (missing "
@@ -95,10 +109,11 @@ def load_vggish_weights(model: nn.Module, weights: str | os.PathLike) -> nn.Modu
     return model
 
 
-def pretrained_vggish(weights: str | os.PathLike | None, random_init: bool, postprocess: bool = False
-                      ) -> nn.Module:
+def pretrained_vggish(weights: str | os.PathLike | None, random_init: bool, postprocess: bool = False,
+                      pca: str | os.PathLike | None = None) -> nn.Module:
     """VGGish with the weights of the local file ``weights``, or tiny and random (``random_init``, warns);
-    ``postprocess``: with the file's PCA whitening and 8-bit quantisation."""
+    ``postprocess``: with the PCA whitening (parameters from ``pca``, else the weights file) and 8-bit
+    quantisation of the AudioSet release."""
     from react.models.vggish import TINY, VGGish
 
     if random_init and postprocess:
@@ -110,4 +125,4 @@ def pretrained_vggish(weights: str | os.PathLike | None, random_init: bool, post
     if not weights:
         raise FileNotFoundError("VGGish: no weights path given; set audio.weights to a local .pth or "
                                 "audio.random_init: true")
-    return load_vggish_weights(VGGish(postprocess=postprocess), weights)
+    return load_vggish_weights(VGGish(postprocess=postprocess), weights, pca if postprocess else None)

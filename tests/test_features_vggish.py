@@ -85,13 +85,20 @@ def test_postprocess_is_the_release_pca_and_8_bit_quantisation(tmp_path):
     torch.save(source.state_dict(), tmp_path / "no_pca.pth")
     with pytest.raises(ValueError, match="PCA parameters"):
         load_vggish_weights(VGGish(**TINY, postprocess=True), tmp_path / "no_pca.pth")
+    # the release's separate PCA file (vggish_pca_params-*.pth, unprefixed keys) beside the weights
+    pca = tmp_path / "pca.pth"
+    torch.save({"pca_eigen_vectors": matrix.double(), "pca_means": means.double()[:, None]}, pca)
+    separate = load_vggish_weights(VGGish(**TINY, postprocess=True), tmp_path / "no_pca.pth", pca)
+    torch.testing.assert_close(separate(x), post(x))
     with pytest.raises(ValueError, match="random_init"):
         pretrained_vggish(None, random_init=True, postprocess=True)
     cfg = OmegaConf.create({"seed": 0, "audio": {"weights": "", "random_init": True, "vggish_hop_s": 0.04,
-                                                 "vggish_postprocess": False}})
+                                                 "vggish_postprocess": False, "vggish_pca": ""}})
     assert "postprocess" not in fv.describe(cfg, {})  # raw embeddings: the sidecars of before
     cfg.audio.vggish_postprocess = True
     assert fv.describe(cfg, {})["postprocess"] == "pca-uint8"
+    cfg.audio.vggish_pca = str(tmp_path / "pca.pth")
+    assert fv.describe(cfg, {})["pca"].startswith("sha256:")
 
 
 def test_extraction_on_the_frame_grid_with_sidecars(data, tmp_path):

@@ -172,8 +172,10 @@ def test_splits_disjoint_seeded_and_scaler_never_sees_test_data(dataset, tmp_pat
     assert not np.allclose(t1, t2)
 
 
-def test_labelled_intervals_group_the_windows_of_one_self_report(dataset, tmp_path):
-    res = run(dataset, tmp_path, seed=0, val_fraction=0.0, test_fraction=0.25, overlap=0.5, get_stats=False)
+@pytest.mark.parametrize("overlap", [0.5, 0.0])
+def test_labelled_intervals_group_the_windows_of_one_self_report(dataset, tmp_path, overlap):
+    res = run(dataset, tmp_path, seed=0, val_fraction=0.0, test_fraction=0.25, overlap=overlap,
+              get_stats=False)
     table = pd.read_csv(res.out_dir / "train.csv", dtype={"session": str, "participant": str})
     ids = W.labelled_intervals(res.out_dir, "train")
     assert len(ids) == len(table)

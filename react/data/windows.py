@@ -463,19 +463,22 @@ def load_windows(modality_dir: str | os.PathLike, split: str, folder: str) -> Wi
 def labelled_intervals(modality_dir: str | os.PathLike, split: str) -> np.ndarray:
     """An id per row of ``<split>.csv``: the labelled interval (one self-report) the window was cut from.
 
-    Windows of one session that follow each other at the hop with the same label come from one
-    interval; windows of different intervals start at least a window length apart (> the hop).
+    Windows cut from one run of frames start exactly one hop apart; the next run starts later than
+    that, by the frames between the runs plus the remainder of the last window's run (unless the
+    hop is the whole window and two runs touch, which then count as one). A run broken by frames
+    without data counts as two.
     """
     table = pd.read_csv(Path(modality_dir) / f"{split}.csv", dtype={"session": str, "participant": str})
     meta = read_meta(modality_dir)
-    hop_s = meta["hop_frames"] / meta["preprocess"]["frequency"]
+    frequency = meta["preprocess"]["frequency"]
+    step_s = (meta["hop_frames"] + 0.5) / frequency  # one hop, with half a frame of rounding room
     order = np.lexsort((table["start_time"].to_numpy(), table["session"], table["participant"]))
     t = table.iloc[order]
     new = np.ones(len(t), dtype=bool)
     new[1:] = ((t["participant"].to_numpy()[1:] != t["participant"].to_numpy()[:-1])
                | (t["session"].to_numpy()[1:] != t["session"].to_numpy()[:-1])
                | (t["labels"].to_numpy()[1:] != t["labels"].to_numpy()[:-1])
-               | (np.diff(t["start_time"].to_numpy()) > 1.5 * hop_s))
+               | (np.diff(t["start_time"].to_numpy()) > step_s))
     ids = np.empty(len(t), dtype=np.int64)
     ids[order] = np.cumsum(new) - 1
     return ids

@@ -103,7 +103,7 @@ def attend(attn: nn.MultiheadAttention, x: torch.Tensor, context: torch.Tensor |
     p = attn.dropout if attn.training else 0.0
     if q.device.type == "cpu":  # windows of 50 frames: plain products beat the fused CPU kernel
         weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), -1)
-        out = dropout(weights, p) @ v
+        out = dropout(weights, p, attn.training) @ v
     else:
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
     return attn.out_proj(out.transpose(1, 2).flatten(2))
