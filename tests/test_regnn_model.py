@@ -8,7 +8,15 @@ import torch
 
 from react.models.cognitive import CognitiveProcessor
 from react.models.motor import LipschitzGraphLayer, MotorProcessor, edge_norm_bound
-from react.models.mult import Dropout, PerceptualProcessor, dropped_positions, geometric, sinusoidal_positions
+from react.models.mult import (
+    Dropout,
+    PerceptualProcessor,
+    attend,
+    dropout,
+    dropped_positions,
+    geometric,
+    sinusoidal_positions,
+)
 from react.models.regnn import REGNN, CognitiveConfig, ModelConfig, MotorConfig, PerceptualConfig
 
 FRAMES = 10
@@ -153,6 +161,13 @@ def test_perceptual_equals_its_stock_formulation(fusion):
     torch.testing.assert_close(mult(video, audio), stock_perceptual(mult, video, audio), atol=1e-5, rtol=1e-5)
 
 
+def test_attend_refuses_the_layouts_it_does_not_compute():
+    x = torch.randn(2, FRAMES, 8)
+    for kwargs in ({"add_bias_kv": True}, {"add_zero_attn": True}, {"bias": False}, {"kdim": 4, "vdim": 4}):
+        with pytest.raises(ValueError, match="not supported"):
+            attend(torch.nn.MultiheadAttention(8, 2, batch_first=True, **kwargs), x)
+
+
 def test_dropped_positions_are_independent_bernoulli():
     n, p = 400_000, 0.1
     state = torch.get_rng_state()
@@ -177,6 +192,8 @@ def test_dropped_positions_are_independent_bernoulli():
     out.sum().backward()  # the gradient is the mask
     torch.testing.assert_close(x.grad, torch.where(out.t() == 0, 0.0, 1 / (1 - p)))
     assert drop.eval()(x) is x
+    with pytest.raises(ValueError):  # as nn.functional.dropout
+        dropout(x, -0.1)
 
 
 def tiny_model(**motor) -> REGNN:

@@ -77,8 +77,8 @@ class DropPositions(torch.autograd.Function):
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """``F.dropout(x, p, training)`` (same distribution), by :func:`dropped_positions` on the CPU for
     ``p <= 0.3``, where that is the cheaper draw; otherwise, and on accelerators, the stock one."""
-    if not training or p == 0 or p > 0.3 or x.device.type != "cpu":
-        return F.dropout(x, p, training)
+    if not training or not 0 < p <= 0.3 or x.device.type != "cpu":
+        return F.dropout(x, p, training)  # (which also rejects a p outside [0, 1])
     return DropPositions.apply(x, dropped_positions(x.numel(), p), 1 / (1 - p))
 
 
@@ -91,7 +91,13 @@ class Dropout(nn.Dropout):
 
 def attend(attn: nn.MultiheadAttention, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
     """``attn(x, context, context, need_weights=False)[0]`` for batch-first ``attn`` (``context``
-    None: ``x``), with the same parameters and maths but without its sequence-first layout copies."""
+    None: ``x``), with the same parameters and maths but without its sequence-first layout copies.
+    Only the plain layout is supported: one packed input projection with biases, no ``bias_k`` /
+    ``bias_v``, no ``add_zero_attn``."""
+    plain = attn.in_proj_weight is not None and attn.in_proj_bias is not None
+    if not plain or attn.bias_k is not None or attn.add_zero_attn:
+        raise ValueError("attend: nn.MultiheadAttention with kdim/vdim, bias=False, add_bias_kv or "
+                         "add_zero_attn is not supported")
     dim, heads = attn.embed_dim, attn.num_heads
     weight, bias = attn.in_proj_weight, attn.in_proj_bias
     if context is None:
