@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from helpers.eval_data import CLIPS, write_layout
+from helpers.launch import launch_two_processes
 
 from evaluation import EvalInputError, load_split, reference
 from evaluation.cli import main
@@ -253,13 +254,9 @@ def test_two_processes_give_the_metrics_of_one(layout, tmp_path):
     root = layout[0]
     one, two = tmp_path / "one.json", tmp_path / "two.json"
     assert main(args(root, "--out", str(one), "--metric-set", "2025", "--frdvs")) == 0
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-           "29587", str(ROOT / "evaluation.py"), *args(root, "--out", str(two), "--metric-set", "2025"),
-           "--frdvs"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = launch_two_processes(29587, str(ROOT / "evaluation.py"),
+                                *args(root, "--out", str(two), "--metric-set", "2025"), "--frdvs",
+                                cwd=tmp_path)
     assert done.stdout.count("Metric: |") == 1  # the main process prints for both
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     assert b["processes"] == 2 and a["processes"] == 1

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 from helpers.features_data import FRAMES, TINY, copy_media, react_dataset, tiny_cfg
+from helpers.launch import assert_same_files, launch_two_processes
 from PIL import Image
 
 from features.extract import extract, main
@@ -208,33 +209,16 @@ def test_batch_script_runs_every_split_and_type(data, tmp_path):
     assert usage.returncode == 2 and "usage:" in usage.stderr
 
 
-def accelerate_launch(port: int, *args: str) -> list[str]:
-    """``accelerate launch`` of 2 CPU processes (``--multi_gpu`` is DDP over gloo without CUDA)."""
-    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-            "--main_process_port", str(port), *args]
-
-
 @pytest.mark.slow
 def test_two_processes_write_exactly_the_files_of_one(data, tmp_path):
     # One clip per forward pass in both runs: batched BLAS calls need not round like single ones.
     one_clip = ["audio.batch_size=1", f"video.batch_size={FRAMES}"]
     save, out = tmp_path / "feats1", tmp_path / "feats2"
     extract(tiny_cfg(data, save, *one_clip))
-    cmd = accelerate_launch(29583, "-m", "features.extract", "--config", str(TINY), "--data-dir", str(data),
-                            "--save-dir", str(out), "--split", "test", "--type", "all", f"frames={FRAMES}",
-                            "workers=1", *one_clip)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = launch_two_processes(29583, "-m", "features.extract", "--config", str(TINY), "--data-dir",
+                                str(data), "--save-dir", str(out), "--split", "test", "--type", "all",
+                                f"frames={FRAMES}", "workers=1", *one_clip)
     assert done.stderr.count("test video: 2 extracted") == 1  # the main process reports for both
-    names = sorted(p.relative_to(save) for p in save.rglob("*") if p.is_file())
-    assert names == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
-    for name in names:
-        if name.suffix == ".pth":
-            assert torch.equal(torch.load(save / name), torch.load(out / name)), name
-        else:
-            assert json.loads((save / name).read_text()) == json.loads((out / name).read_text()), name
+    assert_same_files(save, out)
     reports = extract(tiny_cfg(data, out, *one_clip))  # a restart finds every clip finished
     assert all(not r.done and len(r.skipped) == 2 for r in reports.values())

@@ -5,13 +5,12 @@ set (generated reactions beat random and mean-reaction predictions in FRC and FR
 import csv
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers.launch import launch_two_processes
 from helpers.regnn_data import one_thread, synthetic_react, tiny_overrides, write_features  # noqa: F401 - autouse
 
 from react.config import ConfigError
@@ -118,14 +117,11 @@ def test_resume_after_checkpoint_matches_uninterrupted_run(data, tmp_path, monke
 
 @pytest.mark.slow
 def test_two_process_cpu_ddp_with_accelerate_launch(data, tmp_path):
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-           "29571", str(ROOT / "train.py"), "--config", str(TINY), *tiny_overrides(data, tmp_path),
-           "train.epochs=1", "train.max_steps_per_epoch=3", "train.batch_size=8", "train.test_at_end=false",
-           "val.samples=0", "val.max_clips=2", "train.log_sample_indices=true"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = launch_two_processes(29571, str(ROOT / "train.py"), "--config", str(TINY),
+                                *tiny_overrides(data, tmp_path), "train.epochs=1",
+                                "train.max_steps_per_epoch=3", "train.batch_size=8",
+                                "train.test_at_end=false", "val.samples=0", "val.max_clips=2",
+                                "train.log_sample_indices=true", timeout=240)
     seen = {}
     for rank in (0, 1):
         log = tmp_path / "sample_indices" / f"rank{rank}.jsonl"
