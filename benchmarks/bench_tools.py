@@ -11,7 +11,8 @@ seed drawing its own participant split, test UAR / macro-F1 / accuracy, mean and
   1. ``--ssl-modality`` (bio), 10 % of the training labels (``--label-unit``: of the labelled
      intervals, i.e. self-reports, by default): CNN1D from scratch vs the same CNN1D
      pre-trained with SimCLR on the unlabelled windows of the training participants, then fine-tuned
-     (or frozen);
+     (or frozen); ``--fusion late`` for one encoder per modality, ``--ssl-set`` / ``--ssl-finetune-set``
+     for further settings of the pre-training / of the fine-tuning from it;
   2. all labels, from scratch: bio vs body vs bio+body (early fusion, late fusion), all on the
      same 5 s windows.
 
@@ -256,18 +257,21 @@ def ssl_evidence(root: Path, out: Path, args: argparse.Namespace, seed: int,
             "ssl.train.lr=1e-3",
             "ssl.train.batch_size=256",
             "ssl.train.log_every=1000000",
+            f"ssl.model.encoder.fusion={args.fusion}",
             *args.ssl_set,
         )
     )
     fraction = (f"finetune.data.label_fraction={args.fraction}",
-                f"finetune.data.label_unit={args.label_unit}")
+                f"finetune.data.label_unit={args.label_unit}",
+                f"finetune.model.encoder.fusion={args.fusion}")
     runs = {
         "scratch": (),
-        "ssl": ("finetune.model.weights=auto",),
+        "ssl": ("finetune.model.weights=auto", *args.ssl_finetune_set),
         "ssl_frozen": ("finetune.model.weights=auto", "finetune.model.freeze_encoder=true"),
     }
     for name, extra in runs.items():
-        results.setdefault(f"{modality} {args.fraction:.0%} {args.label_unit}s, {name}", []).append(
+        label = f"{modality} {args.fraction:.0%} {args.label_unit}s, {args.fusion}, {name}"
+        results.setdefault(label, []).append(
             finetune(root, out, modality, f"{modality}_{name}", seed, args, *fraction, *extra)
         )
 
@@ -317,6 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--parts", nargs="+", default=["ssl", "fusion"], choices=("ssl", "fusion"))
     ev.add_argument("--ssl-set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="further overrides of the SSL pre-training, e.g. ssl.augment.scale.probability=0")
+    ev.add_argument("--ssl-finetune-set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="further overrides of the fine-tuning from the SSL encoder, e.g. "
+                    "finetune.train.lr_scales.encoder=0.1")
+    ev.add_argument("--fusion", default="early", choices=("early", "late"),
+                    help="the encoder of the SSL comparison for bio+body: one over all channels, or one "
+                    "per modality")
     ev.add_argument("--ssl-modality", default="bio", choices=tuple(MODALITIES),
                     help="the modality of the SSL comparison (early fusion for bio+body)")
     for p in (tp, ev):

@@ -9,7 +9,10 @@ FRUSTRATED) drives the two modalities differently, as arousal and valence are th
   the ``hr`` column). They tell BORED from the rest, but ENGAGED from FRUSTRATED only weakly;
 - body tracking follows *agitation* (FRUSTRATED only): fast, jerky head and controller movement
   on top of the slow movement every state has. It tells FRUSTRATED from the rest, but BORED from
-  ENGAGED only weakly.
+  ENGAGED only weakly. Each level also demands its own amount of movement (a factor drawn per
+  level, log-normal, ``DEMAND_SD``) that scales all of it, so how much someone moves says little;
+  the share of fast movement is the cue. A per-session z-score cannot remove a per-level factor,
+  so a classifier that sees only a few levels' labels is easily misled by it.
 
 So each modality alone confuses one pair of states and the two together separate all three. Every
 participant has their own GSR level and gain, resting heart rate, PPG offset and amplitude, body
@@ -44,6 +47,7 @@ from react.data.xroom import LABELS, SHIMMER_CHANNELS, TICKS_AT_UNIX_EPOCH, VR_C
 VARIANTS = ("standard", "no_header", "unix_ms", "vr_v1", "updated_timestamp")
 AROUSAL = {"BORED": 0.0, "ENGAGED": 0.85, "FRUSTRATED": 1.0, "REST": 0.3}  # bio-signals
 AGITATION = {"BORED": 0.0, "ENGAGED": 0.1, "FRUSTRATED": 1.0, "REST": 0.0}  # body movement
+DEMAND_SD = 0.6  # log-sd of the movement demand of a level (one sd: a factor of 1.8 either way)
 MASTER_HZ = 100.0
 START = datetime(2024, 1, 15, 9, 0, tzinfo=timezone.utc).timestamp()  # wall-clock seconds
 
@@ -104,12 +108,17 @@ def quaternion(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray) -> np.ndarr
                      cy * cp * sr - sy * sp * cr, cy * cp * cr + sy * sp * sr], axis=1)
 
 
+def span_series(tm: np.ndarray, spans: list, values: list[float], rest: float) -> np.ndarray:
+    """``values[i]`` during level ``i``, ``rest`` between levels, smoothed over 1.5 s."""
+    series = np.full(len(tm), rest)
+    for (start, end, _), value in zip(spans, values):
+        series[(tm >= start) & (tm <= end)] = value
+    return gaussian_filter1d(series, 1.5 * MASTER_HZ)
+
+
 def state_series(tm: np.ndarray, spans: list, levels: dict[str, float]) -> np.ndarray:
     """The level of each level's state over time (``REST`` between levels), smoothed over 1.5 s."""
-    series = np.full(len(tm), levels["REST"])
-    for start, end, state in spans:
-        series[(tm >= start) & (tm <= end)] = levels[state]
-    return gaussian_filter1d(series, 1.5 * MASTER_HZ)
+    return span_series(tm, spans, [levels[state] for *_, state in spans], levels["REST"])
 
 
 def simulate(rng: np.random.Generator, traits: dict, spans: list, duration: float) -> dict[str, np.ndarray]:
@@ -133,7 +142,9 @@ def simulate(rng: np.random.Generator, traits: dict, spans: list, duration: floa
     ppg += 15.0 * band_noise(rng, n, 0.02, 0.2, 1)[:, 0]
     # motion: slow movement of the same energy in every state, plus fast jerky movement with agitation
     jerk = (0.1 + 1.4 * agitation)[:, None]
-    move = traits["move"] * (band_noise(rng, n, 0.2, 1.2, 18) + jerk * band_noise(rng, n, 1.5, 4.0, 18))
+    demand = span_series(tm, spans, list(np.exp(DEMAND_SD * rng.standard_normal(len(spans)))), 1.0)
+    move = (traits["move"] * demand[:, None]
+            * (band_noise(rng, n, 0.2, 1.2, 18) + jerk * band_noise(rng, n, 1.5, 4.0, 18)))
     head_pos = np.array([0.0, traits["height"], 0.0]) + 0.03 * move[:, 0:3]
     head_rot = quaternion(traits["heading"] + 0.15 * move[:, 3], 0.1 * move[:, 4], 0.05 * move[:, 5])
     parts = [head_pos, head_rot]

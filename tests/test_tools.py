@@ -136,6 +136,26 @@ def test_nt_xent_and_vicreg():
     assert collapsed["variance"] == pytest.approx(0.99, abs=0.01) and collapsed["covariance"] == 0.0
 
 
+def test_temporal_neighbours_are_other_windows_of_the_session_within_the_gap():
+    import pandas as pd
+
+    from react.tasks.ssl import draw_neighbours, neighbour_ranges
+
+    # rows out of order; session "b" has one lone window (its pair is itself)
+    table = pd.DataFrame({"session": ["a", "b", "a", "a", "c", "a", "c", "b"],
+                          "start_time": [0.0, 0.0, 2.5, 5.0, 100.0, 30.0, 102.5, 50.0]})
+    ranges = neighbour_ranges(table, seconds=5.0)
+    allowed = {0: {2, 3}, 1: {1}, 2: {0, 3}, 3: {0, 2}, 4: {6}, 5: {5}, 6: {4}, 7: {7}}
+    index = torch.arange(8).repeat(50)
+    pairs = draw_neighbours(ranges, index, torch.Generator().manual_seed(0))
+    seen: dict[int, set[int]] = {}
+    for row, partner in zip(index.tolist(), pairs.tolist()):
+        seen.setdefault(row, set()).add(partner)
+    assert seen == allowed  # every allowed partner drawn, nothing else
+    again = draw_neighbours(ranges, index, torch.Generator().manual_seed(0))
+    assert torch.equal(pairs, again)
+
+
 @pytest.mark.parametrize("name", ["cnn1d", "mlp", "transformer"])
 def test_encoders_embed_windows(name):
     cfg = EncoderConfig(
@@ -338,13 +358,16 @@ def test_all_stages_reference_layout(xroom, tmp_path, capsys):
     assert (bio / "supervised_training" / "ssl_features" / "test_metrics.json").is_file()
 
 
-def test_pretrained_encoder_weights_are_loaded(xroom, tmp_path):
+def test_pretrained_encoder_weights_are_loaded(xroom, tmp_path, capsys):
     from react.tasks import RunPaths, build_task
     from react.tools.stages import task_config
 
     out = tmp_path / "outputs"
     assert main(["preprocess", *tools(xroom, out)]) == 0
-    assert main(["ssl-train", *tools(xroom, out, "ssl.ssl.framework=vicreg")]) == 0
+    assert main(["ssl-train", *tools(xroom, out, "ssl.ssl.positives=pairs")]) == 2
+    assert "ssl.positives must be one of views, neighbours, got 'pairs'" in capsys.readouterr().err
+    positives = ["ssl.ssl.positives=neighbours", "ssl.ssl.neighbour_seconds=6"]
+    assert main(["ssl-train", *tools(xroom, out, "ssl.ssl.framework=vicreg", *positives)]) == 0
     cfg = task_config(
         load_tools_config(
             CONFIG,

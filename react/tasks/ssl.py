@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -44,6 +46,7 @@ from react.utils.logging import get_logger
 
 log = get_logger(__name__)
 FRAMEWORKS = ("simclr", "vicreg")
+POSITIVES = ("views", "neighbours")
 
 
 @dataclass
@@ -67,6 +70,10 @@ class SSLObjectiveConfig:
     sim_weight: float = 25.0  # vicreg
     std_weight: float = 25.0
     cov_weight: float = 1.0
+    # views: the positive pair is two augmentations of one window | neighbours: of two windows of one
+    # session at most neighbour_seconds apart (temporal neighbours, as in CLOCS, Kiyasseh et al. 2021)
+    positives: str = "views"
+    neighbour_seconds: float = 10.0
 
 
 def default_augment() -> TSAugmentConfig:
@@ -148,6 +155,32 @@ def build(factory: Any, *args: Any) -> Any:
         raise ConfigError(str(err)) from None
 
 
+def neighbour_ranges(table: pd.DataFrame, seconds: float) -> tuple[torch.Tensor, ...]:
+    """The windows of ``table`` (``session``, ``start_time`` columns) in session-then-time ``order``,
+    each row's ``position`` in it, and per row the range ``[lo, hi)`` of positions of its session
+    starting at most ``seconds`` from it (itself included)."""
+    session = pd.factorize(table["session"])[0]
+    start = table["start_time"].to_numpy(np.float64)
+    order = np.lexsort((start, session))
+    span = start.max() - start.min() + 2 * seconds + 1.0 if len(start) else 1.0
+    key = (session * span + (start - start.min()))[order]  # sessions far apart on one time line
+    lo = np.searchsorted(key, key - seconds, "left")
+    hi = np.searchsorted(key, key + seconds, "right")
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    return tuple(torch.as_tensor(a) for a in (order, position, lo[position], hi[position]))
+
+
+def draw_neighbours(ranges: tuple[torch.Tensor, ...], index: torch.Tensor,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """Rows paired with rows ``index``: each a random other window of its range in
+    :func:`neighbour_ranges` (the row itself when its range holds no other)."""
+    order, position, lo, hi = ranges
+    pos, others = position[index], hi[index] - lo[index] - 1
+    pick = lo[index] + (torch.rand(len(index), generator=generator) * others).long()
+    return order[torch.where(others > 0, pick + (pick >= pos).long(), pos)]
+
+
 # ----- the task --------------------------------------------------------------------------------
 class Task:
     """Engine hooks for self-supervised pre-training (the contract: :mod:`react.tasks.protocol`)."""
@@ -159,6 +192,9 @@ class Task:
         if cfg.ssl.framework not in FRAMEWORKS:
             raise ConfigError(f"ssl.framework must be one of {', '.join(FRAMEWORKS)}, "
                               f"got {cfg.ssl.framework!r}")
+        if cfg.ssl.positives not in POSITIVES:
+            raise ConfigError(f"ssl.positives must be one of {', '.join(POSITIVES)}, "
+                              f"got {cfg.ssl.positives!r}")
         self.cfg, self.paths = cfg, paths
         self.meta = read_meta(cfg.data.root)
         self.prefix = "ssl_" if cfg.data.unlabelled else ""
@@ -170,11 +206,24 @@ class Task:
         if not self.augment.enabled:
             raise ConfigError("augment: every probability is 0; self-supervised training needs two views")
         self._windows: dict[str, torch.Tensor] = {}
+        self._neighbours: dict[str, tuple[torch.Tensor, ...]] = {}
 
     def windows(self, split: str) -> torch.Tensor:
         if split not in self._windows:
             self._windows[split] = window_tensor(self.cfg.data.root, self.prefix + split, self.folder)[0]
         return self._windows[split]
+
+    def partners(self, split: str, index: torch.Tensor, generator: torch.Generator | None = None
+                 ) -> torch.Tensor | None:
+        """For ``positives: neighbours``, the windows paired with rows ``index`` of ``split``
+        (:func:`draw_neighbours`); else None."""
+        if self.cfg.ssl.positives != "neighbours":
+            return None
+        if split not in self._neighbours:
+            csv = Path(self.cfg.data.root) / f"{self.prefix}{split}.csv"
+            table = pd.read_csv(csv, dtype={"session": str})
+            self._neighbours[split] = neighbour_ranges(table, self.cfg.ssl.neighbour_seconds)
+        return self.windows(split)[draw_neighbours(self._neighbours[split], index.cpu(), generator)]
 
     def build_model(self, pretrained: bool = True) -> SSLModel:
         fit_encoder(self.cfg.model.encoder, self.meta, self.cfg.data.root)
@@ -190,10 +239,14 @@ class Task:
         with one_cpu_thread(x):  # a small gather
             return {"index": index, "x": x[index]}
 
-    def objective(self, model: nn.Module, x: torch.Tensor,
+    def objective(self, model: nn.Module, x: torch.Tensor, partner: torch.Tensor | None = None,
                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """The loss of two augmented views of ``x`` (made in one call: every row draws its own)."""
-        views = self.augment(x, generator, views=2)
+        """The loss of two augmented views of ``x`` (made in one call: every row draws its own), or of
+        one view of ``x`` against one of ``partner`` (its temporal neighbours)."""
+        if partner is None:
+            views = self.augment(x, generator, views=2)
+        else:
+            views = self.augment(torch.cat([x, partner.to(x.device)]), generator)
         z1, z2 = model(views).chunk(2)
         s = self.cfg.ssl
         if s.framework == "simclr":
@@ -201,19 +254,21 @@ class Task:
         return vicreg(z1, z2, s.sim_weight, s.std_weight, s.cov_weight)
 
     def training_step(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        return self.objective(model, batch["x"])
+        return self.objective(model, batch["x"], self.partners("train", batch["index"]))
 
     def _score(self, model: nn.Module, split: str, device: torch.device) -> float:
         """The objective over ``split`` in training-size batches, with a fixed augmentation seed."""
         x = self.windows(split)
         size = self.cfg.train.batch_size
         generator = torch.Generator(device=device).manual_seed(self.cfg.seed)
+        pairing = torch.Generator().manual_seed(self.cfg.seed)
         total, count = 0.0, 0
         for start in range(0, len(x) - 1, size):
             batch = x[start:start + size].to(device)
             if len(batch) < 2:
                 continue
-            total += self.objective(model, batch, generator)[0].item() * len(batch)
+            partner = self.partners(split, torch.arange(start, start + len(batch)), pairing)
+            total += self.objective(model, batch, partner, generator)[0].item() * len(batch)
             count += len(batch)
         return total / max(count, 1)
 
