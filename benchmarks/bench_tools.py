@@ -227,13 +227,13 @@ def evidence(args: argparse.Namespace) -> dict:
         f"\ntest set: participant-independent, {len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}); "
         "mean ± standard deviation"
     )
-    print(f"{'setting':<38}{'UAR':>16}{'macro-F1':>16}{'accuracy':>16}   UAR per seed")
+    print(f"{'setting':<44}{'UAR':>16}{'macro-F1':>16}{'accuracy':>16}   UAR per seed")
     summary = {}
     for label, metrics in results.items():
         cols = {k: [m[k] for m in metrics] for k in ("uar", "macro_f1", "accuracy")}
         summary[label] = cols
         print(
-            f"{label:<38}"
+            f"{label:<44}"
             + "".join(f"{spread(v):>16}" for v in cols.values())
             + "   "
             + " ".join(f"{u:.3f}" for u in cols["uar"])
@@ -322,13 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--ssl-set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="further overrides of the SSL pre-training, e.g. ssl.augment.scale.probability=0")
     ev.add_argument("--ssl-finetune-set", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="further overrides of the fine-tuning from the SSL encoder, e.g. "
-                    "finetune.train.lr_scales.encoder=0.1")
+                    help="further overrides of the fine-tuning from the SSL encoder (not of the frozen "
+                    "run), e.g. finetune.train.lr_scales.encoder=0.1")
     ev.add_argument("--fusion", default="early", choices=("early", "late"),
                     help="the encoder of the SSL comparison for bio+body: one over all channels, or one "
                     "per modality")
     ev.add_argument("--ssl-modality", default="bio", choices=tuple(MODALITIES),
-                    help="the modality of the SSL comparison (early fusion for bio+body)")
+                    help="the modality of the SSL comparison (bio+body: see --fusion)")
     for p in (tp, ev):
         p.add_argument("--out", help="also write the figures as JSON here")
     args = ap.parse_args(argv)

@@ -141,12 +141,16 @@ def test_temporal_neighbours_are_other_windows_of_the_session_within_the_gap():
 
     from react.tasks.ssl import draw_neighbours, neighbour_ranges
 
-    # rows out of order; session "b" has one lone window (its pair is itself)
-    table = pd.DataFrame({"session": ["a", "b", "a", "a", "c", "a", "c", "b"],
-                          "start_time": [0.0, 0.0, 2.5, 5.0, 100.0, 30.0, 102.5, 50.0]})
+    # Unix times, rows out of order; session "b" has one lone window (paired with itself); P2 has a
+    # session "a" too, at the same times as P1's (never mixed); row 8 is 5.5 s from row 3 (too far)
+    table = pd.DataFrame({"participant": ["P1"] * 9 + ["P2"] * 2,
+                          "session": ["a", "b", "a", "a", "c", "a", "c", "b", "a", "a", "a"],
+                          "start_time": 1.7e9 + np.array([0.0, 0.0, 2.5, 5.0, 100.0, 30.0, 102.5, 50.0,
+                                                          10.5, 0.0, 2.5])})
     ranges = neighbour_ranges(table, seconds=5.0)
-    allowed = {0: {2, 3}, 1: {1}, 2: {0, 3}, 3: {0, 2}, 4: {6}, 5: {5}, 6: {4}, 7: {7}}
-    index = torch.arange(8).repeat(50)
+    allowed = {0: {2, 3}, 1: {1}, 2: {0, 3}, 3: {0, 2}, 4: {6}, 5: {5}, 6: {4}, 7: {7}, 8: {8},
+               9: {10}, 10: {9}}
+    index = torch.arange(11).repeat(50)
     pairs = draw_neighbours(ranges, index, torch.Generator().manual_seed(0))
     seen: dict[int, set[int]] = {}
     for row, partner in zip(index.tolist(), pairs.tolist()):
@@ -154,6 +158,7 @@ def test_temporal_neighbours_are_other_windows_of_the_session_within_the_gap():
     assert seen == allowed  # every allowed partner drawn, nothing else
     again = draw_neighbours(ranges, index, torch.Generator().manual_seed(0))
     assert torch.equal(pairs, again)
+    assert all(len(r) == 0 for r in neighbour_ranges(table.iloc[:0], 5.0))
 
 
 @pytest.mark.parametrize("name", ["cnn1d", "mlp", "transformer"])

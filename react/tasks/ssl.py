@@ -156,14 +156,16 @@ def build(factory: Any, *args: Any) -> Any:
 
 
 def neighbour_ranges(table: pd.DataFrame, seconds: float) -> tuple[torch.Tensor, ...]:
-    """The windows of ``table`` (``session``, ``start_time`` columns) in session-then-time ``order``,
-    each row's ``position`` in it, and per row the range ``[lo, hi)`` of positions of its session
-    starting at most ``seconds`` from it (itself included)."""
-    session = pd.factorize(table["session"])[0]
+    """The windows of ``table`` (``participant``, ``session``, ``start_time`` columns) in
+    session-then-time ``order``, each row's ``position`` in it, and per row the range ``[lo, hi)`` of
+    positions of its session starting at most ``seconds`` from it (itself included)."""
+    if table.empty:
+        return tuple(torch.zeros(0, dtype=torch.long) for _ in range(4))
+    session = pd.factorize(table["participant"].astype(str) + "/" + table["session"].astype(str))[0]
     start = table["start_time"].to_numpy(np.float64)
+    start = start - start.min()
     order = np.lexsort((start, session))
-    span = start.max() - start.min() + 2 * seconds + 1.0 if len(start) else 1.0
-    key = (session * span + (start - start.min()))[order]  # sessions far apart on one time line
+    key = (session * (start.max() + 2 * seconds + 1.0) + start)[order]  # sessions apart on one time line
     lo = np.searchsorted(key, key - seconds, "left")
     hi = np.searchsorted(key, key + seconds, "right")
     position = np.empty_like(order)
@@ -203,8 +205,8 @@ class Task:
             self.augment = TSAugment(typed(cfg.augment))
         except ValueError as err:
             raise ConfigError(str(err)) from None
-        if not self.augment.enabled:
-            raise ConfigError("augment: every probability is 0; self-supervised training needs two views")
+        if not self.augment.enabled and cfg.ssl.positives == "views":
+            raise ConfigError("augment: every probability is 0; positives: views needs two different views")
         self._windows: dict[str, torch.Tensor] = {}
         self._neighbours: dict[str, tuple[torch.Tensor, ...]] = {}
 
@@ -221,7 +223,7 @@ class Task:
             return None
         if split not in self._neighbours:
             csv = Path(self.cfg.data.root) / f"{self.prefix}{split}.csv"
-            table = pd.read_csv(csv, dtype={"session": str})
+            table = pd.read_csv(csv, dtype={"session": str, "participant": str})
             self._neighbours[split] = neighbour_ranges(table, self.cfg.ssl.neighbour_seconds)
         return self.windows(split)[draw_neighbours(self._neighbours[split], index.cpu(), generator)]
 
