@@ -440,6 +440,14 @@ class WindowSet:
     table: pd.DataFrame
 
 
+def split_table(modality_dir: str | os.PathLike, split: str) -> pd.DataFrame:
+    """The rows of ``<modality_dir>/<split>.csv`` (files, labels, participant, session, start_time)."""
+    csv = Path(modality_dir) / f"{split}.csv"
+    if not csv.is_file():
+        raise LayoutError(f"{csv}: split file not found; run the preprocess stage first")
+    return pd.read_csv(csv, dtype={"session": str, "participant": str})
+
+
 def load_windows(modality_dir: str | os.PathLike, split: str, folder: str) -> WindowSet:
     """Stack the ``.npy`` files that ``<split>.csv`` lists from ``<modality_dir>/<folder>/``.
 
@@ -447,14 +455,11 @@ def load_windows(modality_dir: str | os.PathLike, split: str, folder: str) -> Wi
     ssl_standardize ...) or a handcrafted feature folder (statistical, spectral).
     """
     modality_dir = Path(modality_dir)
-    csv = modality_dir / f"{split}.csv"
-    if not csv.is_file():
-        raise LayoutError(f"{csv}: split file not found; run the preprocess stage first")
-    table = pd.read_csv(csv, dtype={"session": str, "participant": str})
+    table = split_table(modality_dir, split)
     paths = [modality_dir / folder / f for f in table["files"]]
     missing = [p for p in paths if not p.is_file()]
     if missing:
-        raise LayoutError(f"{missing[0]}: listed in {csv.name} but missing ({len(missing)} missing in all)")
+        raise LayoutError(f"{missing[0]}: listed in {split}.csv but missing ({len(missing)} missing in all)")
     x = np.stack([np.load(p) for p in paths]) if paths else np.zeros((0,), np.float32)
     y = table["labels"].to_numpy(np.int64) if "labels" in table else np.full(len(table), -1, np.int64)
     return WindowSet(x, y, table)
@@ -468,7 +473,7 @@ def labelled_intervals(modality_dir: str | os.PathLike, split: str) -> np.ndarra
     hop is the whole window and two runs touch, which then count as one). A run broken by frames
     without data counts as two.
     """
-    table = pd.read_csv(Path(modality_dir) / f"{split}.csv", dtype={"session": str, "participant": str})
+    table = split_table(modality_dir, split)
     meta = read_meta(modality_dir)
     frequency = meta["preprocess"]["frequency"]
     step_s = (meta["hop_frames"] + 0.5) / frequency  # one hop, with half a frame of rounding room

@@ -36,7 +36,7 @@ from react.data.ts_augment import (
     ZeroMasking,
     one_cpu_thread,
 )
-from react.data.windows import channel_groups, load_windows, read_meta
+from react.data.windows import channel_groups, load_windows, read_meta, split_table
 from react.engine.checkpoint import CheckpointError, load_state
 from react.losses_ssl import nt_xent, vicreg
 from react.models.timeseries import EncoderConfig, SSLModel, build_encoder
@@ -222,8 +222,7 @@ class Task:
         if self.cfg.ssl.positives != "neighbours":
             return None
         if split not in self._neighbours:
-            csv = Path(self.cfg.data.root) / f"{self.prefix}{split}.csv"
-            table = pd.read_csv(csv, dtype={"session": str, "participant": str})
+            table = split_table(self.cfg.data.root, self.prefix + split)
             self._neighbours[split] = neighbour_ranges(table, self.cfg.ssl.neighbour_seconds)
         return self.windows(split)[draw_neighbours(self._neighbours[split], index.cpu(), generator)]
 
