@@ -115,7 +115,7 @@ def throughput(args: argparse.Namespace) -> dict:
             start = time.perf_counter()
             for v in views:
                 with r.acc.autocast():
-                    z1, z2 = model(v).chunk(2)
+                    z1, z2 = model(v)[0].chunk(2)
                     loss = nt_xent(z1, z2, temperature)
                 opt.zero_grad(set_to_none=True)
                 r.acc.backward(loss)

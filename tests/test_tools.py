@@ -181,7 +181,10 @@ def test_encoders_embed_windows(name):
     assert [e.net[0].in_channels if name == "cnn1d" else 0 for e in late.encoders] == (
         [2, 3] if name == "cnn1d" else [0, 0]
     )
-    assert SSLModel(enc, [16, 8])(windows(3, 20, 5)).shape == (3, 8)
+    assert SSLModel(enc, [16, 8])(windows(3, 20, 5)).shape == (1, 3, 8)
+    assert SSLModel(late, [16, 8], per_modality=True)(windows(3, 20, 5)).shape == (2, 3, 8)
+    with pytest.raises(ValueError, match="one encoder per modality"):
+        SSLModel(enc, [16, 8], per_modality=True)
 
 
 def test_encoder_config_errors():
@@ -370,7 +373,8 @@ def test_pretrained_encoder_weights_are_loaded(xroom, tmp_path, capsys):
     out = tmp_path / "outputs"
     assert main(["preprocess", *tools(xroom, out)]) == 0
     assert main(["ssl-train", *tools(xroom, out, "ssl.ssl.positives=pairs")]) == 2
-    assert "ssl.positives must be one of views, neighbours, got 'pairs'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "ssl.positives must be one of views, neighbours, modalities, got 'pairs'" in err
     positives = ["ssl.ssl.positives=neighbours", "ssl.ssl.neighbour_seconds=6"]
     assert main(["ssl-train", *tools(xroom, out, "ssl.ssl.framework=vicreg", *positives)]) == 0
     cfg = task_config(
@@ -394,7 +398,7 @@ def test_pretrained_encoder_weights_are_loaded(xroom, tmp_path, capsys):
     assert list(cfg.model.encoder.out_channels) == [4, 8]  # the checkpoint's architecture, not the config's
 
 
-def test_multimodal_early_and_late_fusion(xroom, tmp_path):
+def test_multimodal_early_and_late_fusion(xroom, tmp_path, capsys):
     out = tmp_path / "outputs"
     both = ["preprocess.modalities=[bio,body]"]
     assert main(["preprocess", *tools(xroom, out, *both)]) == 0
@@ -404,6 +408,16 @@ def test_multimodal_early_and_late_fusion(xroom, tmp_path):
     late = OmegaConf.load(folder / "standardize_cnn1d_late" / "config.yaml").model.encoder
     assert late.groups == [2, 21] and late.in_channels == 23
     assert (folder / "standardize_cnn1d" / "test_metrics.json").is_file()
+    # cross-modal pre-training: bio and body embeddings of one window are the positive pair
+    cross = [*both, "ssl.ssl.positives=modalities"]
+    assert main(["ssl-train", *tools(xroom, out, *cross)]) == 2
+    assert "needs one encoder per modality: set model.encoder.fusion: late" in capsys.readouterr().err
+    assert main(["ssl-train", *tools(xroom, out, *cross, "ssl.model.encoder.fusion=late")]) == 0
+    ssl_state = torch.load(out / "XRoom/bio+body/ssl_training/checkpoints/best/state.pt", weights_only=True)
+    assert {k.split(".")[1] for k in ssl_state["model"] if k.startswith("projectors.")} == {"0", "1"}
+    tuned = [*both, "finetune.model.encoder.fusion=late", "finetune.model.weights=auto"]
+    assert main(["finetune", *tools(xroom, out, *tuned)]) == 0
+    assert json.loads((folder / "standardize_cnn1d_late_ssl" / "test_metrics.json").read_text())["uar"] >= 0
 
 
 def test_bad_session_skipped_listed_exit_1(xroom, tmp_path, capsys):

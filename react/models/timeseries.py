@@ -108,9 +108,13 @@ class LateFusion(nn.Module):
         self.groups = list(groups)
         self.out_dim = sum(e.out_dim for e in encoders)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def embed_each(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """One embedding per modality, ``(batch, encoder.out_dim)`` each."""
         parts = torch.split(x, self.groups, dim=-1)
-        return torch.cat([enc(part) for enc, part in zip(self.encoders, parts)], dim=-1)
+        return [enc(part) for enc, part in zip(self.encoders, parts)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat(self.embed_each(x), dim=-1)
 
 
 def _single(cfg: EncoderConfig, in_channels: int) -> nn.Module:
@@ -137,24 +141,34 @@ def build_encoder(cfg: EncoderConfig) -> nn.Module:
     return LateFusion([_single(cfg, g) for g in cfg.groups], list(cfg.groups))
 
 
+def _projector(width: int, widths: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for out in widths[:-1]:
+        layers += [nn.Linear(width, out), nn.BatchNorm1d(out), nn.ReLU()]
+        width = out
+    return nn.Sequential(*layers, nn.Linear(width, widths[-1]))
+
+
 class SSLModel(nn.Module):
     """Encoder plus projector (Linear -> BatchNorm -> ReLU per hidden width, then Linear), as in
-    SimCLR and VICReg; ``forward`` returns projections, ``encoder`` alone the embeddings."""
+    SimCLR and VICReg; ``forward`` returns projections ``(1, batch, out)``, ``encoder`` alone the
+    embeddings. With ``per_modality`` (a late-fusion encoder) each modality's embedding has its own
+    projector and ``forward`` returns one projection per modality, ``(modalities, batch, out)``: the
+    views of a cross-modal objective (as in contrastive multiview coding, Tian et al. 2020)."""
 
-    def __init__(self, encoder: nn.Module, projector: list[int]):
+    def __init__(self, encoder: nn.Module, projector: list[int], per_modality: bool = False):
         super().__init__()
         if not projector:
             raise ValueError("projector must name at least its output width")
-        self.encoder = encoder
-        layers: list[nn.Module] = []
-        width = encoder.out_dim
-        for out in projector[:-1]:
-            layers += [nn.Linear(width, out), nn.BatchNorm1d(out), nn.ReLU()]
-            width = out
-        self.projector = nn.Sequential(*layers, nn.Linear(width, projector[-1]))
+        if per_modality and not isinstance(encoder, LateFusion):
+            raise ValueError("cross-modal views need one encoder per modality (encoder fusion: late)")
+        self.encoder, self.per_modality = encoder, per_modality
+        branches = encoder.encoders if per_modality else [encoder]
+        self.projectors = nn.ModuleList(_projector(b.out_dim, list(projector)) for b in branches)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.encoder(x))
+        embeddings = self.encoder.embed_each(x) if self.per_modality else [self.encoder(x)]
+        return torch.stack([proj(e) for proj, e in zip(self.projectors, embeddings)])
 
 
 class Classifier(nn.Module):

@@ -12,6 +12,7 @@ encoder) are shared with the ``classify`` task.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,7 @@ from react.utils.logging import get_logger
 
 log = get_logger(__name__)
 FRAMEWORKS = ("simclr", "vicreg")
-POSITIVES = ("views", "neighbours")
+POSITIVES = ("views", "neighbours", "modalities")
 
 
 @dataclass
@@ -72,6 +73,8 @@ class SSLObjectiveConfig:
     cov_weight: float = 1.0
     # views: the positive pair is two augmentations of one window | neighbours: of two windows of one
     # session at most neighbour_seconds apart (temporal neighbours, as in CLOCS, Kiyasseh et al. 2021)
+    # | modalities: the embeddings of one window's modalities, each by its own encoder (cross-modal, as
+    # in contrastive multiview coding, Tian et al. 2020; needs model.encoder.fusion: late)
     positives: str = "views"
     neighbour_seconds: float = 10.0
 
@@ -207,6 +210,14 @@ class Task:
             raise ConfigError(str(err)) from None
         if not self.augment.enabled and cfg.ssl.positives == "views":
             raise ConfigError("augment: every probability is 0; positives: views needs two different views")
+        if cfg.ssl.positives == "modalities":
+            if cfg.model.encoder.fusion != "late":
+                raise ConfigError("ssl.positives: modalities needs one encoder per modality: set "
+                                  "model.encoder.fusion: late (and a data.root of several modalities, "
+                                  "e.g. bio+body)")
+            if cfg.augment.channels_flip.probability > 0:
+                raise ConfigError("augment.channels_flip mixes the modalities' channels; with ssl.positives: "
+                                  "modalities its probability must be 0")
         self._windows: dict[str, torch.Tensor] = {}
         self._neighbours: dict[str, tuple[torch.Tensor, ...]] = {}
 
@@ -229,7 +240,8 @@ class Task:
     def build_model(self, pretrained: bool = True) -> SSLModel:
         fit_encoder(self.cfg.model.encoder, self.meta, self.cfg.data.root)
         encoder = build(build_encoder, typed(self.cfg.model.encoder))
-        return build(SSLModel, encoder, list(self.cfg.model.projector))
+        cross_modal = self.cfg.ssl.positives == "modalities"
+        return build(SSLModel, encoder, list(self.cfg.model.projector), cross_modal)
 
     def train_dataset(self) -> Indices:
         return Indices(len(self.windows("train")))
@@ -242,17 +254,30 @@ class Task:
 
     def objective(self, model: nn.Module, x: torch.Tensor, partner: torch.Tensor | None = None,
                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """The loss of two augmented views of ``x`` (made in one call: every row draws its own), or of
-        one view of ``x`` against one of ``partner`` (its temporal neighbours)."""
+        """The loss of two augmented views of ``x`` (made in one call: every row draws its own), of
+        one view of ``x`` against one of ``partner`` (its temporal neighbours), or of the modalities
+        of one augmented view of ``x`` against each other."""
+        if self.cfg.ssl.positives == "modalities":
+            return self.loss(model(self.augment(x, generator)))
         if partner is None:
             views = self.augment(x, generator, views=2)
         else:
             views = self.augment(torch.cat([x, partner.to(x.device)]), generator)
-        z1, z2 = model(views).chunk(2)
+        return self.loss(model(views)[0].unflatten(0, (2, len(x))))
+
+    def loss(self, z: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The objective between projections ``z`` ``(views, batch, out)``, averaged over pairs of views."""
         s = self.cfg.ssl
-        if s.framework == "simclr":
-            return nt_xent(z1, z2, s.temperature), {}
-        return vicreg(z1, z2, s.sim_weight, s.std_weight, s.cov_weight)
+        losses, parts = [], []
+        for i, j in itertools.combinations(range(len(z)), 2):
+            if s.framework == "simclr":
+                losses.append(nt_xent(z[i], z[j], s.temperature))
+            else:
+                loss, terms = vicreg(z[i], z[j], s.sim_weight, s.std_weight, s.cov_weight)
+                losses.append(loss)
+                parts.append(terms)
+        mean = {k: float(np.mean([p[k] for p in parts])) for k in parts[0]} if parts else {}
+        return torch.stack(losses).mean(), mean
 
     def training_step(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         return self.objective(model, batch["x"], self.partners("train", batch["index"]))
