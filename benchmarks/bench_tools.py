@@ -12,7 +12,9 @@ seed drawing its own participant split, test UAR / macro-F1 / accuracy, mean and
      intervals, i.e. self-reports, by default): CNN1D from scratch vs the same CNN1D
      pre-trained with SimCLR on the unlabelled windows of the training participants, then fine-tuned
      (or frozen); ``--fusion late`` for one encoder per modality, ``--ssl-set`` / ``--ssl-finetune-set``
-     for further settings of the pre-training / of the fine-tuning from it;
+     for further settings of the pre-training / of the fine-tuning from it (cross-modal VICReg:
+     ``--ssl-modality bio+body --fusion late --ssl-set ssl.ssl.positives=modalities
+     ssl.ssl.framework=vicreg``);
   2. all labels, from scratch: bio vs body vs bio+body (early fusion, late fusion), all on the
      same 5 s windows.
 

@@ -408,16 +408,25 @@ def test_multimodal_early_and_late_fusion(xroom, tmp_path, capsys):
     late = OmegaConf.load(folder / "standardize_cnn1d_late" / "config.yaml").model.encoder
     assert late.groups == [2, 21] and late.in_channels == 23
     assert (folder / "standardize_cnn1d" / "test_metrics.json").is_file()
-    # cross-modal pre-training: bio and body embeddings of one window are the positive pair
-    cross = [*both, "ssl.ssl.positives=modalities"]
-    assert main(["ssl-train", *tools(xroom, out, *cross)]) == 2
+    # cross-modal pre-training: the bio and body embeddings of one window are the positive pair
+    cross = ["--config", str(CONFIG.parent / "xroom_bio_body_crossmodal.yaml"), f"dataset.root={xroom}",
+             f"dataset.output_dir={out}", *TINY]
+    assert main(["ssl-train", *cross, "ssl.model.encoder.fusion=early"]) == 2
     assert "needs one encoder per modality: set model.encoder.fusion: late" in capsys.readouterr().err
-    assert main(["ssl-train", *tools(xroom, out, *cross, "ssl.model.encoder.fusion=late")]) == 0
+    assert main(["ssl-train", *cross]) == 0
     ssl_state = torch.load(out / "XRoom/bio+body/ssl_training/checkpoints/best/state.pt", weights_only=True)
     assert {k.split(".")[1] for k in ssl_state["model"] if k.startswith("projectors.")} == {"0", "1"}
-    tuned = [*both, "finetune.model.encoder.fusion=late", "finetune.model.weights=auto"]
-    assert main(["finetune", *tools(xroom, out, *tuned)]) == 0
-    assert json.loads((folder / "standardize_cnn1d_late_ssl" / "test_metrics.json").read_text())["uar"] >= 0
+    from react.tasks import RunPaths, build_task
+    from react.tools.stages import task_config
+
+    cfg = task_config(load_tools_config(Path(cross[1]), cross[2:]), "finetune")
+    model = build_task(cfg, RunPaths(tmp_path / "ft")).build_model()
+    for i in (0, 1):  # both modalities' encoders start from the pre-trained ones
+        pretrained = ssl_state["model"][f"encoder.encoders.{i}.net.0.weight"]
+        assert torch.equal(model.encoder.encoders[i].net[0].weight, pretrained)
+    assert main(["finetune", *cross]) == 0
+    tuned = json.loads((folder / "standardize_cnn1d_late_ssl" / "test_metrics.json").read_text())
+    assert {"uar", "confusion"} <= set(tuned)
 
 
 def test_bad_session_skipped_listed_exit_1(xroom, tmp_path, capsys):
