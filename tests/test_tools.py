@@ -136,6 +136,22 @@ def test_nt_xent_and_vicreg():
     assert collapsed["variance"] == pytest.approx(0.99, abs=0.01) and collapsed["covariance"] == 0.0
 
 
+def test_pairwise_loss_averages_every_pair_of_views():
+    from react.losses_ssl import nt_xent, vicreg
+    from react.tasks.ssl import SSLObjectiveConfig, pairwise_loss
+
+    z = torch.randn(4, 8, 5, generator=torch.Generator().manual_seed(0))  # 2 modalities x 2 views
+    pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    simclr = SSLObjectiveConfig(framework="simclr", temperature=0.2)
+    loss, _ = pairwise_loss(z, simclr)
+    assert torch.allclose(loss, torch.stack([nt_xent(z[i], z[j], 0.2) for i, j in pairs]).mean())
+    assert torch.allclose(pairwise_loss(z[:2], simclr)[0], nt_xent(z[0], z[1], 0.2))
+    loss, terms = pairwise_loss(z[:3], SSLObjectiveConfig(framework="vicreg"))
+    by_hand = [vicreg(z[i], z[j]) for i, j in ((0, 1), (0, 2), (1, 2))]
+    assert torch.allclose(loss, torch.stack([b[0] for b in by_hand]).mean())
+    assert terms["invariance"] == pytest.approx(np.mean([b[1]["invariance"] for b in by_hand]))
+
+
 def test_temporal_neighbours_are_other_windows_of_the_session_within_the_gap():
     import pandas as pd
 
@@ -374,7 +390,7 @@ def test_pretrained_encoder_weights_are_loaded(xroom, tmp_path, capsys):
     assert main(["preprocess", *tools(xroom, out)]) == 0
     assert main(["ssl-train", *tools(xroom, out, "ssl.ssl.positives=pairs")]) == 2
     err = capsys.readouterr().err
-    assert "ssl.positives must be one of views, neighbours, modalities, got 'pairs'" in err
+    assert "ssl.positives must be one of views, neighbours, modalities, views+modalities, got 'pairs'" in err
     positives = ["ssl.ssl.positives=neighbours", "ssl.ssl.neighbour_seconds=6"]
     assert main(["ssl-train", *tools(xroom, out, "ssl.ssl.framework=vicreg", *positives)]) == 0
     cfg = task_config(
@@ -396,6 +412,13 @@ def test_pretrained_encoder_weights_are_loaded(xroom, tmp_path, capsys):
     ]
     assert torch.equal(model.encoder.net[0].weight, ssl_state["encoder.net.0.weight"])
     assert list(cfg.model.encoder.out_channels) == [4, 8]  # the checkpoint's architecture, not the config's
+    # frozen: the head sees the embeddings standardised by the training windows' statistics
+    cfg.model.freeze_encoder = True
+    task = build_task(cfg, RunPaths(tmp_path / "frozen"))
+    frozen = task.build_model().eval()
+    embedded = frozen.embed(task.splits["train"][0])
+    assert torch.allclose(embedded.mean(0), torch.zeros(8), atol=1e-4)
+    assert torch.allclose(embedded.std(0), torch.ones(8), atol=1e-3)
 
 
 def test_multimodal_early_and_late_fusion(xroom, tmp_path, capsys):
@@ -424,6 +447,14 @@ def test_multimodal_early_and_late_fusion(xroom, tmp_path, capsys):
     for i in (0, 1):  # both modalities' encoders start from the pre-trained ones
         pretrained = ssl_state["model"][f"encoder.encoders.{i}.net.0.weight"]
         assert torch.equal(model.encoder.encoders[i].net[0].weight, pretrained)
+    # views+modalities: two augmentations of each modality, every pair of the four; both encoders learn
+    both_cfg = load_tools_config(Path(cross[1]), [*cross[2:], "ssl.ssl.positives=views+modalities"])
+    task = build_task(task_config(both_cfg, "ssl"), RunPaths(tmp_path / "views_modalities"))
+    ssl_model = task.build_model()
+    loss, terms = task.objective(ssl_model, task.windows("train")[:16])
+    loss.backward()
+    assert torch.isfinite(loss) and set(terms) == {"invariance", "variance", "covariance"}
+    assert all(e.net[0].weight.grad.abs().sum() > 0 for e in ssl_model.encoder.encoders)
     assert main(["finetune", *cross]) == 0
     tuned = json.loads((folder / "standardize_cnn1d_late_ssl" / "test_metrics.json").read_text())
     assert {"uar", "confusion"} <= set(tuned)

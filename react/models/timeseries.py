@@ -174,8 +174,10 @@ class SSLModel(nn.Module):
 class Classifier(nn.Module):
     """Logits from windows (through ``encoder``) or from feature vectors (``encoder`` None).
 
-    Feature vectors are standardised by ``center``/``scale`` buffers the task sets from training
-    data. A frozen encoder stays in eval mode and gets no gradients.
+    Feature vectors, and the embeddings of a frozen encoder, are standardised by ``center``/``scale``
+    buffers the task sets from training data (as a linear probe's normalisation: the head then
+    sees unit-scale inputs whatever the encoder's output scale). A frozen encoder stays in eval mode
+    and gets no gradients.
     """
 
     def __init__(self, encoder: nn.Module | None, in_dim: int, n_classes: int, dense_neurons: int,
@@ -184,8 +186,9 @@ class Classifier(nn.Module):
         self.encoder = encoder
         self.freeze_encoder = freeze_encoder and encoder is not None
         width = encoder.out_dim if encoder is not None else in_dim
-        self.register_buffer("center", torch.zeros(width if encoder is None else 0))
-        self.register_buffer("scale", torch.ones(width if encoder is None else 0))
+        standardised = width if encoder is None or self.freeze_encoder else 0
+        self.register_buffer("center", torch.zeros(standardised))
+        self.register_buffer("scale", torch.ones(standardised))
         self.head = nn.Sequential(nn.Linear(width, dense_neurons), nn.ReLU(), nn.Dropout(dropout),
                                   nn.Linear(dense_neurons, n_classes))
         if self.freeze_encoder:
@@ -202,7 +205,7 @@ class Classifier(nn.Module):
             return (x - self.center) / self.scale
         if self.freeze_encoder:
             with torch.no_grad():
-                return self.encoder(x)
+                return (self.encoder(x) - self.center) / self.scale
         return self.encoder(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

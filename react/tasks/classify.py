@@ -138,10 +138,7 @@ class Task:
                                   "features use data.inputs=[ssl_features]")
             model = build(Classifier, None, self.splits["train"][0].shape[1], len(LABELS), m.dense_neurons,
                           m.dropout)
-            x = self.splits["train"][0]
-            model.center.copy_(x.mean(0))
-            model.scale.copy_(x.std(0).clamp(min=1e-6))
-            return model
+            return self._standardise(model, self.splits["train"][0])
         state = None
         if m.weights and pretrained:
             arch, state = pretrained_encoder(self.weights_path())
@@ -152,7 +149,21 @@ class Task:
             encoder.load_state_dict(state)
             log.info("encoder weights from %s (%s)", self.weights_path(),
                      "frozen" if m.freeze_encoder else "fine-tuned")
-        return build(Classifier, encoder, 0, len(LABELS), m.dense_neurons, m.dropout, m.freeze_encoder)
+        model = build(Classifier, encoder, 0, len(LABELS), m.dense_neurons, m.dropout, m.freeze_encoder)
+        if not m.freeze_encoder:
+            return model
+        size = self.cfg.data.eval_batch_size
+        with torch.no_grad():
+            x = self.splits["train"][0]
+            embeddings = torch.cat([encoder.eval()(x[i:i + size]) for i in range(0, len(x), size)])
+        return self._standardise(model, embeddings)
+
+    @staticmethod
+    def _standardise(model: Classifier, features: torch.Tensor) -> Classifier:
+        """Set the classifier's input standardisation from the training features (or embeddings)."""
+        model.center.copy_(features.mean(0))
+        model.scale.copy_(features.std(0).clamp(min=1e-6))
+        return model
 
     # ----- training --------------------------------------------------------------------------
     def train_dataset(self) -> Indices:

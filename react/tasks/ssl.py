@@ -47,7 +47,7 @@ from react.utils.logging import get_logger
 
 log = get_logger(__name__)
 FRAMEWORKS = ("simclr", "vicreg")
-POSITIVES = ("views", "neighbours", "modalities")
+POSITIVES = ("views", "neighbours", "modalities", "views+modalities")
 
 
 @dataclass
@@ -74,7 +74,8 @@ class SSLObjectiveConfig:
     # views: the positive pair is two augmentations of one window | neighbours: of two windows of one
     # session at most neighbour_seconds apart (temporal neighbours, as in CLOCS, Kiyasseh et al. 2021)
     # | modalities: the embeddings of one window's modalities, each by its own encoder (cross-modal, as
-    # in contrastive multiview coding, Tian et al. 2020; needs model.encoder.fusion: late)
+    # in contrastive multiview coding, Tian et al. 2020; needs model.encoder.fusion: late) | views+modalities:
+    # two augmentations of each modality of a window, every pair of the four positive
     positives: str = "views"
     neighbour_seconds: float = 10.0
 
@@ -186,6 +187,22 @@ def draw_neighbours(ranges: tuple[torch.Tensor, ...], index: torch.Tensor,
     return order[torch.where(others > 0, pick + (pick >= pos).long(), pos)]
 
 
+def pairwise_loss(z: torch.Tensor, objective: SSLObjectiveConfig | DictConfig
+                  ) -> tuple[torch.Tensor, dict[str, float]]:
+    """The objective between projections ``z`` ``(views, batch, out)``, averaged over every pair of
+    views (one pair for two views; with VICReg also its three terms, averaged)."""
+    losses, parts = [], []
+    for i, j in itertools.combinations(range(len(z)), 2):
+        if objective.framework == "simclr":
+            losses.append(nt_xent(z[i], z[j], objective.temperature))
+        else:
+            loss, terms = vicreg(z[i], z[j], objective.sim_weight, objective.std_weight, objective.cov_weight)
+            losses.append(loss)
+            parts.append(terms)
+    mean = {k: float(np.mean([p[k] for p in parts])) for k in parts[0]} if parts else {}
+    return torch.stack(losses).mean(), mean
+
+
 # ----- the task --------------------------------------------------------------------------------
 class Task:
     """Engine hooks for self-supervised pre-training (the contract: :mod:`react.tasks.protocol`)."""
@@ -201,6 +218,7 @@ class Task:
             raise ConfigError(f"ssl.positives must be one of {', '.join(POSITIVES)}, "
                               f"got {cfg.ssl.positives!r}")
         self.cfg, self.paths = cfg, paths
+        self.cross_modal = cfg.ssl.positives in ("modalities", "views+modalities")
         self.meta = read_meta(cfg.data.root)
         self.prefix = "ssl_" if cfg.data.unlabelled else ""
         self.folder = self.prefix + cfg.data.input_type
@@ -208,16 +226,17 @@ class Task:
             self.augment = TSAugment(typed(cfg.augment))
         except ValueError as err:
             raise ConfigError(str(err)) from None
-        if not self.augment.enabled and cfg.ssl.positives == "views":
-            raise ConfigError("augment: every probability is 0; positives: views needs two different views")
-        if cfg.ssl.positives == "modalities":
+        if not self.augment.enabled and cfg.ssl.positives in ("views", "views+modalities"):
+            raise ConfigError(f"augment: every probability is 0; positives: {cfg.ssl.positives} needs two "
+                              "different views")
+        if self.cross_modal:
             if cfg.model.encoder.fusion != "late":
-                raise ConfigError("ssl.positives: modalities needs one encoder per modality: set "
+                raise ConfigError(f"ssl.positives: {cfg.ssl.positives} needs one encoder per modality: set "
                                   "model.encoder.fusion: late (and a data.root of several modalities, "
                                   "e.g. bio+body)")
             if cfg.augment.channels_flip.probability > 0:
                 raise ConfigError("augment.channels_flip mixes the modalities' channels; with ssl.positives: "
-                                  "modalities its probability must be 0")
+                                  f"{cfg.ssl.positives} its probability must be 0")
         self._windows: dict[str, torch.Tensor] = {}
         self._neighbours: dict[str, tuple[torch.Tensor, ...]] = {}
 
@@ -240,8 +259,7 @@ class Task:
     def build_model(self, pretrained: bool = True) -> SSLModel:
         fit_encoder(self.cfg.model.encoder, self.meta, self.cfg.data.root)
         encoder = build(build_encoder, typed(self.cfg.model.encoder))
-        cross_modal = self.cfg.ssl.positives == "modalities"
-        return build(SSLModel, encoder, list(self.cfg.model.projector), cross_modal)
+        return build(SSLModel, encoder, list(self.cfg.model.projector), self.cross_modal)
 
     def train_dataset(self) -> Indices:
         return Indices(len(self.windows("train")))
@@ -257,27 +275,15 @@ class Task:
         """The loss of two augmented views of ``x`` (made in one call: every row draws its own), of
         one view of ``x`` against one of ``partner`` (its temporal neighbours), or of the modalities
         of one augmented view of ``x`` against each other."""
-        if self.cfg.ssl.positives == "modalities":
-            return self.loss(model(self.augment(x, generator)))
+        if self.cross_modal:
+            n = 2 if self.cfg.ssl.positives == "views+modalities" else 1
+            z = model(self.augment(x, generator, views=n))  # (modalities, views * batch, out)
+            return pairwise_loss(z.unflatten(1, (n, len(x))).flatten(0, 1), self.cfg.ssl)
         if partner is None:
             views = self.augment(x, generator, views=2)
         else:
             views = self.augment(torch.cat([x, partner.to(x.device)]), generator)
-        return self.loss(model(views)[0].unflatten(0, (2, len(x))))
-
-    def loss(self, z: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """The objective between projections ``z`` ``(views, batch, out)``, averaged over pairs of views."""
-        s = self.cfg.ssl
-        losses, parts = [], []
-        for i, j in itertools.combinations(range(len(z)), 2):
-            if s.framework == "simclr":
-                losses.append(nt_xent(z[i], z[j], s.temperature))
-            else:
-                loss, terms = vicreg(z[i], z[j], s.sim_weight, s.std_weight, s.cov_weight)
-                losses.append(loss)
-                parts.append(terms)
-        mean = {k: float(np.mean([p[k] for p in parts])) for k in parts[0]} if parts else {}
-        return torch.stack(losses).mean(), mean
+        return pairwise_loss(model(views)[0].unflatten(0, (2, len(x))), self.cfg.ssl)
 
     def training_step(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         return self.objective(model, batch["x"], self.partners("train", batch["index"]))
