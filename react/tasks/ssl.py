@@ -274,7 +274,7 @@ class Task:
                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """The loss of two augmented views of ``x`` (made in one call: every row draws its own), of
         one view of ``x`` against one of ``partner`` (its temporal neighbours), or of the modalities
-        of one augmented view of ``x`` against each other."""
+        of one augmented view of ``x`` (two views for ``views+modalities``) against each other."""
         if self.cross_modal:
             n = 2 if self.cfg.ssl.positives == "views+modalities" else 1
             z = model(self.augment(x, generator, views=n))  # (modalities, views * batch, out)
