@@ -44,7 +44,7 @@ import make_synthetic_xroom as gen  # noqa: E402
 
 from react.engine import run  # noqa: E402
 from react.engine.trainer import resume, setup, train_epoch  # noqa: E402
-from react.losses_ssl import nt_xent  # noqa: E402
+from react.tasks.ssl import pairwise_loss  # noqa: E402
 from react.tools.config import load_tools_config  # noqa: E402
 from react.tools.stages import STAGES, task_config  # noqa: E402
 
@@ -111,14 +111,12 @@ def throughput(args: argparse.Namespace) -> dict:
         ]
         views = [r.task.augment(x, views=2) for x in batches]  # as the task makes them
         model, opt = r.model, r.optimizer
-        temperature = task_cfg.ssl.temperature
 
         def model_only() -> float:
             start = time.perf_counter()
             for v in views:
                 with r.acc.autocast():
-                    z1, z2 = model(v)[0].chunk(2)
-                    loss = nt_xent(z1, z2, temperature)
+                    loss = pairwise_loss(model(v)[0].unflatten(0, (2, -1)), task_cfg.ssl)[0]  # as the task
                 opt.zero_grad(set_to_none=True)
                 r.acc.backward(loss)
                 r.acc.clip_grad_norm_(model.parameters(), task_cfg.train.grad_clip)  # as the engine does

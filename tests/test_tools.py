@@ -422,6 +422,9 @@ def test_pretrained_encoder_weights_are_loaded(xroom, tmp_path, capsys):
 
 
 def test_multimodal_early_and_late_fusion(xroom, tmp_path, capsys):
+    from react.tasks import RunPaths, build_task
+    from react.tools.stages import task_config
+
     out = tmp_path / "outputs"
     both = ["preprocess.modalities=[bio,body]"]
     assert main(["preprocess", *tools(xroom, out, *both)]) == 0
@@ -439,9 +442,6 @@ def test_multimodal_early_and_late_fusion(xroom, tmp_path, capsys):
     assert main(["ssl-train", *cross]) == 0
     ssl_state = torch.load(out / "XRoom/bio+body/ssl_training/checkpoints/best/state.pt", weights_only=True)
     assert {k.split(".")[1] for k in ssl_state["model"] if k.startswith("projectors.")} == {"0", "1"}
-    from react.tasks import RunPaths, build_task
-    from react.tools.stages import task_config
-
     cfg = task_config(load_tools_config(Path(cross[1]), cross[2:]), "finetune")
     model = build_task(cfg, RunPaths(tmp_path / "ft")).build_model()
     for i in (0, 1):  # both modalities' encoders start from the pre-trained ones

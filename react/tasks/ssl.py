@@ -2,12 +2,13 @@
 
 Reads the windows that the tools' preprocess stage wrote under ``data.root`` (a modality folder
 such as ``outputs/XRoom/bio``): by default the unlabelled ``ssl_<split>`` windows over whole
-sessions, else the labelled ones with their labels ignored. Each training batch is augmented twice
-on the device (:mod:`react.data.ts_augment`); validation scores the objective on the val
-participants with a fixed augmentation seed. ``test`` scores the test participants and exports
-the encoder as ``<dataset>_<modality>_<input>_<ENCODER>_encoder.pt`` (the reference tools' name)
-beside the checkpoints. The helpers below (window tensors, encoder fitting, loading a pre-trained
-encoder) are shared with the ``classify`` task.
+sessions, else the labelled ones with their labels ignored. Each training batch is augmented on
+the device (:mod:`react.data.ts_augment`) and the positive pairs are two views of a window, two
+temporal neighbours, or one window's modalities (``ssl.positives``); validation scores the
+objective on the val participants with a fixed augmentation seed. ``test`` scores the test
+participants and exports the encoder as ``<dataset>_<modality>_<input>_<ENCODER>_encoder.pt`` (the
+reference tools' name) beside the checkpoints. The helpers below (window tensors, encoder fitting,
+loading a pre-trained encoder) are shared with the ``classify`` task.
 """
 
 from __future__ import annotations
