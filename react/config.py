@@ -50,6 +50,7 @@ class TrainConfig:
     log_every: int = 10  # steps between console/TensorBoard scalars
     max_steps_per_epoch: int = 0  # 0 = whole epoch
     test_at_end: bool = True  # run the task's test with the best weights after training
+    test_epoch: int = 0  # > 0: that test uses the weights after this many epochs (checkpoints/test)
     log_sample_indices: bool = False  # log each step's items: <out_dir>/sample_indices/rank<r>.jsonl
 
 

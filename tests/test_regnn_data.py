@@ -77,6 +77,16 @@ def test_training_subsamples_neighbours_keeping_the_real_listener(layout):
     assert dataset(layout, max_neighbours=2).reaction_indices(2).tolist() == [0, 2, 3]  # eval: all
 
 
+def test_training_subsample_without_keeping_the_listener_is_uniform(layout):
+    ds = dataset(layout, training=True, max_neighbours=2, keep_listener=False)  # official random.sample
+    seen = set()
+    for _ in range(60):
+        idx = ds.reaction_indices(2).tolist()
+        assert len(idx) == 2 and len(set(idx)) == 2 and set(idx) <= {0, 2, 3}
+        seen.add(frozenset(idx))
+    assert seen == {frozenset({0, 2}), frozenset({0, 3}), frozenset({2, 3})}  # the listener may be left out
+
+
 def test_features_and_audio_resampling(layout):
     item = dataset(layout)[3 * 29 + 1]  # clip 3, frames 25..74
     frames = torch.arange(25, 75, dtype=torch.float32)[:, None]

@@ -232,8 +232,10 @@ def test_official_replica_trains_through_the_engine(data, tmp_path):
     cfg = load_task_config(ROOT / "configs" / "regnn_official_tiny.yaml",
                            [*tiny_overrides(data, tmp_path), "train.epochs=2", "train.max_steps_per_epoch=2",
                             "train.batch_size=8", "train.test_at_end=false", "val.samples=0",
-                            "val.max_clips=2"])
+                            "val.max_clips=2", "train.test_epoch=1"])
     run(cfg)
+    tested = torch.load(checkpoint_file(tmp_path / "checkpoints" / "test"), weights_only=True)
+    assert tested["epoch"] == 1  # train.test_epoch: the weights after that epoch, kept for the test
     state = torch.load(checkpoint_file(tmp_path / "checkpoints" / "last"), weights_only=False)["model"]
     assert state["tau_gate.tau"] > 0 and state["tau_gate.count"] == 0  # set after epoch 1 and 2
     assert bool(state["motor.norms.0.initialised"])

@@ -11,7 +11,9 @@ with ``M[k, j] = 1`` (:func:`react.data.layouts.read_appropriateness`: the matri
 
 - ``pair``: only the real listener's reaction;
 - ``nearest`` / ``all``: the appropriate set, real listener first; when training a random subset of
-  at most ``max_neighbours`` (the real listener always kept), when evaluating all of them.
+  at most ``max_neighbours`` (the real listener always kept, unless ``keep_listener`` is off: then
+  a uniform sample of the whole set, as the official REGNN's ``random.sample``), when evaluating
+  all of them.
 
 Clips may differ in length (MARS, 30 fps). Windows of a clip stay inside it and its real
 listener's reaction; an appropriate reaction that ends before a window does is left out of that
@@ -123,7 +125,7 @@ class DyadicWindows(Dataset):
                  features_root: str | os.PathLike | None = None, num_frames: int = 50, stride: int = 25,
                  pattern: str = "all", max_neighbours: int = 10, training: bool = False,
                  augment: FeatureAugment | None = None, clips: list[int] | None = None, targets: bool = True,
-                 layout: str = "auto"):
+                 layout: str = "auto", keep_listener: bool = True):
         if pattern not in PATTERNS:
             raise ValueError(f"neighbour pattern must be one of {', '.join(PATTERNS)}, got '{pattern}'")
         if max_neighbours < 1:
@@ -132,6 +134,7 @@ class DyadicWindows(Dataset):
             raise ValueError(f"num_frames and stride must be > 0, got {num_frames} and {stride}")
         self.split = layouts.read_split(data_root, split, layout)
         self.pattern, self.max_neighbours, self.training = pattern, max_neighbours, training
+        self.keep_listener = keep_listener
         self.augment = augment if training and augment is not None else None
         self.num_frames, self.stride = num_frames, stride
         self.targets = targets
@@ -240,7 +243,9 @@ class DyadicWindows(Dataset):
         idx = self.neighbours[clip, : self.counts[clip]]
         if end:
             idx = idx[self.lengths[idx] >= end]
-        if self.training and len(idx) > self.max_neighbours:
+        if self.training and len(idx) > self.max_neighbours and not self.keep_listener:
+            idx = idx[torch.randperm(len(idx))[: self.max_neighbours]]
+        elif self.training and len(idx) > self.max_neighbours:
             keep = torch.randperm(len(idx) - 1)[: self.max_neighbours - 1] + 1
             idx = torch.cat([idx[:1], idx[keep]])
         return idx

@@ -210,7 +210,7 @@ def export_deploy(
     iters = iters or nets.model.inverse_iters
     info["networks"]["generator"]["inverse_iters"] = iters
     samples = info["samples"]
-    unrolled = ReactionGenerator(nets.model, iters)
+    unrolled = ReactionGenerator(nets.model, iters, nets.model.inverse_tol)
     modules = {"generator": unrolled, "video": nets.video, "audio": nets.audio}
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:

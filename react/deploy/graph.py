@@ -2,9 +2,9 @@
 
 - :class:`ReactionGenerator`: speaker windows and latent noise -> reactions. The noise is an input,
   so the ONNX graph and PyTorch give the same ``S`` samples for the same noise. The motor
-  processor's inverse is a fixed-point loop; for export it is unrolled ``iters`` times (no early
-  stop), and the spectral norms of the Lipschitz bound (weights only, an SVD that ONNX lacks) are
-  computed once and stored as constants.
+  processor's inverse is a fixed-point loop; for export it is unrolled ``iters`` times, its early
+  stop kept as masks that freeze a converged group, and the spectral norms of the Lipschitz bound
+  (weights only, an SVD that ONNX lacks) are computed once and stored as constants.
 - :class:`VideoBackbone`: uint8 cropped frames ``(B, H, W, 3)`` -> per-frame features (the
   normalisation of :class:`features.video.VideoExtractor` is inside the graph).
 - :class:`AudioBackbone`: waveforms ``(B, samples)`` -> hidden-state rows ``(B, rows, dim)``, the
@@ -49,9 +49,9 @@ class ReactionGenerator(nn.Module):
     """``video (W, T, dv)``, ``audio (W, T, da)``, ``noise (W, S, nodes, T)`` -> ``(W, S, T, nodes)``.
 
     ``noise`` is the latent offset of each sample from the cognitive centre, as
-    :meth:`REGNN.noise` draws it (scaled). ``tol > 0`` stops each layer's fixed-point loop early,
-    exactly as :meth:`REGNN.sample` (PyTorch only); ``tol == 0`` runs ``iters`` iterations, the
-    form that is exported.
+    :meth:`REGNN.noise` draws it (scaled). At most ``iters`` fixed-point iterations per layer;
+    ``tol > 0`` stops early as :meth:`REGNN.sample` does, by masks, so the traced graph computes
+    the same.
     """
 
     def __init__(self, model: REGNN, iters: int, tol: float = 0.0):
@@ -64,11 +64,10 @@ class ReactionGenerator(nn.Module):
     def forward(self, video: torch.Tensor, audio: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         m = self.model
         centre, edges = m.condition(video, audio)
-        w, s = noise.shape[0], noise.shape[1]
+        s = noise.shape[1]
         latent = (centre[:, None] + noise).flatten(0, 1)
         edges = edges[:, None].expand(-1, s, -1, -1, -1).flatten(0, 1)
-        reactions = m.motor.inverse(latent, edges, self.iters, self.tol)
-        return reactions.view(w, s, m.nodes, m.frames).transpose(2, 3)
+        return m.invert(latent, edges, s, self.iters, self.tol)
 
 
 class VideoBackbone(nn.Module):

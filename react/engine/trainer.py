@@ -278,13 +278,16 @@ def validate(task: Task, model: torch.nn.Module, acc: Accelerator) -> dict[str, 
 
 def save_checkpoints(run: Run, improved: bool) -> None:
     """``last`` always, ``epoch_NNNN`` every ``ckpt_every`` epochs (the newest ``keep_last`` kept),
-    ``best`` when the monitored metric improved; each published only when complete."""
+    ``best`` when the monitored metric improved, ``test`` after ``train.test_epoch`` epochs; each
+    published only when complete."""
     cfg, acc = run.cfg, run.acc
     names = ["last"]
     if cfg.train.ckpt_every > 0 and run.epoch % cfg.train.ckpt_every == 0:
         names.append(f"epoch_{run.epoch:04d}")
     if improved:
         names.append("best")
+    if run.epoch == cfg.train.test_epoch:
+        names.append("test")
     targets = [ckpt.checkpoint_dir(cfg.out_dir, name) for name in names]
     if acc.is_main_process:
         state = {"model": acc.unwrap_model(run.model).state_dict(), "optimizer": run.optimizer.state_dict(),
@@ -334,7 +337,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         run.log.info("run was already complete; see %s", results)
     elif cfg.train.test_at_end and isinstance(run.task, TestableTask):
         run.acc.wait_for_everyone()
-        best_dir = ckpt.checkpoint_dir(cfg.out_dir, "best")
+        best_dir = ckpt.checkpoint_dir(cfg.out_dir, "test" if cfg.train.test_epoch else "best")
         if run.acc.is_main_process and (best_dir / ckpt.STATE).is_file():
             model = run.acc.unwrap_model(run.model)
             model.load_state_dict(ckpt.load_state(best_dir)["model"])

@@ -7,11 +7,12 @@ the nodes, keeps each node's top-``k`` neighbours plus itself, and normalises ro
 edge features ``(B, edge_dim, nodes, nodes)``. The node series are also the centre of the reaction
 distribution that the motor processor maps appropriate reactions onto.
 
-The official REGNN's edges (``mlp=True, shared_topk=True, norm="product"``): queries and keys come
-from an MLP over each node series, one top-k graph (of the attention summed over channels) serves
-every channel, and the row-normalised attention is multiplied by the transpose of its
-column-normalised form. The official code gives every row the union of all rows' top-k (a loop
-bug, docs/regnn.md); here each row keeps its own top-k.
+The official REGNN's edges (``mlp=True, graph="summed", norm="product"``): queries and keys come
+from an MLP over each node series, one top-k graph (of the softmax attention summed over channels)
+serves every channel, and the row-normalised attention is multiplied by the transpose of its
+column-normalised form. The official code gives every row the union of all rows' top-k (its loop
+sets ``mask[j][ind_]`` for every row's index list ``ind_``): ``shared_topk`` reproduces that, for
+running official checkpoints; without it each row keeps its own top-k (docs/regnn.md).
 """
 
 from __future__ import annotations
@@ -54,20 +55,25 @@ class NodeReadout(nn.Module):
 class EdgeLayer(nn.Module):
     """Multi-channel attention between node series, sparsified to top-k and row/column normalised.
 
-    ``mlp``: queries and keys from an MLP (GELU) over the series, without bias; ``shared_topk``:
-    one graph for all channels, each node's top-k of the channel-summed attention (itself
-    included) plus itself; else per channel, the top-k other nodes plus itself. ``norm``:
-    ``"col"`` returns the row- then column-normalised attention ``C``, ``"product"`` returns
-    ``R @ C^T`` with ``R`` the row-normalised one.
+    ``mlp``: queries and keys from an MLP (GELU) over the series, without bias. ``graph``:
+    ``"channel"``, per channel the top-k other nodes plus itself; ``"summed"``, one graph for all
+    channels, each node's top-k of the channel-summed softmax attention (itself included) plus
+    itself; ``shared_topk`` (with ``"summed"``): every row keeps the union of all rows' top-k (the
+    official loop). ``norm``: ``"col"`` returns the row- then column-normalised attention ``C``,
+    ``"product"`` returns ``R @ C^T`` with ``R`` the row-normalised one.
     """
 
     def __init__(self, frames: int, edge_dim: int = 8, neighbours: int = 6, attn_dim: int = 16,
-                 mlp: bool = False, shared_topk: bool = False, norm: str = "col"):
+                 mlp: bool = False, graph: str = "channel", norm: str = "col", shared_topk: bool = False):
         super().__init__()
         if norm not in ("col", "product"):
             raise ValueError(f"edge norm must be 'col' or 'product', got '{norm}'")
+        if graph not in ("channel", "summed"):
+            raise ValueError(f"edge graph must be 'channel' or 'summed', got '{graph}'")
+        if shared_topk and graph != "summed":
+            raise ValueError("shared_topk (the union of all rows' top-k) needs graph='summed'")
         self.edge_dim, self.neighbours, self.attn_dim = edge_dim, neighbours, attn_dim
-        self.shared_topk, self.norm = shared_topk, norm
+        self.graph, self.norm, self.shared_topk = graph, norm, shared_topk
         self.pre = (nn.Sequential(nn.Linear(frames, frames), nn.GELU(), nn.Linear(frames, frames))
                     if mlp else None)
         self.query = nn.Linear(frames, edge_dim * attn_dim, bias=not mlp)
@@ -77,14 +83,17 @@ class EdgeLayer(nn.Module):
         """Boolean ``(B, C or 1, N, N)``: the entries each row keeps."""
         n = scores.shape[-1]
         eye = torch.eye(n, dtype=torch.bool, device=scores.device)
-        if self.shared_topk:
+        if self.graph == "summed":
             summed = torch.softmax(scores, -1).sum(1, keepdim=True).detach()
             top = summed.topk(min(self.neighbours, n), dim=-1).indices
         else:
             top = scores.masked_fill(eye, float("-inf")).topk(min(self.neighbours, n - 1), dim=-1).indices
             summed = scores
         # an int fill value (not True): the ONNX exporter has no bool Scalar (react.deploy)
-        return torch.zeros_like(summed, dtype=torch.bool).scatter_(-1, top, 1) | eye
+        keep = torch.zeros_like(summed, dtype=torch.bool).scatter_(-1, top, 1)
+        if self.shared_topk:  # every row: the columns that any row's top-k holds
+            keep = (keep.sum(-2, keepdim=True) > 0).expand_as(keep)
+        return keep | eye
 
     def forward(self, series: torch.Tensor) -> torch.Tensor:
         b, n, _ = series.shape
@@ -103,10 +112,12 @@ class CognitiveProcessor(nn.Module):
 
     def __init__(self, in_dim: int, frames: int, nodes: int = 25, hidden: int = 32, mode: str = "direct",
                  edge_dim: int = 8, neighbours: int = 6, attn_dim: int = 16, activation: str = "relu",
-                 edge_mlp: bool = False, shared_topk: bool = False, edge_norm: str = "col"):
+                 edge_mlp: bool = False, edge_graph: str = "channel", edge_norm: str = "col",
+                 shared_topk: bool = False):
         super().__init__()
         self.readout = NodeReadout(in_dim, hidden, nodes, mode, activation)
-        self.edges = EdgeLayer(frames, edge_dim, neighbours, attn_dim, edge_mlp, shared_topk, edge_norm)
+        self.edges = EdgeLayer(frames, edge_dim, neighbours, attn_dim, edge_mlp, edge_graph, edge_norm,
+                               shared_topk)
 
     def forward(self, fused: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         series = self.readout(fused)

@@ -74,10 +74,14 @@ class LipschitzGraphLayer(nn.Module):
 
 
 class AttentionGraphLayer(nn.Module):
-    """The official REGNN residual ``f(x, E) = (softmax(q k^T / sqrt(T)) * sum_c a_c E_c) h / L``.
+    """The official REGNN residual (``models/LipschitzGraph.py``, ``GraphAttention``).
 
-    ``h = sigmoid(act(x))``, ``q = h W_q``, ``k = h W_k`` (``W`` are ``T x T``) and the heuristic
-    bound ``L = ||I + 2 W_q W_k^T / sqrt(T)||_2 + 5``.
+    ``h = sigmoid(act(x))``; ``[q | k] = h W^T + b`` (``qk``, ``T -> 2T``);
+    ``A = softmax(q k^T / sqrt(T))``; per edge channel ``c`` the product ``A * E_c`` with every row
+    re-normalised to sum 1; the channels mixed with ``w / sum(w)``; ``f = (mixed @ h) / L`` with
+    the heuristic bound ``L = ||I + 2 W_q W_k^T / sqrt(T)||_2 + 5`` of the current weights
+    (``W_q``, ``W_k``: the first and second ``T`` rows of ``qk.weight``), a constant for the
+    gradient. ``L`` does not guarantee ``Lip(f) < 1``.
     """
 
     def __init__(self, frames: int, edge_dim: int, activation: str = "elu"):
@@ -85,26 +89,30 @@ class AttentionGraphLayer(nn.Module):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got '{activation}'")
         self.act = ACTIVATIONS[activation]
-        self.Wq = nn.Parameter(torch.randn(frames, frames) / math.sqrt(frames))
-        self.Wk = nn.Parameter(torch.randn(frames, frames) / math.sqrt(frames))
-        self.mix = nn.Parameter(torch.full((edge_dim,), 1.0 / edge_dim))
+        self.qk = nn.Linear(frames, 2 * frames)
+        self.w = nn.Parameter(torch.ones(edge_dim))
 
     def bound(self) -> torch.Tensor:
-        """The heuristic ``L``."""
-        frames = self.Wq.shape[0]
-        eye = torch.eye(frames, device=self.Wq.device)
-        return torch.linalg.matrix_norm(eye + 2 * self.Wq @ self.Wk.T / math.sqrt(frames), ord=2) + 5
+        """The heuristic ``L`` (no gradient)."""
+        with torch.no_grad():
+            frames = self.qk.in_features
+            wq, wk = self.qk.weight[:frames], self.qk.weight[frames:]
+            eye = torch.eye(frames, device=wq.device, dtype=wq.dtype)
+            return torch.linalg.matrix_norm(eye + 2 * (wq @ wk.T) / math.sqrt(frames), ord=2) + 5
 
     def mixing(self, edges: torch.Tensor) -> torch.Tensor:
-        """``sum_c a_c E_c / L`` ``(B, N, N)``."""
-        return (self.mix @ edges.flatten(2)).unflatten(-1, edges.shape[-2:]) / self.bound()
+        """The edges themselves: the mixing depends on ``x`` through the attention."""
+        return edges
 
-    def forward(self, x: torch.Tensor, mixing: torch.Tensor) -> torch.Tensor:
-        """``f(x)`` for node series ``x`` ``(B, N, T)`` and ``mixing`` from :meth:`mixing`."""
+    def forward(self, x: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+        """``f(x)`` for node series ``x`` ``(B, N, T)`` and edges ``(B, C, N, N)``."""
         h = torch.sigmoid(self.act(x))
-        q, k = (h @ torch.cat([self.Wq, self.Wk], 1)).chunk(2, -1)  # one product for both
+        q, k = self.qk(h).chunk(2, -1)
         attn = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(x.shape[-1]), -1)
-        return (attn * mixing) @ h
+        weighted = attn[:, None] * edges
+        weighted = weighted / weighted.sum(-1, keepdim=True)
+        mixed = torch.einsum("bcij,c->bij", weighted, self.w / self.w.sum())
+        return mixed @ h / self.bound()
 
 
 class ActNorm(nn.Module):
@@ -194,18 +202,31 @@ class MotorProcessor(nn.Module):
                 x = x + block(x, mixing)
         return x, logdet
 
-    def inverse(self, z: torch.Tensor, edges: torch.Tensor, iters: int = 100, tol: float = 0.0
-                ) -> torch.Tensor:
-        """Latent -> reaction: per layer, the fixed point of ``x <- y - f(x)`` (``tol > 0``: stop early)."""
+    def inverse(self, z: torch.Tensor, edges: torch.Tensor, iters: int = 100, tol: float = 0.0,
+                samples: int = 0) -> torch.Tensor:
+        """Latent -> reaction: per layer, last first, the fixed point of ``x <- y - f(x)``, at most
+        ``iters`` iterations. ``tol > 0`` stops early, as the official loop does: after the
+        iteration in which no element changed by more than ``tol``. ``samples = 0``: one stop for
+        the whole batch; ``S > 0``: the rows are laid out ``(windows, S)`` and each sample stops on
+        its own, over all its windows (the official test inverts one clip's windows per call).
+        A stopped group is frozen by a mask, so the same computation traces into a fixed graph."""
+        b, n, t = z.shape
+        groups = (-1, samples, n, t) if samples else (1, b, n, t)
+        pooled = (0, 2, 3) if samples else (1, 2, 3)
         for i in reversed(range(len(self.blocks))):
             block, y = self.blocks[i], z
             mixing = block.mixing(edges)
             x = y
+            running = torch.ones((), dtype=torch.bool, device=z.device)
             for _ in range(iters):
                 x_next = y - block(x, mixing)
-                converged = tol > 0 and (x_next - x).abs().max().item() < tol
-                x = x_next
-                if converged:
+                if tol <= 0:
+                    x = x_next
+                    continue
+                change = (x_next - x).abs().view(groups).amax(pooled, keepdim=True)
+                x = torch.where(running, x_next.view(groups), x.view(groups)).view(b, n, t)
+                running = running & (change > tol)
+                if not torch.jit.is_tracing() and not bool(running.any()):
                     break
             z = self.norms[i].inverse(x) if self.norms is not None else x
         return z

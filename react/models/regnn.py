@@ -32,6 +32,12 @@ class PerceptualConfig:
     fusion: str = "both"  # both: video <-> audio | video: video <- audio only (official)
     input_dropout: float = 0.0  # dropout of the projected inputs (MULT's embed dropout)
     residual_head: bool = False  # out(h + MLP(h)) (MULT) instead of MLP(h)
+    head_dropout: float | None = None  # dropout inside the head (None: dropout; official: 0)
+    positions: str = "interleaved"  # interleaved: sin/cos from 0 | fairseq: 1..T, [sin | cos] (official)
+    stack_embedding: bool = False  # each stack re-embeds its input and ends with a LayerNorm (official)
+    shared_kv_norm: bool = False  # keys/values share the queries' LayerNorm (official)
+    project_audio: bool = True  # False: dim-channel audio is not projected (official, 128-d VGGish)
+    xavier_init: bool = False  # MULT's xavier-uniform attention and feed-forward weights (official)
 
 
 @dataclass
@@ -43,7 +49,8 @@ class CognitiveConfig:
     neighbours: int = 6  # k of the top-k edge sparsification
     attn_dim: int = 16
     edge_mlp: bool = False  # queries/keys from an MLP over the node series (official)
-    shared_topk: bool = False  # one top-k graph of the channel-summed attention (official)
+    edge_graph: str = "channel"  # channel: a top-k graph per channel | summed: one graph (official)
+    shared_topk: bool = False  # summed: every row keeps the union of all rows' top-k (official loop)
     edge_norm: str = "col"  # col: row- then column-normalised | product: rows @ cols^T (official)
 
 
@@ -59,6 +66,7 @@ class MotorConfig:
     logdet_terms: int = 0  # power-series terms of the log-determinant estimate (0 = off)
     inverse_iters: int = 100  # fixed-point iterations per layer at generation (max)
     inverse_tol: float = 1e-6
+    inverse_stop: str = "batch"  # batch: early stop over the whole call | sample: per sample (official)
     train_inverse_iters: int = 8  # unrolled iterations when decoding during training
 
 
@@ -85,12 +93,17 @@ class REGNN(nn.Module):
         self.noise_std, self.noise_clip, self.noise_max = cfg.noise_std, cfg.noise_clip, cfg.noise_max
         self.logdet_terms, self.train_inverse_iters = m.logdet_terms, m.train_inverse_iters
         self.inverse_iters, self.inverse_tol = m.inverse_iters, m.inverse_tol
+        if m.inverse_stop not in ("batch", "sample"):
+            raise ValueError(f"motor.inverse_stop must be 'batch' or 'sample', got '{m.inverse_stop}'")
+        self.stop_per_sample = m.inverse_stop == "sample"
         self.perceptual = PerceptualProcessor(p.video_dim, p.audio_dim, p.dim, p.heads, p.layers,
                                               p.memory_layers, p.dropout, p.attn_dropout, p.out_dim,
-                                              p.fusion, p.input_dropout, p.residual_head)
+                                              p.fusion, p.input_dropout, p.residual_head, p.positions,
+                                              p.stack_embedding, p.shared_kv_norm, p.project_audio,
+                                              p.head_dropout, p.xavier_init)
         self.cognitive = CognitiveProcessor(p.out_dim, frames, cfg.nodes, c.hidden, c.mode, c.edge_dim,
-                                            c.neighbours, c.attn_dim, c.activation, c.edge_mlp, c.shared_topk,
-                                            c.edge_norm)
+                                            c.neighbours, c.attn_dim, c.activation, c.edge_mlp, c.edge_graph,
+                                            c.edge_norm, c.shared_topk)
         self.motor = MotorProcessor(frames, cfg.nodes, m.layers, m.hidden, c.edge_dim, m.activation,
                                     m.coeff, m.actnorm, m.residual, m.actnorm_data_init)
 
@@ -134,8 +147,8 @@ class REGNN(nn.Module):
     def noise(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
         """Latent noise ``(B, n, nodes, T)`` at scale 1, drawn on the CPU (device-independent)."""
         noise = torch.randn(shape, generator=generator)
-        if self.noise_max > 0:  # official: sample k's largest element over all B windows is noise_max
-            return noise * (self.noise_max / noise.abs().amax((0, 2, 3), keepdim=True))
+        if self.noise_max > 0:  # official: sample k's largest element over all B windows at most noise_max
+            return noise * (self.noise_max / noise.abs().amax((0, 2, 3), keepdim=True)).clamp(max=1)
         if self.noise_clip > 0:
             noise = noise.clamp(-self.noise_clip, self.noise_clip)
         return self.noise_std * noise
@@ -150,5 +163,12 @@ class REGNN(nn.Module):
         noise = self.noise((b, n, *centre.shape[1:]), generator).to(centre)
         latent = (centre[:, None] + scale * noise).flatten(0, 1)
         edges = edges.repeat_interleave(n, dim=0)
-        reactions = self.motor.inverse(latent, edges, self.inverse_iters, self.inverse_tol)
-        return reactions.view(b, n, self.nodes, self.frames).transpose(2, 3)
+        return self.invert(latent, edges, n, self.inverse_iters, self.inverse_tol)
+
+    def invert(self, latent: torch.Tensor, edges: torch.Tensor, samples: int, iters: int, tol: float
+               ) -> torch.Tensor:
+        """Latents ``(W * samples, nodes, T)`` laid out ``(windows, samples)`` -> reactions
+        ``(W, samples, T, nodes)`` by the motor inverse (early stop per sample if ``inverse_stop``
+        is ``sample``)."""
+        reactions = self.motor.inverse(latent, edges, iters, tol, samples if self.stop_per_sample else 0)
+        return reactions.view(-1, samples, self.nodes, self.frames).transpose(2, 3)

@@ -47,6 +47,7 @@ class DataConfig:
     stride: int = 25
     neighbour_pattern: str = "all"  # nearest | pair | all
     max_neighbours: int = 10  # random subset size when training
+    keep_listener: bool = True  # the subset always holds the real listener (False: official random.sample)
     noise_std: float = 0.0  # feature augmentation (training only)
     feature_dropout: float = 0.0
 
@@ -157,7 +158,7 @@ class Task:
                              features_root=features_root, num_frames=d.num_frames, stride=d.stride,
                              pattern=d.neighbour_pattern, max_neighbours=d.max_neighbours, training=training,
                              augment=FeatureAugment(d.noise_std, d.feature_dropout), clips=clips,
-                             targets=targets, layout=d.layout)
+                             targets=targets, layout=d.layout, keep_listener=d.keep_listener)
 
     def train_dataset(self) -> Dataset:
         split = self.cfg.data.split
