@@ -56,7 +56,7 @@ class TrainStage:
 
 @dataclass
 class DeployStage:
-    checkpoint: str = "best"  # best | last
+    checkpoint: str = "best"  # best | last (of the train stage) | a checkpoint file (e.g. an official .pth)
     inverse_iters: int = 0  # unrolled fixed-point iterations per motor layer (0 = the model's)
     format: str = "onnx"  # onnx | torchscript
     opset: int = 17
@@ -199,9 +199,14 @@ def deploy(cfg: DictConfig) -> Path:
 
     features_file = _needs(cfg, "preproc", "features.yaml")
     features = load_config(features_file, schema=FeatureConfig)
-    checkpoint = _needs(cfg, "train", f"checkpoints/{cfg.deploy.checkpoint}")
+    if cfg.deploy.checkpoint in ("best", "last"):
+        checkpoint = _needs(cfg, "train", f"checkpoints/{cfg.deploy.checkpoint}")
+    else:  # a checkpoint file (this project's state.pt, or an official REGNN .pth)
+        checkpoint = Path(cfg.deploy.checkpoint)
+        if not checkpoint.exists():
+            raise StageError(f"{checkpoint}: deploy.checkpoint not found (best, last or a checkpoint file)")
     d, run = cfg.deploy, stage_dir(cfg, "deploy")
-    stamp = _stamp(d, features_file, checkpoint / "state.pt")
+    stamp = _stamp(d, features_file, checkpoint if checkpoint.is_file() else checkpoint / "state.pt")
     if _done(run, stamp):
         log.info("deploy: %s is up to date with its checkpoint and settings, kept", run)
         return run

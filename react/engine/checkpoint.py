@@ -1,7 +1,9 @@
 """Checkpoints: ``<out_dir>/checkpoints/<name>/state.pt`` plus one RNG file per rank.
 
 Files are read with ``torch.load(weights_only=True)``: tensors and plain containers only, so a
-checkpoint from elsewhere cannot run code. A checkpoint is written into a staging folder and
+checkpoint from elsewhere cannot run code. A checkpoint of the official REGNN release (a whole
+pickled module) is recognised by its content and read as records
+(:mod:`react.engine.official_regnn`). A checkpoint is written into a staging folder and
 swapped in only when complete (weights and every rank's RNG state).
 """
 
@@ -17,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from react.config import merge_config
+from react.engine.official_regnn import OfficialCheckpointError, is_official, read_official
 
 STATE = "state.pt"
 NUMBERED = re.compile(r"epoch_\d+")
@@ -110,8 +113,14 @@ def _safe_load(file: Path) -> Any:
 
 
 def load_state(path: str | os.PathLike) -> dict[str, Any]:
-    """The state dict of a checkpoint (``model``, ``optimizer``, ``scheduler``, ``epoch``, ``config``...)."""
+    """The state dict of a checkpoint (``model``, ``optimizer``, ``scheduler``, ``epoch``, ``config``...);
+    for an official REGNN file ``model``, the replica's ``config`` and ``official``."""
     file = checkpoint_file(path)
+    if is_official(file):  # the whole official module, mapped onto configs/regnn_official.yaml
+        try:
+            return read_official(file)
+        except OfficialCheckpointError as err:
+            raise CheckpointError(str(err)) from None
     state = _safe_load(file)
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointError(f"{file}: not a checkpoint of this framework (no model weights and config)")

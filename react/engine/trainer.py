@@ -370,8 +370,15 @@ def test(cfg: DictConfig) -> dict:
     task = build_task(cfg, paths)
     if not isinstance(task, TestableTask):
         raise ConfigError(f"task {cfg.task} has no test mode")
+    state = ckpt.load_state(source)
+    if "official" in state:  # an official REGNN file: the model runs as it was trained
+        stored = OmegaConf.create(state["config"])
+        for key in ("model", "data.num_frames"):
+            OmegaConf.update(cfg, key, OmegaConf.select(stored, key), merge=True)
+        task = build_task(cfg, paths)
+        log.info("official REGNN checkpoint: the replica with %s", ", ".join(state["official"]["overrides"]))
     model = task.build_model(pretrained=False)
-    model.load_state_dict(ckpt.load_state(source)["model"])
+    model.load_state_dict(state["model"])
     log.info("testing %s with weights from %s", cfg.task, ckpt.checkpoint_file(source))
     model.to(acc.device)
     summary = _run_test(task, model, acc, paths.run_dir, log) if acc.is_main_process else {}
