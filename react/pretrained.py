@@ -112,16 +112,18 @@ def load_vggish_weights(model: nn.Module, weights: str | os.PathLike,
 def pretrained_vggish(weights: str | os.PathLike | None, random_init: bool, postprocess: bool = False,
                       pca: str | os.PathLike | None = None) -> nn.Module:
     """VGGish with the weights of the local file ``weights``, or tiny and random (``random_init``, warns);
-    ``postprocess``: with the PCA whitening (parameters from ``pca``, else the weights file) and 8-bit
-    quantisation of the AudioSet release."""
+    ``postprocess``: with the PCA whitening (parameters from ``pca``, else the weights file; identity
+    for ``random_init``) and 8-bit quantisation of the AudioSet release."""
+    import torch
+
     from react.models.vggish import TINY, VGGish
 
-    if random_init and postprocess:
-        raise ValueError("VGGish post-processing needs the PCA parameters of a weights file; "
-                         "it cannot be combined with random_init")
     if random_init:
         warn_random_init("VGGish", f"; weights '{weights}' are ignored" if weights else "")
-        return VGGish(**TINY)
+        model = VGGish(**TINY, postprocess=postprocess)
+        if postprocess:  # no release PCA without its file: identity whitening, then the clip and 8 bits
+            model.pproc.pca_matrix.copy_(torch.eye(model.pproc.pca_matrix.shape[0]))
+        return model
     if not weights:
         raise FileNotFoundError("VGGish: no weights path given; set audio.weights to a local .pth or "
                                 "audio.random_init: true")

@@ -90,8 +90,12 @@ def test_postprocess_is_the_release_pca_and_8_bit_quantisation(tmp_path):
     torch.save({"pca_eigen_vectors": matrix.double(), "pca_means": means.double()[:, None]}, pca)
     separate = load_vggish_weights(VGGish(**TINY, postprocess=True), tmp_path / "no_pca.pth", pca)
     torch.testing.assert_close(separate(x), post(x))
-    with pytest.raises(ValueError, match="random_init"):
-        pretrained_vggish(None, random_init=True, postprocess=True)
+    random = pretrained_vggish(None, random_init=True, postprocess=True)  # identity whitening, 8 bits
+    pproc, random.pproc = random.pproc, None
+    raw = random(x)
+    random.pproc = pproc
+    expected = ((raw.clamp(-2, 2) + 2) * 255 / 4).to(torch.uint8).float() * 4 / 255 + 4 / 512 - 2
+    torch.testing.assert_close(random(x), expected)
     cfg = OmegaConf.create({"seed": 0, "audio": {"weights": "", "random_init": True, "vggish_hop_s": 0.04,
                                                  "vggish_postprocess": False, "vggish_pca": ""}})
     assert "postprocess" not in fv.describe(cfg, {})  # raw embeddings: the sidecars of before

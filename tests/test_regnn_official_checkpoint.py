@@ -155,3 +155,54 @@ def test_official_file_through_train_test_and_generate(tmp_path):
     first = sorted((tmp_path / "run" / "pred").rglob("result-0.pth"))[0]
     again = tmp_path / "pred" / first.relative_to(tmp_path / "run" / "pred")
     torch.testing.assert_close(torch.load(first), torch.load(again))  # the same model either way
+
+
+TINY_VIDEO = ["video.arch.embed_dim=32", "video.arch.depths=[1,1]", "video.arch.num_heads=[1,2]",
+              "video.arch.patch_size=8", "video.resize=128", "video.crop=112"]
+
+
+def test_official_file_deploys_with_the_official_features(official, tmp_path, capsys):
+    """The export command of an official file with configs/features_official.yaml (backbones random
+    and the Swin shrunk: the real-size export takes a minute): generator.onnx gives the official
+    code's reactions for the same features and noise."""
+    import onnxruntime
+
+    from react.deploy.export import main as export_main
+
+    model = O.official_model(video_dim=64, audio_dim=128, frames=FRAMES)  # the tiny Swin's 64-d features
+    path = tmp_path / "mhp-epoch95-seed1.pth"
+    O.save_official(model, path)
+    out = tmp_path / "deploy"
+    assert export_main(["--checkpoint", str(path), "--features", "configs/features_official.yaml",
+                        "--out", str(out), "video.random_init=true", "audio.random_init=true",
+                        *TINY_VIDEO]) == 0
+    info = (out / "network_info.json").read_text()
+    assert '"backbone": "vggish"' in info and '"postprocess": "pca-uint8"' in info
+    assert '"row_stride": 640' in info  # one row per 0.04 s example
+    gen = torch.Generator().manual_seed(2)
+    video, audio = torch.randn(5, FRAMES, 64, generator=gen), torch.randn(5, FRAMES, 128, generator=gen)
+    noise = torch.randn(5, 3, 25, FRAMES, generator=gen)
+    noise = noise * (0.06**0.5 / noise.abs().amax((0, 2, 3), keepdim=True))
+    session = onnxruntime.InferenceSession(str(out / "generator.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"video": video.numpy(), "audio": audio.numpy(), "noise": noise.numpy()})[0]
+    assert abs(got - official_reactions(model, video, audio, noise).numpy()).max() < 1e-4
+
+
+def test_vggish_deploy_rows_are_the_feature_extractors_examples():
+    from omegaconf import OmegaConf
+
+    from features import vggish as fv
+    from react.deploy.networks import vggish_backbone
+
+    cfg = OmegaConf.create({"seed": 0, "audio": {"weights": "", "random_init": True, "vggish_hop_s": 0.04,
+                                                 "vggish_postprocess": False, "vggish_pca": "",
+                                                 "sample_rate": 16000}})
+    backbone = vggish_backbone(cfg)
+    wave = torch.randn(1, 16000 * 2, generator=torch.Generator().manual_seed(0)).numpy() * 0.1
+    with torch.no_grad():
+        rows = backbone(torch.from_numpy(wave))[0]
+        examples = fv.clip_examples(wave[0], 50, 25, 16000, 0.04)  # 2 s at 25 fps: one per frame
+        expected = backbone.vggish(examples)
+    # the extractor adds one example at 2.0 s (clamped to the end); the graph stops at the last full one
+    assert rows.shape == (50, 128) and len(expected) == 51
+    torch.testing.assert_close(rows, expected[:50], atol=1e-4, rtol=1e-3)

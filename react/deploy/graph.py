@@ -9,16 +9,20 @@
   normalisation of :class:`features.video.VideoExtractor` is inside the graph).
 - :class:`AudioBackbone`: waveforms ``(B, samples)`` -> hidden-state rows ``(B, rows, dim)``, the
   chosen layers averaged (as :class:`features.audio.AudioExtractor` does).
+- :class:`VggishBackbone`: waveforms ``(B, samples)`` -> one VGGish embedding per example hop
+  ``(B, rows, 128)``: the log-mel front end of :mod:`features.vggish` inside the graph.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from react.models.regnn import REGNN
 
@@ -94,3 +98,40 @@ class AudioBackbone(nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         states = self.ssl(wave, output_hidden_states=True).hidden_states
         return torch.stack([states[i] for i in self.layers]).mean(0)
+
+
+class VggishBackbone(nn.Module):
+    """``(B, samples)`` -> ``(B, rows, 128)``: row ``i`` is the VGGish embedding of the 0.96 s example
+    centred at ``i * hop`` log-mel frames, as :func:`features.vggish.clip_examples` cuts them.
+
+    The front end is a convolution: a periodic Hann window of ``window`` samples times the cosine
+    and sine of each FFT bin (``fft`` points), every ``stride`` samples; the magnitude spectrum
+    times the mel matrix ``mel`` ``(bins, 64)``, ``log(mel + offset)``; padded by half an example
+    of silence (``log(offset)``) at both ends.
+    """
+
+    def __init__(self, vggish: nn.Module, mel: torch.Tensor, window: int, stride: int, fft: int, hop: int,
+                 example: int, offset: float):
+        super().__init__()
+        n = torch.arange(window, dtype=torch.float64)
+        bins = torch.arange(fft // 2 + 1, dtype=torch.float64)[:, None]
+        hann = 0.5 - 0.5 * torch.cos(2 * math.pi * n / window)
+        angle = 2 * math.pi * bins * n / fft
+        basis = torch.cat([torch.cos(angle) * hann, -torch.sin(angle) * hann])[:, None]
+        self.register_buffer("basis", basis.float())
+        self.register_buffer("mel", mel.float())
+        self.vggish, self.stride, self.hop, self.example, self.offset = vggish, stride, hop, example, offset
+        self.eval()
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        re, im = F.conv1d(wave[:, None], self.basis, stride=self.stride).chunk(2, 1)  # (B, bins, frames)
+        logmel = torch.log((re * re + im * im).sqrt().transpose(1, 2) @ self.mel + self.offset)
+        half = self.example // 2
+        silence = torch.full_like(logmel[:, :half], math.log(self.offset))
+        padded = torch.cat([silence, logmel, silence], 1)
+        rows = torch.div(logmel.shape[1], self.hop, rounding_mode="floor") + 1
+        index = torch.arange(rows, device=wave.device)[:, None] * self.hop + torch.arange(self.example,
+                                                                                        device=wave.device)
+        examples = padded[:, index]  # (B, rows, example, 64)
+        embeddings = self.vggish(examples.flatten(0, 1)[:, None])
+        return embeddings.view(wave.shape[0], -1, embeddings.shape[-1])

@@ -4,6 +4,7 @@ extraction config, describe them (``network_info.json``), and run them as a nump
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from features.sidecar import weights_fingerprint
 from features.weights import weights_settings
 from react.data.react_layout import EMOTION_COLUMNS
-from react.deploy.graph import AudioBackbone, ReactionGenerator, VideoBackbone
+from react.deploy.graph import AudioBackbone, ReactionGenerator, VggishBackbone, VideoBackbone
 from react.deploy.runtime import DeployError
 from react.models.regnn import REGNN
 
@@ -47,14 +48,15 @@ def build_networks(checkpoint: str | os.PathLike, features: DictConfig) -> Netwo
     from features.video import build_swin
     from react.engine import checkpoint_file, load_checkpoint
 
-    if features.audio.kind != "ssl":
+    if features.audio.kind not in ("ssl", "vggish"):
         raise DeployError(
-            f"audio.kind={features.audio.kind}: deployment exports SSL audio encoders only "
-            "(wav2vec2 / hubert / wavlm)"
+            f"audio.kind={features.audio.kind}: deployment exports SSL audio encoders (wav2vec2 / hubert / "
+            "wavlm) and VGGish only"
         )
     _, model, cfg = load_checkpoint(checkpoint, task="regnn")
     video = VideoBackbone(build_swin(features.video, features.seed), features.video.mean, features.video.std)
-    audio = AudioBackbone(build_ssl(features), list(features.audio.layers))
+    audio = vggish_backbone(features) if features.audio.kind == "vggish" else \
+        AudioBackbone(build_ssl(features), list(features.audio.layers))
     crop = features.video.crop
     with torch.no_grad():
         dims = {
@@ -74,16 +76,46 @@ def build_networks(checkpoint: str | os.PathLike, features: DictConfig) -> Netwo
         generator,
         video,
         audio,
-        describe(model, cfg, features, audio.ssl, str(checkpoint_file(checkpoint))),
+        describe(model, cfg, features, audio, str(checkpoint_file(checkpoint))),
     )
 
 
+def vggish_backbone(features: DictConfig) -> VggishBackbone:
+    """VGGish (with the configured post-processing) behind its log-mel front end (:mod:`features.vggish`)."""
+    from features import vggish as fv
+
+    rate = features.audio.sample_rate
+    if rate != fv.SAMPLE_RATE:
+        raise DeployError(f"audio.sample_rate={rate}: VGGish takes {fv.SAMPLE_RATE} Hz audio")
+    window, stride = round(fv.WINDOW_S * rate), round(fv.HOP_S * rate)
+    fft = 2 ** math.ceil(math.log2(window))
+    hop = round(features.audio.vggish_hop_s / fv.HOP_S)
+    if abs(hop * fv.HOP_S - features.audio.vggish_hop_s) > 1e-9:
+        raise DeployError(f"audio.vggish_hop_s={features.audio.vggish_hop_s}: deployment needs a multiple of "
+                          f"{fv.HOP_S} s")
+    mel = torch.from_numpy(fv.mel_matrix(fft // 2 + 1, rate))
+    return VggishBackbone(fv.build(features), mel, window, stride, fft, hop, fv.EXAMPLE_FRAMES, fv.LOG_OFFSET)
+
+
+def audio_description(features: DictConfig, audio: torch.nn.Module) -> dict[str, Any]:
+    """What :mod:`react.deploy.runtime` needs to know of the audio network: its rows' geometry."""
+    a = features.audio
+    if isinstance(audio, VggishBackbone):
+        from features import vggish as fv
+
+        return {"backbone": "vggish", "arch": {}, "layers": [], "normalize": False,
+                "row_stride": audio.hop * audio.stride, "row_offset": 0.0,
+                "postprocess": "pca-uint8" if fv.postprocess(features) else "none"}
+    stride, offset = ssl_row_geometry(audio.ssl)
+    return {"backbone": a.backbone, "arch": OmegaConf.to_container(a.arch), "layers": list(a.layers),
+            "normalize": a.normalize, "row_stride": stride, "row_offset": offset}
+
+
 def describe(
-    model: REGNN, cfg: DictConfig, features: DictConfig, ssl: torch.nn.Module, checkpoint: str
+    model: REGNN, cfg: DictConfig, features: DictConfig, audio: torch.nn.Module, checkpoint: str
 ) -> dict[str, Any]:
     """``network_info.json`` without the export-specific fields (files, format, parity)."""
     v, a = features.video, features.audio
-    stride, offset = ssl_row_geometry(ssl)
     window, nodes = model.frames, model.nodes
     p = cfg.model.perceptual
     return {
@@ -135,14 +167,9 @@ def describe(
                 "inputs": {"wave": ["batch", "samples"]},
                 "outputs": {"hidden": ["batch", "rows", p.audio_dim]},
                 "dtypes": {"wave": "float32", "hidden": "float32"},
-                "backbone": a.backbone,
-                "arch": OmegaConf.to_container(a.arch),
+                **audio_description(features, audio),
                 "weights": weights_settings(a.weights, a.random_init, "audio", features.seed),
-                "layers": list(a.layers),
                 "sample_rate": a.sample_rate,
-                "normalize": a.normalize,
-                "row_stride": stride,
-                "row_offset": offset,
                 "max_shortfall_s": a.max_shortfall_s,
             },
         },
