@@ -158,3 +158,46 @@ def test_official_fixed_point_loop_equals_the_exported_generator(tmp_path):
     session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
     got = session.run(None, {"video": video.numpy(), "audio": audio.numpy(), "noise": noise.numpy()})[0]
     assert abs(got - expected.numpy()).max() < 1e-5
+
+
+def official_loss(centre, latent, lengths, threshold):
+    """AllThreMseLoss(cal_type='min') + MidLoss('L2') of the release's utils/loss.py, written out:
+    ``centre`` (B, N, T) per window, ``latent`` (sum lengths, N, T) the mapped reactions in order."""
+    preds = torch.repeat_interleave(centre, torch.tensor(lengths), dim=0)
+    all_mse = F.mse_loss(preds, latent, reduction="none").mean(dim=(1, 2))
+    mse = torch.stack([seq.min() for seq in torch.split(all_mse, lengths)])
+    if threshold is not None:
+        mse = torch.where(mse > threshold, mse, torch.tensor([0.0]))
+    means = torch.stack([seq.mean(0) for seq in torch.split(latent, lengths)])
+    mid = F.mse_loss(torch.repeat_interleave(means, torch.tensor(lengths), dim=0), latent)
+    return mse.mean() + mid
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_training_step_loss_and_gradients_are_the_official_ones(gated):
+    from react.losses import LossConfig, regnn_losses
+
+    model = official_model().train()
+    lengths = [3, 1, 2]
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0], [1, 1, 0]], dtype=torch.bool)
+    video, audio = torch.randn(3, FRAMES, 12), torch.randn(3, FRAMES, 8)
+    reactions = torch.rand(3, 3, FRAMES, 25)
+    model(video, audio, reactions, mask, decode=False)  # the first batch sets ActNorm (no gradient)
+    torch.manual_seed(1)
+    out = model(video, audio, reactions, mask, decode=False)
+    owner, slot = mask.nonzero(as_tuple=True)
+    nearest = (out["latent"] - out["centre"][:, None]).pow(2).flatten(2).mean(-1).masked_fill(~mask, 9).amin(1)
+    tau = torch.tensor([float(nearest.sort().values[1])]) if gated else torch.zeros(1)  # gates two windows
+    params = [p for p in model.parameters() if p.requires_grad]
+    loss, _ = regnn_losses(out, reactions, mask, LossConfig(kind="official", dist=1.0, mid=1.0), "all", tau)
+    ours = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    expected = official_loss(out["centre"], out["latent"][owner, slot], lengths, tau if gated else None)
+    theirs = torch.autograd.grad(expected, params, allow_unused=True)
+    assert abs(loss.item() - expected.item()) < 1e-6
+    checked = 0
+    for a, b in zip(ours, theirs):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+            checked += 1
+    assert checked > 20 and sum(g.abs().sum() for g in ours if g is not None) > 0
