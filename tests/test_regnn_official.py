@@ -186,7 +186,8 @@ def test_training_step_loss_and_gradients_are_the_official_ones(gated):
     torch.manual_seed(1)
     out = model(video, audio, reactions, mask, decode=False)
     owner, slot = mask.nonzero(as_tuple=True)
-    nearest = (out["latent"] - out["centre"][:, None]).pow(2).flatten(2).mean(-1).masked_fill(~mask, 9).amin(1)
+    mse = (out["latent"] - out["centre"][:, None]).pow(2).flatten(2).mean(-1)
+    nearest = mse.masked_fill(~mask, 9).amin(1)
     tau = torch.tensor([float(nearest.sort().values[1])]) if gated else torch.zeros(1)  # gates two windows
     params = [p for p in model.parameters() if p.requires_grad]
     loss, _ = regnn_losses(out, reactions, mask, LossConfig(kind="official", dist=1.0, mid=1.0), "all", tau)
