@@ -206,3 +206,19 @@ def test_vggish_deploy_rows_are_the_feature_extractors_examples():
     # the extractor adds one example at 2.0 s (clamped to the end); the graph stops at the last full one
     assert rows.shape == (50, 128) and len(expected) == 51
     torch.testing.assert_close(rows, expected[:50], atol=1e-4, rtol=1e-3)
+
+
+def test_a_cuda_saved_official_file_loads_on_the_cpu(official, tmp_path, monkeypatch):
+    model, _ = official
+    path = tmp_path / "cuda.pth"
+    monkeypatch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")  # as saved on a GPU
+    O.save_official(model, path)
+    monkeypatch.undo()
+    if not torch.cuda.is_available():
+        with O.official_modules(), pytest.raises(RuntimeError, match="CUDA"):  # it does ask for a GPU
+            torch.load(path, weights_only=False)  # (the stand-in classes of this test: nothing foreign)
+    _, replica, _ = load_checkpoint(path, task="regnn")
+    video, audio, noise = inputs()
+    with torch.no_grad():
+        got = ReactionGenerator(replica, 5, 1e-3)(video, audio, noise)
+    assert (got - official_reactions(model, video, audio, noise)).abs().max() < 1e-5
