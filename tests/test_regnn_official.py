@@ -202,3 +202,25 @@ def test_training_step_loss_and_gradients_are_the_official_ones(gated):
             torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
             checked += 1
     assert checked > 20 and sum(g.abs().sum() for g in ours if g is not None) > 0
+
+
+def test_mult_initialisation_and_separate_key_value_dropout(monkeypatch):
+    p = official_model().perceptual.train()
+    block = p.v_from_a[0]
+    assert not block.ff[0].bias.any() and not block.attn.out_proj.bias.any()
+    bound = math.sqrt(6 / (8 + 8))  # xavier-uniform of the 8 x 8 output projection
+    assert block.attn.out_proj.weight.abs().max() <= bound
+    seen = []
+    original = type(block).forward
+
+    def spy(self, x, context=None, values=None):
+        seen.append((context, values))
+        return original(self, x, context, values)
+
+    monkeypatch.setattr(type(block), "forward", spy)
+    p(torch.randn(2, FRAMES, 12), torch.randn(2, FRAMES, 8))
+    keys, values = seen[0]  # the cross-modal block: two dropped copies of the same embedded audio
+    assert keys.shape == values.shape and not torch.equal(keys, values)
+    kept = (keys != 0) & (values != 0)
+    torch.testing.assert_close(keys[kept], values[kept])  # the same values where neither was dropped
+    assert ((keys == 0) != (values == 0)).any()  # other masks
