@@ -166,7 +166,8 @@ Pipeline: decode frames, scale the shorter side to {resize} px and cut the centr
 rows are averaged onto the video frames; windows of both -> `generator` with latent noise
 `(windows, samples, {nodes}, {window})` -> reactions `(windows, samples, {window}, {nodes})`,
 overlap-added with a raised-sine taper. The noise is an input: the same noise gives the same
-{samples} reactions. The generator's fixed-point inverse is unrolled {iters} times per layer.
+{samples} reactions. The generator's fixed-point inverse is unrolled {iters} times per layer, its
+early stop kept as masks (the model's tolerance).
 """
 
 
