@@ -76,8 +76,9 @@ def generate_clip(model: torch.nn.Module, dataset: DyadicWindows, clip: int, sam
 
 def settings_stamp(model: torch.nn.Module, dataset: DyadicWindows, samples: int, seed: int,
                    scale: float = 1.0, stitch: str = "taper") -> dict:
-    """What determines every clip's predictions besides its own features: the weights, the sampling
-    and inversion settings and the windows."""
+    """What determines every clip's predictions besides its own features: the weights, the model's
+    construction settings (e.g. the top-k rule, the inverse's stopping rule), the sampling and inversion
+    settings and the windows."""
     digest = hashlib.sha1()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
@@ -85,8 +86,9 @@ def settings_stamp(model: torch.nn.Module, dataset: DyadicWindows, samples: int,
     sampling = {key: float(getattr(model, key, 0.0))
                 for key in ("noise_std", "noise_clip", "noise_max", "inverse_iters", "inverse_tol")}
     sampling.update(scale=float(scale), stitch=stitch)
-    return {"weights_sha1": digest.hexdigest(), "samples": samples, "seed": seed, **sampling,
-            "windows": [dataset.num_frames, dataset.stride]}
+    model_settings = hashlib.sha1(getattr(model, "settings", "").encode()).hexdigest()
+    return {"weights_sha1": digest.hexdigest(), "model_sha1": model_settings, "samples": samples,
+            "seed": seed, **sampling, "windows": [dataset.num_frames, dataset.stride]}
 
 
 def _feature_stamp(dataset: DyadicWindows, clip: str) -> str:

@@ -224,3 +224,19 @@ def test_mult_initialisation_and_separate_key_value_dropout(monkeypatch):
     kept = (keys != 0) & (values != 0)
     torch.testing.assert_close(keys[kept], values[kept])  # the same values where neither was dropped
     assert ((keys == 0) != (values == 0)).any()  # other masks
+
+
+def test_generation_stamp_covers_settings_that_are_not_weights():
+    """Cached predictions are reused only for the same model settings: the union top-k and the
+    per-sample stop change the reactions without changing a single weight."""
+    from types import SimpleNamespace
+
+    from react.generation import settings_stamp
+
+    torch.manual_seed(0)
+    per_row, union = official_model(), official_model(shared_topk=True)
+    union.load_state_dict(per_row.state_dict())
+    windows = SimpleNamespace(num_frames=FRAMES, stride=FRAMES // 2)
+    a, b = (settings_stamp(m, windows, samples=10, seed=0) for m in (per_row, union))
+    assert a["weights_sha1"] == b["weights_sha1"] and a["model_sha1"] != b["model_sha1"]
+    assert settings_stamp(per_row, windows, samples=10, seed=0) == a

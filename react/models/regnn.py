@@ -90,6 +90,7 @@ class REGNN(nn.Module):
         super().__init__()
         p, c, m = cfg.perceptual, cfg.cognitive, cfg.motor
         self.frames, self.nodes = frames, cfg.nodes
+        self.settings = repr(cfg)  # every construction setting, for the generation cache's stamp
         self.noise_std, self.noise_clip, self.noise_max = cfg.noise_std, cfg.noise_clip, cfg.noise_max
         self.logdet_terms, self.train_inverse_iters = m.logdet_terms, m.train_inverse_iters
         self.inverse_iters, self.inverse_tol = m.inverse_iters, m.inverse_tol
