@@ -1,7 +1,7 @@
 """The four stages of a REGNN project as commands over the one config system, each with its own
 run folder ``<runs_dir>/<name>/<stage>`` in which the next stage finds its input by run name.
 
-    python -m react.stages {preproc,train,deploy,infer,all} --config configs/stages/tiny.yaml [key=value ...]
+    react stages {preproc,train,deploy,infer,all} --config configs/stages/tiny.yaml [key=value ...]
 
 - ``preproc``: feature extraction (:mod:`features.extract`) of every split of ``data.root`` into
   ``preproc/features``; the resolved extraction config is kept as ``preproc/features.yaml``.
@@ -97,7 +97,7 @@ def _needs(cfg: DictConfig, stage: str, file: str) -> Path:
     path = stage_dir(cfg, stage) / file
     if not path.exists():
         raise StageError(
-            f"{path}: not found; run the {stage} stage first: python -m react.stages {stage} "
+            f"{path}: not found; run the {stage} stage first: react stages {stage} "
             f"--config <this config>"
         )
     return path
@@ -256,7 +256,7 @@ def run_stages(cfg: DictConfig, stage: str) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m react.stages", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="react stages", description=__doc__.split("\n")[0])
     parser.add_argument("stage", choices=(*STAGES, "all"))
     parser.add_argument("--config", required=True, help="stage config, e.g. configs/stages/tiny.yaml")
     parser.add_argument("overrides", nargs="*", help="key=value, e.g. name=try2 train.set.train.epochs=2")

@@ -15,7 +15,7 @@ step "1/2 synthetic XRoom sessions -> $DATA"
 if [ -d "$DATA/P8" ]; then
   echo "exists, skipped"
 else
-  $PY scripts/make_synthetic_xroom.py --out "$DATA" --participants 8 --sessions 1 --levels 8 --seed 0
+  $PY scripts/make_synthetic_xroom.py --out-dir "$DATA" --participants 8 --sessions 1 --levels 8 --seed 0
 fi
 
 step "2/2 python -m react.tools all (bio: GSR + PPG) -> $OUT/XRoom/bio"

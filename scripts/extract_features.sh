@@ -23,4 +23,4 @@ DATA_DIR=$(realpath -m "$DATA_DIR"); SAVE_DIR=$(realpath -m "$SAVE_DIR")
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-exec "$PY" -m features.extract --split all --type all --data-dir "$DATA_DIR" --save-dir "$SAVE_DIR" "$@"
+exec "$PY" -m features.extract --split all --type all --data-dir "$DATA_DIR" --out-dir "$SAVE_DIR" "$@"
