@@ -14,7 +14,9 @@ run folder ``<runs_dir>/<name>/<stage>`` in which the next stage finds its input
 
 A stage config names *base* configs (``preproc.config``, ``train.config``) and overrides only what
 differs (``preproc.set``, ``train.set``: nested keys of those configs); ``key=value`` arguments
-override the stage config itself, e.g. ``train.set.train.epochs=2``. See docs/stages.md.
+override the stage config itself, e.g. ``train.set.train.epochs=2``. A relative path in a stage
+config file (:data:`PATH_KEYS`) is relative to that file; one given on the command line, to the
+working directory. See docs/stages.md.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +87,24 @@ class StagesConfig:
     train: TrainStage = field(default_factory=TrainStage)
     deploy: DeployStage = field(default_factory=DeployStage)
     infer: InferStage = field(default_factory=InferStage)
+
+
+PATH_KEYS = ("runs_dir", "data.root", "preproc.config", "train.config", "infer.video", "infer.audio")
+
+
+def load_stages_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> DictConfig:
+    """Resolve a stage config: defaults <- the YAML chain at ``path`` <- ``overrides``; each YAML
+    file's relative :data:`PATH_KEYS` are made relative to its own folder."""
+    *files, command_line = config_layers(path, overrides)
+    for source, data in files:
+        for key in PATH_KEYS:
+            *parents, leaf = key.split(".")
+            node = data
+            for part in parents:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict) and isinstance(node.get(leaf), str) and node[leaf]:
+                node[leaf] = os.path.normpath(Path(source).parent / node[leaf])  # absolute stays absolute
+    return resolve(StagesConfig, [*files, command_line])
 
 
 class StageError(RuntimeError):
@@ -268,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     from react.errors import user_message
 
     try:
-        cfg = load_config(args.config, args.overrides, schema=StagesConfig)
+        cfg = load_stages_config(args.config, args.overrides)
         done = run_stages(cfg, args.stage)
     except (ConfigError, StageError, LayoutError, DeployError, CheckpointError, FileNotFoundError) as err:
         print(f"error: {user_message(err)}", file=sys.stderr)
