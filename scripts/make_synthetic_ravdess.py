@@ -176,6 +176,10 @@ def write_corpus(out_dir: str | os.PathLike, actors: int, repetitions: int, samp
                  wave_of: Callable[[int, str, str, str, str], np.ndarray]) -> list[Path]:
     """Write ``wave_of(actor, emotion, intensity, statement, repetition)`` for every file of the
     RAVDESS grid (temporary name, then rename); existing files are kept. Returns all paths."""
+    if not 1 <= actors <= 99:
+        raise ValueError(f"--actors must be 1..99, got {actors}")
+    if not 1 <= repetitions <= 2:
+        raise ValueError(f"--repetitions must be 1 or 2 (RAVDESS codes), got {repetitions}")
     out_dir = Path(out_dir)
     paths = []
     for actor, emo, intensity, statement, rep in progress(file_grid(actors, repetitions), desc="synthesising",
@@ -195,10 +199,6 @@ def write_corpus(out_dir: str | os.PathLike, actors: int, repetitions: int, samp
 def generate(out_dir: str | os.PathLike, actors: int = 24, repetitions: int = 1, seed: int = 0,
              sample_rate: int = 16000) -> list[Path]:
     """Write the corpus; returns all its file paths (existing files are kept)."""
-    if not 1 <= actors <= 99:
-        raise ValueError(f"--actors must be 1..99, got {actors}")
-    if not 1 <= repetitions <= 2:
-        raise ValueError(f"--repetitions must be 1 or 2 (RAVDESS codes), got {repetitions}")
 
     def wave_of(actor: int, emo: str, intensity: str, statement: str, rep: str) -> np.ndarray:
         rng = np.random.default_rng([seed, actor, int(emo), int(intensity), int(statement), int(rep)])

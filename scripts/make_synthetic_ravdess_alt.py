@@ -124,7 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repetitions", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    paths = generate(args.out_dir, args.actors, args.repetitions, args.seed)
+    try:
+        paths = generate(args.out_dir, args.actors, args.repetitions, args.seed)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"{len(paths)} files under {args.out_dir}")
     return 0
 

@@ -384,12 +384,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--png", action="store_true", help="REACT 2023 form: png folders instead of mp4")
     parser.add_argument("--workers", type=int, default=2, help="processes writing media")
     args = parser.parse_args(argv)
-    if args.layout == "mars":
-        out = generate_mars(args.out_dir, args.sessions, args.recordings, args.min_frames, args.max_frames,
-                            args.seed, not args.no_media, args.video_size, args.workers)
-    else:
-        out = generate(args.out_dir, args.pairs, args.frames, args.seed, not args.no_media, args.png,
-                       args.eval_pairs, args.workers)
+    if min(args.pairs, 1 if args.eval_pairs is None else args.eval_pairs, args.sessions, args.recordings) < 1:
+        parser.error("--pairs, --eval-pairs, --sessions and --recordings must be >= 1")
+    try:
+        if args.layout == "mars":
+            out = generate_mars(args.out_dir, args.sessions, args.recordings, args.min_frames,
+                                args.max_frames, args.seed, not args.no_media, args.video_size, args.workers)
+        else:
+            out = generate(args.out_dir, args.pairs, args.frames, args.seed, not args.no_media, args.png,
+                           args.eval_pairs, args.workers)
+    except ValueError as err:  # settings that cannot make a dataset
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"wrote synthetic {'MARS' if args.layout == 'mars' else 'REACT'} dataset to {out}")
     return 0
 

@@ -231,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vr-hz", type=float, default=30.0)
     ap.add_argument("--no-variants", action="store_true", help="write every session in the standard format")
     args = ap.parse_args(argv)
+    if min(args.participants, args.sessions, args.levels) < 1:
+        ap.error("--participants, --sessions and --levels must be >= 1")
     out = generate(args.out_dir, args.participants, args.sessions, args.levels, args.seed,
                    not args.no_variants, args.shimmer_hz, args.vr_hz)
     print(f"wrote {args.participants} participants x {args.sessions} sessions to {out}")

@@ -352,7 +352,7 @@ def _check_dataset_matrix(data_dir: Path, neighbours: dict[str, tuple[L.Split, n
     matrix_path, index_path = data_dir / L.DATASET_MATRIX, data_dir / L.DATA_INDICES
     if not matrix_path.is_file() and not index_path.is_file():
         report.warnings.append(f"{L.DATASET_MATRIX} and {L.DATA_INDICES}: not present (optional; "
-                               "`python -m react.data.matrices assemble` writes them)")
+                               "`react data matrices assemble` writes them)")
         return
     try:
         index = matrices.read_index(index_path)

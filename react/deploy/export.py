@@ -148,10 +148,10 @@ def parity(folder: Path, nets: Networks, samples: int) -> dict[str, float]:
 
 README = """# REGNN deployment
 
-Made by `python -m react.deploy.export` from `{checkpoint}`.
+Made by `react deploy` from `{checkpoint}`.
 Run it on a raw speaker clip without the training code (numpy, onnxruntime, av, soundfile):
 
-    python -m react.infer --deploy {folder} --video speaker.mp4 --audio speaker.wav --out OUT
+    react infer --deploy {folder} --video speaker.mp4 --audio speaker.wav --out-dir OUT
 
 | file | maps | format |
 | --- | --- | --- |

@@ -28,7 +28,7 @@ def add_data_dir(parser: argparse.ArgumentParser, help: str = "dataset root (con
 
 def add_out_dir(parser: argparse.ArgumentParser, help: str, **kwargs) -> argparse.Action:
     """``--out-dir``: the folder a command writes."""
-    return parser.add_argument("--out-dir", help=help, **kwargs)
+    return parser.add_argument("--out-dir", help=help, metavar=kwargs.pop("metavar", "OUT_DIR"), **kwargs)
 
 
 def add_out(parser: argparse.ArgumentParser, help: str, **kwargs) -> argparse.Action:
