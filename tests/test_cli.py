@@ -129,3 +129,5 @@ def test_bad_input_exits_2_with_one_line_everywhere(tmp_path, capsys):
         rc, _, err = run([*path, *args], capsys)
         assert rc == 2, (path, err)
         assert "Traceback" not in err and "error" in err.strip().splitlines()[-1].lower(), (path, err)
+        if path in (("train",), ("tools",)):  # --data-dir set data.root / dataset.root
+            assert str(tmp_path / "nowhere") in err, err

@@ -59,7 +59,7 @@ def xroom(tmp_path_factory) -> Path:
 
 
 def tools(root: Path, out: Path, *overrides: str) -> list[str]:
-    return ["--config", str(CONFIG), f"dataset.root={root}", f"dataset.output_dir={out}", *TINY, *overrides]
+    return ["--config", str(CONFIG), "--data-dir", str(root), "--out-dir", str(out), *TINY, *overrides]
 
 
 # ---------------------------------------------------------------- augmentations
