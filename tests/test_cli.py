@@ -55,6 +55,7 @@ def test_unknown_or_missing_command_exits_2(capsys):
     assert rc == 2 and err.startswith("usage: react COMMAND")
 
 
+@pytest.mark.slow
 def test_python_dash_m_react_and_the_console_script():
     done = subprocess.run([sys.executable, "-m", "react", "--version"], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "react 0.1.0"
@@ -63,6 +64,7 @@ def test_python_dash_m_react_and_the_console_script():
         assert (ROOT / target).is_file(), target
 
 
+@pytest.mark.slow
 def test_train_py_and_evaluation_py_are_the_react_commands(capsys):
     for script, command in (("train.py", "train"), ("evaluation.py", "evaluate")):
         done = subprocess.run([sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True)
