@@ -42,9 +42,9 @@ def _model(args: argparse.Namespace) -> tuple[torch.nn.Module, list[str], int]:
 def _audio(args: argparse.Namespace, sample_rate: int) -> np.ndarray:
     if args.wav:
         return load_audio(args.wav, sample_rate)
-    files = sorted(Path(args.corpus).rglob("*.wav"))
+    files = sorted(Path(args.data_dir).rglob("*.wav"))
     if not files:
-        raise SystemExit(f"no wav files under {args.corpus}: give --wav or --corpus")
+        raise SystemExit(f"no wav files under {args.data_dir}: give --wav or --data-dir")
     waves, total = [], 0
     for f in files:
         waves.append(load_audio(f, sample_rate))
@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", help="a trained ser run (default: --config's untrained model)")
     parser.add_argument("--config", default="configs/ser_cpu.yaml")
-    parser.add_argument("--wav", help="audio to stream (default: files of --corpus)")
-    parser.add_argument("--corpus", default="data/synthetic_ravdess")
+    parser.add_argument("--wav", help="audio to stream (default: files of --data-dir)")
+    parser.add_argument("--data-dir", default="data/synthetic_ravdess", help="a RAVDESS-layout corpus")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--window", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch and onnxruntime)")

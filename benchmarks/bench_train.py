@@ -2,7 +2,7 @@
 
     python benchmarks/bench_train.py [--configs configs/regnn_tiny.yaml configs/regnn.yaml
                                       configs/regnn_official.yaml] [--steps 6] [--repeats 2]
-                                     [--threads 2] [--workers 0] [--batch-size 32] [--json OUT]
+                                     [--threads 2] [--workers 0] [--batch-size 32] [--out results.json]
 
 For each config, on a synthetic REACT set with stand-in features of the config's dims
 (:mod:`react.data.proxy_features`): *end to end* is the engine's training step fed by a shuffling
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--workers", type=int, default=0, help="DataLoader processes (0 = in-process)")
     parser.add_argument("--batch-size", type=int, default=0, help="replaces the configs' batch size")
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     # Denormal floats (from the official motor's saturated sigmoid / softmax) slow CPU training of
@@ -138,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['train_windows_per_s_model_only']:8.1f} ({r['end_to_end_ratio']:.2f}) | "
               f"{r['generation_clips_per_s']:.2f}")
     print(f"anchor: {OFFICIAL_ANCHOR}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
     bad = [r["config"] for r in results if r["end_to_end_ratio"] < 0.9]
     if bad:
         print(f"end to end below 90 % of model-only for: {', '.join(bad)}", file=sys.stderr)

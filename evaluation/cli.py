@@ -20,8 +20,9 @@ import time
 from dataclasses import dataclass, field
 
 from react.config import ConfigError, load_config
+from react.utils.cli import SPLITS, add_data_dir, add_out, add_pred_dir, add_split, flag_overrides
 
-CHOICES = {"split": ("val", "test"), "device": ("cpu", "cuda"), "tlcc_samples": ("first", "all"),
+CHOICES = {"split": SPLITS, "device": ("cpu", "cuda"), "tlcc_samples": ("first", "all"),
            "metric_set": ("auto", "2024", "2025"), "layout": ("auto", "react", "mars"),
            "directions": ("both", "speaker")}
 
@@ -37,7 +38,7 @@ class EvalConfig:
 
     data: EvalData = field(default_factory=EvalData)
     pred_dir: str = "???"  # <pred_dir>/<split>/<speaker_path>/result-<k>.pth
-    split: str = "test"  # val | test
+    split: str = "test"  # train | val | test
     out: str = ""  # metrics JSON ("" = none)
     workers: int = 0  # CPU threads (0 = all cores)
     device: str = "cpu"  # cpu | cuda (DTW on the GPU with torch)
@@ -64,11 +65,11 @@ FLAGS = {"data_dir": "data.root", "pred_dir": "pred_dir", "split": "split", "out
 
 def parse_args(argv: list[str] | None = None) -> EvalConfig:
     """Flags and ``key=value`` overrides (on top of an optional ``--config`` YAML) -> EvalConfig."""
-    parser = argparse.ArgumentParser(prog="evaluation.py", description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", help="REACT dataset root (config key data.root)")
-    parser.add_argument("--pred-dir", help="folder with <split>/<clip>/result-<k>.pth")
-    parser.add_argument("--split", choices=CHOICES["split"], help="default: test")
-    parser.add_argument("--out", help="write the metrics as JSON here")
+    parser = argparse.ArgumentParser(prog="react evaluate", description=__doc__.split("\n")[0])
+    add_data_dir(parser)
+    add_pred_dir(parser)
+    add_split(parser, default=None, help="default: test")
+    add_out(parser, help="write the metrics as JSON here")
     parser.add_argument("--workers", type=int, help="CPU threads (0 = all cores, the default)")
     parser.add_argument("--device", choices=CHOICES["device"], help="default: cpu")
     parser.add_argument("--tlcc-samples", choices=CHOICES["tlcc_samples"],
@@ -84,10 +85,7 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
     parser.add_argument("--config", help="YAML with the same keys (may name a base: it extends)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. tlcc_samples=all")
     args = parser.parse_args(argv)
-    # JSON scalars are YAML scalars: strings stay strings whatever they contain.
-    flags = [f"{key}={json.dumps(getattr(args, flag))}" for flag, key in FLAGS.items()
-             if getattr(args, flag) is not None]
-    cfg = load_config(args.config, [*flags, *args.overrides], schema=EvalConfig)
+    cfg = load_config(args.config, [*flag_overrides(args, FLAGS), *args.overrides], schema=EvalConfig)
     cfg = EvalConfig(data=EvalData(**cfg.data), **{k: v for k, v in cfg.items() if k != "data"})
     validate(cfg)
     return cfg

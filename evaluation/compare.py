@@ -1,6 +1,6 @@
 """Score any number of prediction folders on one split in one run and write one comparison table.
 
-    python -m evaluation.compare --data-dir D --split test --pred NAME=DIR [NAME=DIR ...] --out OUTDIR
+    react compare --data-dir D --split test --pred-dir NAME=DIR [NAME=DIR ...] --out-dir OUTDIR
         [--workers N] [--device cpu|cuda] [--tlcc-samples first|all]
 
 Every folder is checked first (a missing folder or missing ``result-<k>.pth`` files are named and
@@ -26,6 +26,7 @@ from evaluation.cli import CHOICES
 from evaluation.metrics import METRIC_KEYS
 from evaluation.report import latex_row, report
 from react.data import react_layout as L
+from react.utils.cli import add_data_dir, add_out_dir, add_pred_dir, add_split
 
 OUTPUTS = ("comparison.md", "comparison.csv", "comparison.tex")
 BETTER = {"FRC": "↑", "FRD": "↓", "S-MSE": "↑", "FRVar": "↑", "FRDvs": "↑", "TLCC": "↓"}
@@ -38,7 +39,7 @@ def parse_pred(spec: str) -> tuple[str, Path]:
     """``NAME=DIR`` -> ``(NAME, Path(DIR))``; raises ``ValueError`` when either part is empty."""
     name, sep, folder = spec.partition("=")
     if not sep or not name.strip() or not folder.strip():
-        raise ValueError(f"--pred expects NAME=DIR, got {spec!r}")
+        raise ValueError(f"--pred-dir expects NAME=DIR, got {spec!r}")
     return name.strip(), Path(folder.strip())
 
 
@@ -126,12 +127,12 @@ def write_tables(rows: list[Row], out: str | os.PathLike) -> list[Path]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.compare", description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", required=True, help="REACT dataset root")
-    parser.add_argument("--split", default="test", choices=CHOICES["split"])
-    parser.add_argument("--pred", nargs="+", required=True, metavar="NAME=DIR",
-                        help="prediction folders (<DIR>/<split>/<clip>/result-<k>.pth), one table row each")
-    parser.add_argument("--out", required=True, help="folder for comparison.{md,csv,tex}")
+    parser = argparse.ArgumentParser(prog="react compare", description=__doc__.split("\n")[0])
+    add_data_dir(parser, required=True, help="REACT dataset root")
+    add_split(parser)
+    add_pred_dir(parser, nargs="+", required=True, metavar="NAME=DIR",
+                 help="prediction folders (<DIR>/<split>/<clip>/result-<k>.pth), one table row each")
+    add_out_dir(parser, required=True, help="folder for comparison.{md,csv,tex}")
     parser.add_argument("--workers", type=int, default=0, help="CPU threads (0 = all cores)")
     parser.add_argument("--device", default="cpu", choices=CHOICES["device"])
     parser.add_argument("--tlcc-samples", default="first", choices=CHOICES["tlcc_samples"])
@@ -141,9 +142,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        preds = dict(parse_pred(spec) for spec in args.pred)
-        if len(preds) != len(args.pred):
-            raise ValueError("--pred names must be unique: " + " ".join(args.pred))
+        preds = dict(parse_pred(spec) for spec in args.pred_dir)
+        if len(preds) != len(args.pred_dir):
+            raise ValueError("--pred-dir names must be unique: " + " ".join(args.pred_dir))
         if args.workers < 0:
             raise ValueError(f"--workers must be >= 0 (0 = all cores), got {args.workers}")
         if args.device == "cuda":
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # includes LayoutError and EvalInputError, which list every problem
         print(f"error: {err}", file=sys.stderr)
         return 2
-    paths = write_tables(rows, args.out)
+    paths = write_tables(rows, args.out_dir)
     print(markdown_table(rows), end="")
     print("written: " + ", ".join(map(str, paths)))
     return 0

@@ -65,7 +65,7 @@ class FeatureConfig:
     type: str = "???"  # video | audio | all
     data: FeatureData = field(default_factory=FeatureData)
     layout: str = "auto"  # auto (detected) | react (REACT 2023/2024) | mars (2025/2026: every frame, 30 fps)
-    out_dir: str = ""  # root of the feature layout (--save-dir); "" = data.root
+    out_dir: str = ""  # root of the feature layout (--out-dir); "" = data.root
     device: str = "cpu"  # cpu | cuda
     workers: int = 1  # decoding processes overlapped with the forward pass (0 = in-process)
     threads: int = 0  # torch threads of the forward pass; 0 = torch's default (one per core)

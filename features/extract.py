@@ -1,6 +1,6 @@
 """Extract per-frame video (Swin) or audio (SSL / log-mel / eGeMAPS) features for a REACT split.
 
-    python -m features.extract --split train --type video --data-dir D --save-dir S \\
+    react extract --split train --type video --data-dir D --out-dir S \\
         [--backbone NAME] [--weights PATH] [--batch-size B] [--device cpu|cuda] [--workers N] \\
         [--config configs/features_tiny.yaml] [key=value ...]
 
@@ -35,6 +35,7 @@ from react.data import layouts
 from react.data import mars_layout as M
 from react.data.react_layout import SPLITS, LayoutError, audio_path, feature_path, read_split, video_path
 from react.utils import distributed as dist
+from react.utils.cli import add_data_dir, add_out_dir, add_split, flag_overrides
 from react.utils.logging import get_logger, setup_logging
 
 log = get_logger(__name__)
@@ -42,12 +43,12 @@ log = get_logger(__name__)
 
 def parse_args(argv: list[str] | None = None) -> DictConfig:
     """Command line -> validated config (YAML <- flags <- key=value overrides)."""
-    parser = argparse.ArgumentParser(prog="python -m features.extract",
+    parser = argparse.ArgumentParser(prog="react extract",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--split", choices=SPLITS + ("all",))
+    add_split(parser, default=None, all_splits=True, help="a split, or all of them")
     parser.add_argument("--type", choices=TYPES + ("all",))
-    parser.add_argument("--data-dir")
-    parser.add_argument("--save-dir", help="root of the feature layout (default: --data-dir)")
+    add_data_dir(parser)
+    add_out_dir(parser, help="root of the feature layout (config key out_dir; default: --data-dir)")
     parser.add_argument("--backbone", help="video: timm model name; audio: wav2vec2 | hubert | wavlm")
     parser.add_argument("--weights", help="local checkpoint file or HF-format model directory")
     parser.add_argument("--batch-size", type=int, help="video: frames per forward; audio: clips per forward")
@@ -56,15 +57,13 @@ def parse_args(argv: list[str] | None = None) -> DictConfig:
     parser.add_argument("--config", help="YAML config (may name a base: it extends)")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. audio.kind=logmel")
     args = parser.parse_args(argv)
-    flags = {"split": args.split, "type": args.type, "data.root": args.data_dir,
-             "out_dir": args.save_dir, "device": args.device, "workers": args.workers}
-    typed = {"backbone": args.backbone, "weights": args.weights, "batch_size": args.batch_size}
-    if any(v is not None for v in typed.values()) and args.type not in TYPES:
+    typed = ("backbone", "weights", "batch_size")  # keys of the --type's own section
+    if any(getattr(args, key) is not None for key in typed) and args.type not in TYPES:
         raise ConfigError("--backbone/--weights/--batch-size need --type video or --type audio; with "
                           "--type all set video.weights=... audio.weights=... instead")
-    overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
-    overrides += [f"{args.type}.{k}={v}" for k, v in typed.items() if v is not None]
-    cfg = load_config(args.config, overrides + list(args.overrides), schema=FeatureConfig)
+    flags = {"data_dir": "data.root", **{k: k for k in ("split", "type", "out_dir", "device", "workers")},
+             **{k: f"{args.type}.{k}" for k in typed}}
+    cfg = load_config(args.config, flag_overrides(args, flags) + list(args.overrides), schema=FeatureConfig)
     validate(cfg)
     return cfg
 

@@ -1,8 +1,8 @@
 """The naive REACT baselines (REACT 2024 ``run_baselines.py``, docs/data.md) as prediction folders.
 
 Each baseline gives 10 reactions per clip of a split (both directions, the 2N order), written as
-``<out>/<Baseline>/<split>/<clip>/result-<k>.pth`` (float32 ``(750, 25)``, temp file then rename),
-so that ``evaluation.py`` and ``python -m evaluation.compare`` score it like a model:
+``<out-dir>/<Baseline>/<split>/<clip>/result-<k>.pth`` (float32 ``(750, 25)``, temp file then rename),
+so that ``react evaluate`` and ``react compare`` score it like a model:
 
 - ``GT``: the real listener reaction of the clip (the Emotion of the other person of its row),
   10 identical copies.
@@ -18,8 +18,8 @@ so that ``evaluation.py`` and ``python -m evaluation.compare`` score it like a m
 A folder whose files were all written with the same settings (``.baseline.json``: the baseline,
 the seed for Random, the clips and the size and time of every Emotion file read) is skipped.
 
-    python -m react.baselines --data-dir D --split test --out P
-                              [--baselines GT,Random,Mime,MeanSeq,MeanFr] [--seed 0]
+    react baselines --data-dir D --split test --out-dir P
+                    [--baselines GT,Random,Mime,MeanSeq,MeanFr] [--seed 0]
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import torch
 
 from react.data import react_layout as L
 from react.generation import clip_seed
+from react.utils.cli import add_data_dir, add_out_dir, add_split
 from react.utils.io import save_json, save_tensor
 from react.utils.progress import progress
 
@@ -140,27 +141,27 @@ def parse_names(text: str) -> tuple[str, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """Write the baselines' prediction folders (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m react.baselines",
+    parser = argparse.ArgumentParser(prog="react baselines",
                                      description="Write the naive REACT baselines as prediction folders")
-    parser.add_argument("--data-dir", required=True, help="REACT dataset root (needs train.csv for Mean*)")
-    parser.add_argument("--split", default="test", choices=L.SPLITS)
-    parser.add_argument("--out", required=True, help="writes <out>/<Baseline>/<split>/<clip>/result-<k>.pth")
+    add_data_dir(parser, required=True, help="REACT dataset root (needs train.csv for Mean*)")
+    add_split(parser)
+    add_out_dir(parser, required=True, help="writes <out-dir>/<Baseline>/<split>/<clip>/result-<k>.pth")
     parser.add_argument("--baselines", default=",".join(BASELINES), help="comma-separated subset")
     parser.add_argument("--seed", type=int, default=0, help="seed of Random")
     args = parser.parse_args(argv)
     try:
         names = parse_names(args.baselines)
-        written = write_baselines(args.data_dir, args.split, args.out, names, args.seed)
+        written = write_baselines(args.data_dir, args.split, args.out_dir, names, args.seed)
     except ValueError as err:  # LayoutError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
     for name, done in written.items():
-        folder = Path(args.out) / name / args.split
+        folder = Path(args.out_dir) / name / args.split
         print(f"{name}: written to {folder}" if done else
               f"{name}: {folder} already complete with the same settings, skipped")
-    preds = " ".join(f"{name}={Path(args.out) / name}" for name in names)
-    print(f"score them: python -m evaluation.compare --data-dir {args.data_dir} --split {args.split} "
-          f"--pred {preds} --out {Path(args.out) / 'comparison'}")
+    preds = " ".join(f"{name}={Path(args.out_dir) / name}" for name in names)
+    print(f"score them: react compare --data-dir {args.data_dir} --split {args.split} "
+          f"--pred-dir {preds} --out-dir {Path(args.out_dir) / 'comparison'}")
     return 0
 
 

@@ -93,6 +93,22 @@ def _valid_keys(cfg: DictConfig, full_key: str) -> list[str]:
     return sorted(node.keys()) if isinstance(node, DictConfig) else []
 
 
+def set_key(cfg: DictConfig, key: str, value: Any, source: str = "override") -> None:
+    """Replace the dotted ``key`` of ``cfg`` by ``value``, in place; an unknown key is a
+    :class:`ConfigError` that lists the valid keys where it goes wrong."""
+    try:
+        OmegaConf.update(cfg, key, value, merge=False)
+    except (ConfigKeyError, ConfigAttributeError):
+        parts = key.split(".")
+        depth = next(d for d in range(1, len(parts) + 1)  # the first part that is not there
+                     if not isinstance(OmegaConf.select(cfg, ".".join(parts[:d])), DictConfig))
+        unknown = ".".join(parts[:depth])
+        valid = ", ".join(_valid_keys(cfg, unknown))
+        raise ConfigError(f"{source}: unknown config key '{unknown}'. Valid keys here: {valid}") from None
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{source}: bad value for '{key}': {str(err).splitlines()[0]}") from None
+
+
 def merge_config(cfg: DictConfig, layer: dict | DictConfig, source: str) -> DictConfig:
     """Merge one layer (YAML data, overrides, a stored config) into ``cfg``, with clear errors."""
     try:

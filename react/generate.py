@@ -1,13 +1,13 @@
 """Generate reactions to a split's clips with a trained REGNN checkpoint (library: :mod:`react.generation`).
 
-    python -m react.generate --checkpoint RUN_OR_CKPT --pred-dir DIR [--split test] [--samples 10]
-                             [--seed 0] [--data-root D] [--features-root F] [--device cpu|cuda]
-                             [--threads N] [key=value ...]
+    react generate --checkpoint RUN_OR_CKPT --pred-dir DIR [--split test] [--samples 10]
+                   [--seed 0] [--data-dir D] [--features-dir F] [--device cpu|cuda]
+                   [--threads N] [key=value ...]
     accelerate launch --multi_gpu --num_processes N -m react.generate ...   (N processes)
 
 ``key=value`` overrides replace settings of the checkpoint's config, e.g. ``sampling.scale=2``
 (more diverse, less accurate reactions), ``sampling.stitch=mean`` or ``data.layout=mars``.
-(``python train.py --config ... mode=test checkpoint=...`` does the same and also scores them.)
+(``react train --config ... mode=test checkpoint=...`` does the same and also scores them.)
 
 Under ``accelerate launch`` each process generates a contiguous share of the clips on its own
 device and writes their files; the main process reports for all. Every clip is seeded by its own
@@ -25,6 +25,7 @@ import yaml
 
 from react.data import react_layout as L
 from react.generation import generate_clips, generate_split, write_fingerprint  # noqa: F401 - generate_split: benchmarks
+from react.utils.cli import add_data_dir, add_pred_dir, add_split
 
 
 def flat_overrides(items: list[str]) -> dict[str, Any]:
@@ -38,6 +39,18 @@ def flat_overrides(items: list[str]) -> dict[str, Any]:
             raise ConfigError(f"override '{item}' is not of the form key=value")
         overrides[key.strip()] = yaml.safe_load(raw) if raw else ""
     return overrides
+
+
+def add_checkpoint_data(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir`` and ``--features-dir``: where the checkpoint's data is now, if it moved."""
+    add_data_dir(parser, help="dataset root (default: the checkpoint's data.root)")
+    parser.add_argument("--features-dir", help="features root (default: the checkpoint's data.features_root)")
+
+
+def data_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """The checkpoint-config overrides of :func:`add_checkpoint_data`'s flags that were given."""
+    given = {"data.root": args.data_dir, "data.features_root": args.features_dir}
+    return {key: value for key, value in given.items() if value}
 
 
 def load_for_generation(checkpoint: str, overrides: dict[str, Any]):
@@ -56,15 +69,14 @@ def load_for_generation(checkpoint: str, overrides: dict[str, Any]):
 
 def main(argv: list[str] | None = None) -> int:
     """Generate a split's reactions with a trained checkpoint (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m react.generate",
+    parser = argparse.ArgumentParser(prog="react generate",
                                      description="Generate reactions with a trained REGNN checkpoint")
     parser.add_argument("--checkpoint", required=True, help="run dir, checkpoint dir or state.pt")
-    parser.add_argument("--pred-dir", required=True, help="writes <pred-dir>/<split>/<clip>/result-<k>.pth")
-    parser.add_argument("--split", default="test")
+    add_pred_dir(parser, required=True, help="writes <pred-dir>/<split>/<clip>/result-<k>.pth")
+    add_split(parser)
     parser.add_argument("--samples", type=int, default=L.NUM_PREDICTIONS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-root", help="dataset root (default: the checkpoint's data.root)")
-    parser.add_argument("--features-root", help="features root (default: the checkpoint's)")
+    add_checkpoint_data(parser)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads per process (0: torch's default; under accelerate launch, the "
@@ -79,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     from react.utils.device import resolve_device
 
     try:
-        overrides = {key: value for key, value in (("data.root", args.data_root),
-                                                   ("data.features_root", args.features_root)) if value}
-        overrides.update(flat_overrides(args.overrides))
+        overrides = {**data_overrides(args), **flat_overrides(args.overrides)}
         task, model, cfg = load_for_generation(args.checkpoint, overrides)
         dataset = task.dataset(args.split, targets=False)  # features only
         dataset.check_features()

@@ -1,8 +1,8 @@
 """Reactions to one raw speaker clip of any length: decode, features, ``samples`` reactions, pictures.
 
-    python -m react.infer --deploy DIR --video speaker.mp4 --audio speaker.wav --out OUT
-    python -m react.infer --checkpoint RUN --features configs/features_tiny.yaml \\
-        --video ... --audio ... --out OUT
+    react infer --deploy DIR --video speaker.mp4 --audio speaker.wav --out-dir OUT
+    react infer --checkpoint RUN --features configs/features_tiny.yaml \\
+        --video ... --audio ... --out-dir OUT
         [--samples 10] [--seed 0] [--online [--chunk 1]] [--no-video] [--no-render] [--threads N]
 
 ``--deploy`` runs the ONNX networks of a deploy folder (:mod:`react.deploy.export`) and needs no
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from react.deploy.runtime import Backend, DeployBackend, DeployError, clip_features, generate, write_results
+from react.utils.cli import add_out_dir
 from react.utils.io import save_json
 
 
@@ -89,14 +90,14 @@ def infer_clip(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m react.infer", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="react infer", description=__doc__.split("\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--deploy", help="deploy folder (ONNX, no torch needed)")
     source.add_argument("--checkpoint", help="REGNN run dir, checkpoint dir or state.pt (PyTorch)")
     parser.add_argument("--features", help="feature-extraction config (with --checkpoint)")
     parser.add_argument("--video", required=True, help="speaker video: mp4 (any length) or png folder")
     parser.add_argument("--audio", required=True, help="speaker audio: wav or any soundfile format")
-    parser.add_argument("--out", required=True, help="output folder")
+    add_out_dir(parser, required=True, dest="out", help="output folder")
     parser.add_argument("--samples", type=int, help="reactions per clip (default: the deployment's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--online", action="store_true", help="causal streaming generation")

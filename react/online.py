@@ -9,8 +9,8 @@ are padded with the first one) and keeps that window's last frame. Each sample's
 drawn once and reused at every step, so a sample is one coherent reaction over time. A chunk of
 ``n`` frames is ``n`` windows in one call: chunking changes speed, never the outputs.
 
-    python -m react.infer --deploy DIR --video speaker.mp4 --audio speaker.wav --out OUT --online [--chunk 5]
-    python -m react.online --checkpoint RUN --split test --pred-dir DIR   # a dataset split, scored
+    react infer --deploy DIR --video speaker.mp4 --audio speaker.wav --out-dir OUT --online [--chunk 5]
+    react online --checkpoint RUN --split test --pred-dir DIR   # a dataset split, scored
  Any source ``av``
 opens works as ``--video`` (a file, a device such as ``/dev/video0``, a stream URL); for a live
 source, feed :meth:`CausalFeatures.push` and :meth:`CausalReactor.push` from your own capture loop.
@@ -31,6 +31,7 @@ from features.align import align_to_frames
 from features.media import iter_rgb_frames, resize_and_crop
 from react.data.audio import load_audio
 from react.deploy.runtime import Backend, audio_rows, draw_noise
+from react.utils.cli import add_split
 
 
 class CausalFeatures:
@@ -191,9 +192,9 @@ def score_split(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m react.online", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="react online", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="REGNN run dir, checkpoint dir or state.pt")
-    parser.add_argument("--split", default="test")
+    add_split(parser)
     parser.add_argument("--pred-dir", required=True)
     parser.add_argument("--samples", type=int)
     parser.add_argument("--seed", type=int, default=0)

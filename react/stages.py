@@ -1,7 +1,7 @@
 """The four stages of a REGNN project as commands over the one config system, each with its own
 run folder ``<runs_dir>/<name>/<stage>`` in which the next stage finds its input by run name.
 
-    python -m react.stages {preproc,train,deploy,infer,all} --config configs/stages/tiny.yaml [key=value ...]
+    react stages {preproc,train,deploy,infer,all} --config configs/stages/tiny.yaml [key=value ...]
 
 - ``preproc``: feature extraction (:mod:`features.extract`) of every split of ``data.root`` into
   ``preproc/features``; the resolved extraction config is kept as ``preproc/features.yaml``.
@@ -14,7 +14,9 @@ run folder ``<runs_dir>/<name>/<stage>`` in which the next stage finds its input
 
 A stage config names *base* configs (``preproc.config``, ``train.config``) and overrides only what
 differs (``preproc.set``, ``train.set``: nested keys of those configs); ``key=value`` arguments
-override the stage config itself, e.g. ``train.set.train.epochs=2``. See docs/stages.md.
+override the stage config itself, e.g. ``train.set.train.epochs=2``. A relative path in a stage
+config file (:data:`PATH_KEYS`) is relative to that file; one given on the command line, to the
+working directory. See docs/stages.md.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +89,24 @@ class StagesConfig:
     infer: InferStage = field(default_factory=InferStage)
 
 
+PATH_KEYS = ("runs_dir", "data.root", "preproc.config", "train.config", "infer.video", "infer.audio")
+
+
+def load_stages_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> DictConfig:
+    """Resolve a stage config: defaults <- the YAML chain at ``path`` <- ``overrides``; each YAML
+    file's relative :data:`PATH_KEYS` are made relative to its own folder."""
+    *files, command_line = config_layers(path, overrides)
+    for source, data in files:
+        for key in PATH_KEYS:
+            *parents, leaf = key.split(".")
+            node = data
+            for part in parents:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict) and isinstance(node.get(leaf), str) and node[leaf]:
+                node[leaf] = os.path.normpath(Path(source).parent / node[leaf])  # absolute stays absolute
+    return resolve(StagesConfig, [*files, command_line])
+
+
 class StageError(RuntimeError):
     """A stage that cannot run (its input stage has not run) or that failed."""
 
@@ -97,7 +119,7 @@ def _needs(cfg: DictConfig, stage: str, file: str) -> Path:
     path = stage_dir(cfg, stage) / file
     if not path.exists():
         raise StageError(
-            f"{path}: not found; run the {stage} stage first: python -m react.stages {stage} "
+            f"{path}: not found; run the {stage} stage first: react stages {stage} "
             f"--config <this config>"
         )
     return path
@@ -261,7 +283,7 @@ def run_stages(cfg: DictConfig, stage: str) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m react.stages", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="react stages", description=__doc__.split("\n")[0])
     parser.add_argument("stage", choices=(*STAGES, "all"))
     parser.add_argument("--config", required=True, help="stage config, e.g. configs/stages/tiny.yaml")
     parser.add_argument("overrides", nargs="*", help="key=value, e.g. name=try2 train.set.train.epochs=2")
@@ -273,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     from react.errors import user_message
 
     try:
-        cfg = load_config(args.config, args.overrides, schema=StagesConfig)
+        cfg = load_stages_config(args.config, args.overrides)
         done = run_stages(cfg, args.stage)
     except (ConfigError, StageError, LayoutError, DeployError, CheckpointError, FileNotFoundError) as err:
         print(f"error: {user_message(err)}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """Accuracy against diversity: generate at several sampling scales, score each, tabulate and plot.
 
-    python -m react.sweep --checkpoint RUN --scales 0.5,1,2,4 --out DIR [--split test] [--samples 10]
-                          [--seed 0] [--data-root D] [--features-root F] [--device cpu|cuda] [key=value ...]
+    react sweep --checkpoint RUN --scales 0.5,1,2,4 --out-dir DIR [--split test] [--samples 10]
+                [--seed 0] [--data-dir D] [--features-dir F] [--device cpu|cuda] [key=value ...]
 
 For every scale ``s`` the checkpoint's model writes ``DIR/scale_<s>/<split>/<clip>/result-<k>.pth``
 (``sampling.scale=s``, everything else as stored or overridden) and the evaluation scores them.
@@ -20,7 +20,9 @@ from pathlib import Path
 
 from evaluation.metrics import METRIC_KEYS
 from react.data import react_layout as L
+from react.generate import add_checkpoint_data
 from react.generation import generate_split
+from react.utils.cli import add_out_dir, add_split
 from react.utils.io import atomic_path
 
 ACCURACY = ("FRC", "FRD")
@@ -102,36 +104,33 @@ def sweep(task, model, cfg, split: str, scales: list[float], out: Path, samples:
 
 def main(argv: list[str] | None = None) -> int:
     """Sweep the sampling scale of a checkpoint (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m react.sweep", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="react sweep", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="run dir, checkpoint dir or state.pt")
     parser.add_argument("--scales", required=True, help="comma-separated sampling scales, e.g. 0.5,1,2,4")
-    parser.add_argument("--out", required=True, type=Path, help="folder for predictions, table and plot")
-    parser.add_argument("--split", default="test", choices=L.SPLITS)
+    add_out_dir(parser, required=True, type=Path, help="folder for predictions, table and plot")
+    add_split(parser)
     parser.add_argument("--samples", type=int, default=L.NUM_PREDICTIONS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-root", help="dataset root (default: the checkpoint's data.root)")
-    parser.add_argument("--features-root", help="features root (default: the checkpoint's)")
+    add_checkpoint_data(parser)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="checkpoint config overrides")
     args = parser.parse_args(argv)
     from react.config import ConfigError
     from react.engine import CheckpointError
     from react.errors import user_message
-    from react.generate import flat_overrides, load_for_generation
+    from react.generate import data_overrides, flat_overrides, load_for_generation
     from react.utils.device import resolve_device
 
     try:
         scales = parse_scales(args.scales)
-        overrides = {key: value for key, value in (("data.root", args.data_root),
-                                                   ("data.features_root", args.features_root)) if value}
-        overrides.update(flat_overrides(args.overrides))
+        overrides = {**data_overrides(args), **flat_overrides(args.overrides)}
         task, model, cfg = load_for_generation(args.checkpoint, overrides)
         device = resolve_device(args.device)
-        sweep(task, model, cfg, args.split, scales, args.out, args.samples, args.seed, device)
+        sweep(task, model, cfg, args.split, scales, args.out_dir, args.samples, args.seed, device)
     except (ValueError, FileNotFoundError, CheckpointError, ConfigError) as err:  # LayoutError: a ValueError
         print(f"error: {user_message(err)}", file=sys.stderr)
         return 2
-    print("written: " + ", ".join(str(args.out / name) for name in OUTPUTS))
+    print("written: " + ", ".join(str(args.out_dir / name) for name in OUTPUTS))
     return 0
 
 

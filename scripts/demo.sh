@@ -16,7 +16,7 @@ step "1/5 synthetic REACT dataset -> $DATA"
 if [ -f "$DATA/.complete" ]; then
   echo "exists, skipped (make clean to rebuild)"
 else
-  $PY scripts/make_synthetic_react.py --out "$DATA" --pairs 12 --eval-pairs 3 --seed 0
+  $PY scripts/make_synthetic_react.py --out-dir "$DATA" --pairs 12 --eval-pairs 3 --seed 0
 fi
 
 step "2/5 stages: features -> training + 10 reactions per test clip -> deploy -> inference -> $RUN"
@@ -27,7 +27,7 @@ $PY evaluation.py --data-dir "$DATA" --pred-dir "$RUN/train/pred" --split test -
 
 step "4/5 speech emotion: synthetic RAVDESS + ser_tiny -> $RUN/ser"
 if [ ! -d data/demo_ravdess ]; then
-  $PY scripts/make_synthetic_ravdess.py --out data/demo_ravdess
+  $PY scripts/make_synthetic_ravdess.py --out-dir data/demo_ravdess
 fi
 $PY train.py --config configs/ser_tiny.yaml data.root=data/demo_ravdess out_dir="$RUN/ser" resume=auto
 WAV=data/demo_ravdess/Actor_05/03-01-05-02-01-01-05.wav  # an angry utterance of a test actor

@@ -15,11 +15,11 @@ step "1/2 synthetic XRoom sessions -> $DATA"
 if [ -d "$DATA/P8" ]; then
   echo "exists, skipped"
 else
-  $PY scripts/make_synthetic_xroom.py --out "$DATA" --participants 8 --sessions 1 --levels 8 --seed 0
+  $PY scripts/make_synthetic_xroom.py --out-dir "$DATA" --participants 8 --sessions 1 --levels 8 --seed 0
 fi
 
-step "2/2 python -m react.tools all (bio: GSR + PPG) -> $OUT/XRoom/bio"
-$PY -m react.tools all --config configs/tools/xroom_bio.yaml dataset.root="$DATA" dataset.output_dir="$OUT" \
+step "2/2 react tools all (bio: GSR + PPG) -> $OUT/XRoom/bio"
+$PY -m react.tools all --config configs/tools/xroom_bio.yaml --data-dir "$DATA" --out-dir "$OUT" \
   preprocess.overlap=0.5 preprocess.scaler=session preprocess.val_fraction=0.15 preprocess.test_fraction=0.15 \
   ssl.train.epochs=5 ssl.train.batch_size=128 ssl.train.lr=1e-3 ssl.resume=auto \
   finetune.model.weights=auto finetune.data.label_fraction=0.1 finetune.train.epochs=15 finetune.train.lr=1e-3 \

@@ -9,7 +9,7 @@ exaggerates it. The actor sets the voice: pitch by sex, vocal-tract length (timb
 loudness, breathiness, tilt and how expressive they are; every utterance adds random variation.
 So emotion is learnable across speakers, but absolute pitch or loudness alone does not give it.
 
-    python scripts/make_synthetic_ravdess.py --out data/synthetic_ravdess [--actors 24] [--repetitions 1]
+    react data synth-ravdess --out-dir data/synthetic_ravdess [--actors 24] [--repetitions 1]
 
 Existing files are kept (each file's randomness depends only on its name and the seed).
 """
@@ -30,6 +30,7 @@ from scipy.signal import butter, lfilter, sosfilt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from react.data.ser_corpus import EMOTIONS  # noqa: E402
+from react.utils.cli import add_out_dir  # noqa: E402
 from react.utils.progress import progress  # noqa: E402
 
 # Deviations from a neutral voice: pitch level / range (semitones), final contour (semitones,
@@ -175,6 +176,10 @@ def write_corpus(out_dir: str | os.PathLike, actors: int, repetitions: int, samp
                  wave_of: Callable[[int, str, str, str, str], np.ndarray]) -> list[Path]:
     """Write ``wave_of(actor, emotion, intensity, statement, repetition)`` for every file of the
     RAVDESS grid (temporary name, then rename); existing files are kept. Returns all paths."""
+    if not 1 <= actors <= 99:
+        raise ValueError(f"--actors must be 1..99, got {actors}")
+    if not 1 <= repetitions <= 2:
+        raise ValueError(f"--repetitions must be 1 or 2 (RAVDESS codes), got {repetitions}")
     out_dir = Path(out_dir)
     paths = []
     for actor, emo, intensity, statement, rep in progress(file_grid(actors, repetitions), desc="synthesising",
@@ -194,10 +199,6 @@ def write_corpus(out_dir: str | os.PathLike, actors: int, repetitions: int, samp
 def generate(out_dir: str | os.PathLike, actors: int = 24, repetitions: int = 1, seed: int = 0,
              sample_rate: int = 16000) -> list[Path]:
     """Write the corpus; returns all its file paths (existing files are kept)."""
-    if not 1 <= actors <= 99:
-        raise ValueError(f"--actors must be 1..99, got {actors}")
-    if not 1 <= repetitions <= 2:
-        raise ValueError(f"--repetitions must be 1 or 2 (RAVDESS codes), got {repetitions}")
 
     def wave_of(actor: int, emo: str, intensity: str, statement: str, rep: str) -> np.ndarray:
         rng = np.random.default_rng([seed, actor, int(emo), int(intensity), int(statement), int(rep)])
@@ -208,19 +209,20 @@ def generate(out_dir: str | os.PathLike, actors: int = 24, repetitions: int = 1,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Synthetic RAVDESS-layout speech-emotion corpus")
-    parser.add_argument("--out", required=True, help="output folder (gets Actor_XX/ subfolders)")
+    parser = argparse.ArgumentParser(prog="react data synth-ravdess",
+                                     description="Synthetic RAVDESS-layout speech-emotion corpus")
+    add_out_dir(parser, required=True, help="output folder (gets Actor_XX/ subfolders)")
     parser.add_argument("--actors", type=int, default=24)
     parser.add_argument("--repetitions", type=int, default=1, help="1 or 2 repetitions per item")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sample-rate", type=int, default=16000)
     args = parser.parse_args(argv)
     try:
-        paths = generate(args.out, args.actors, args.repetitions, args.seed, args.sample_rate)
+        paths = generate(args.out_dir, args.actors, args.repetitions, args.seed, args.sample_rate)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"{len(paths)} files under {args.out}")
+    print(f"{len(paths)} files under {args.out_dir}")
     return 0
 
 

@@ -7,7 +7,7 @@ commands through critically damped filters), parallel formant envelopes with emo
 formant shifts (smiling raises F2), other emotion profiles, per-actor room reverberation and pink
 background noise, 22.05 kHz files. Actors, emotions, intensities and names follow RAVDESS.
 
-    python scripts/make_synthetic_ravdess_alt.py --out data/synthetic_ravdess_alt [--actors 24]
+    react data synth-ravdess-alt --out-dir data/synthetic_ravdess_alt [--actors 24]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from make_synthetic_ravdess import write_corpus  # noqa: E402
 
 from react.data.ser_corpus import EMOTIONS  # noqa: E402
+from react.utils.cli import add_out_dir  # noqa: E402
 
 # pitch shift (semitones), accent size, phrase fall, rate, effort (dB), rolloff (dB/octave), F2 shift,
 # vibrato depth (semitones), aspiration
@@ -116,14 +117,19 @@ def generate(out_dir: str | os.PathLike, actors: int = 24, repetitions: int = 2,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Second, differently built synthetic RAVDESS-layout corpus")
-    parser.add_argument("--out", required=True)
+    parser = argparse.ArgumentParser(prog="react data synth-ravdess-alt",
+                                     description="Second, differently built synthetic RAVDESS-layout corpus")
+    add_out_dir(parser, required=True, help="output folder (gets Actor_XX/ subfolders)")
     parser.add_argument("--actors", type=int, default=24)
     parser.add_argument("--repetitions", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    paths = generate(args.out, args.actors, args.repetitions, args.seed)
-    print(f"{len(paths)} files under {args.out}")
+    try:
+        paths = generate(args.out_dir, args.actors, args.repetitions, args.seed)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{len(paths)} files under {args.out_dir}")
     return 0
 
 

@@ -13,8 +13,8 @@ audio show, yet the speaker's own behaviour is not one of its appropriate reacti
 appropriateness matrix (the rule of ``react.data.matrices emotion``: the 15 % closest pairs of real
 reactions) groups reactions with reactions, and a speaker's partner reacts in the other direction.
 
-    python scripts/make_synthetic_react.py --out data/demo --pairs 8 [--frames 751] [--seed 0]
-    python scripts/make_synthetic_react.py --layout mars --out data/mars [--sessions 5] [--recordings 4]
+    react data synth --out-dir data/demo --pairs 8 [--frames 751] [--seed 0]
+    react data synth --layout mars --out-dir data/mars [--sessions 5] [--recordings 4]
         [--min-frames 300] [--max-frames 1500]
 
 ``--layout mars`` writes the REACT 2025/2026 layout (docs/data.md) with the same reacting relation:
@@ -38,6 +38,7 @@ from scipy.ndimage import gaussian_filter1d
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from react.data import mars_layout as M  # noqa: E402
 from react.data import react_layout as L  # noqa: E402
+from react.utils.cli import add_out_dir  # noqa: E402
 from react.utils.progress import progress  # noqa: E402
 
 LATENT = 3
@@ -364,8 +365,8 @@ def generate(out_dir: str | Path, pairs: int = 6, frames: int = L.NUM_VIDEO_FRAM
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, help="dataset root to write")
+    parser = argparse.ArgumentParser(prog="react data synth", description=__doc__.split("\n")[0])
+    add_out_dir(parser, required=True, help="dataset root to write")
     parser.add_argument("--layout", choices=("react", "mars"), default="react",
                         help="react: REACT 2023/2024 (default); mars: REACT 2025/2026 (MARS)")
     parser.add_argument("--pairs", type=int, default=6, help="react: dyad rows in train.csv")
@@ -383,12 +384,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--png", action="store_true", help="REACT 2023 form: png folders instead of mp4")
     parser.add_argument("--workers", type=int, default=2, help="processes writing media")
     args = parser.parse_args(argv)
-    if args.layout == "mars":
-        out = generate_mars(args.out, args.sessions, args.recordings, args.min_frames, args.max_frames,
-                            args.seed, not args.no_media, args.video_size, args.workers)
-    else:
-        out = generate(args.out, args.pairs, args.frames, args.seed, not args.no_media, args.png,
-                       args.eval_pairs, args.workers)
+    if min(args.pairs, 1 if args.eval_pairs is None else args.eval_pairs, args.sessions, args.recordings) < 1:
+        parser.error("--pairs, --eval-pairs, --sessions and --recordings must be >= 1")
+    try:
+        if args.layout == "mars":
+            out = generate_mars(args.out_dir, args.sessions, args.recordings, args.min_frames,
+                                args.max_frames, args.seed, not args.no_media, args.video_size, args.workers)
+        else:
+            out = generate(args.out_dir, args.pairs, args.frames, args.seed, not args.no_media, args.png,
+                           args.eval_pairs, args.workers)
+    except ValueError as err:  # settings that cannot make a dataset
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"wrote synthetic {'MARS' if args.layout == 'mars' else 'REACT'} dataset to {out}")
     return 0
 

@@ -25,7 +25,7 @@ With ``--variants`` (default) the sessions cycle through the file-format variant
 format 1.0 (``pposY`` typo), and events with ``updated_timestamp``. Output depends only on the seed;
 files are written atomically.
 
-    python scripts/make_synthetic_xroom.py --out data/synthetic_xroom [--participants 8] [--sessions 2]
+    react data synth-xroom --out-dir data/synthetic_xroom [--participants 8] [--sessions 2]
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from scipy.signal import butter, sosfiltfilt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from react.data.windows import write_csv_atomic  # noqa: E402
 from react.data.xroom import LABELS, SHIMMER_CHANNELS, TICKS_AT_UNIX_EPOCH, VR_CHANNELS  # noqa: E402
+from react.utils.cli import add_out_dir  # noqa: E402
 
 VARIANTS = ("standard", "no_header", "unix_ms", "vr_v1", "updated_timestamp")
 AROUSAL = {"BORED": 0.0, "ENGAGED": 0.85, "FRUSTRATED": 1.0, "REST": 0.3}  # bio-signals
@@ -220,8 +221,8 @@ def generate(out_dir: str | Path, participants: int = 8, sessions: int = 2, leve
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", required=True)
+    ap = argparse.ArgumentParser(prog="react data synth-xroom", description=__doc__.split("\n\n")[0])
+    add_out_dir(ap, required=True, help="dataset root to write (XRoom/<participant>/...)")
     ap.add_argument("--participants", type=int, default=8)
     ap.add_argument("--sessions", type=int, default=2)
     ap.add_argument("--levels", type=int, default=10, help="game levels per session (about 30 s each)")
@@ -230,8 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vr-hz", type=float, default=30.0)
     ap.add_argument("--no-variants", action="store_true", help="write every session in the standard format")
     args = ap.parse_args(argv)
-    out = generate(args.out, args.participants, args.sessions, args.levels, args.seed, not args.no_variants,
-                   args.shimmer_hz, args.vr_hz)
+    if min(args.participants, args.sessions, args.levels) < 1:
+        ap.error("--participants, --sessions and --levels must be >= 1")
+    out = generate(args.out_dir, args.participants, args.sessions, args.levels, args.seed,
+                   not args.no_variants, args.shimmer_hz, args.vr_hz)
     print(f"wrote {args.participants} participants x {args.sessions} sessions to {out}")
     return 0
 

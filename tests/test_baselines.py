@@ -23,7 +23,7 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("react_baselines")
     emotions, matrix = write_layout(root, "test", seed=0)
     train, _ = write_layout(root, "train", seed=7)
-    assert baselines.main(["--data-dir", str(root), "--split", "test", "--out", str(root / "base")]) == 0
+    assert baselines.main(["--data-dir", str(root), "--split", "test", "--out-dir", str(root / "base")]) == 0
     return root, emotions, train
 
 
@@ -67,8 +67,8 @@ def test_random_is_uniform_and_seeded(data, tmp_path):
     assert rand.min() >= 0 and rand.max() < 1 and abs(rand.mean() - 0.5) < 0.01
     assert not np.array_equal(rand[0, 0], rand[0, 1]) and not np.array_equal(rand[0, 0], rand[1, 0])
     args = ["--data-dir", str(root), "--split", "test", "--baselines", "Random"]
-    assert baselines.main([*args, "--out", str(tmp_path / "a"), "--seed", "0"]) == 0
-    assert baselines.main([*args, "--out", str(tmp_path / "b"), "--seed", "1"]) == 0
+    assert baselines.main([*args, "--out-dir", str(tmp_path / "a"), "--seed", "0"]) == 0
+    assert baselines.main([*args, "--out-dir", str(tmp_path / "b"), "--seed", "1"]) == 0
     same = torch.load(L.prediction_path(tmp_path / "a" / "Random", "test", CLIPS[2], 3), weights_only=True)
     other = torch.load(L.prediction_path(tmp_path / "b" / "Random", "test", CLIPS[2], 3), weights_only=True)
     np.testing.assert_array_equal(same.numpy(), rand[2, 3])
@@ -77,7 +77,8 @@ def test_random_is_uniform_and_seeded(data, tmp_path):
 
 def test_complete_folders_are_skipped(data, tmp_path, capsys):
     root, *_ = data
-    args = ["--data-dir", str(root), "--split", "test", "--out", str(tmp_path), "--baselines", "GT,Random"]
+    args = ["--data-dir", str(root), "--split", "test", "--out-dir", str(tmp_path),
+            "--baselines", "GT,Random"]
     assert baselines.main(args) == 0
     probe = L.prediction_path(tmp_path / "GT", "test", CLIPS[0], 0)
     stamp = probe.stat().st_mtime_ns
@@ -94,11 +95,11 @@ def test_complete_folders_are_skipped(data, tmp_path, capsys):
 
 def test_bad_baseline_name_and_missing_train_split_exit_2(data, tmp_path, capsys):
     root, *_ = data
-    args = ["--data-dir", str(root), "--split", "test", "--out", str(tmp_path)]
+    args = ["--data-dir", str(root), "--split", "test", "--out-dir", str(tmp_path)]
     assert baselines.main([*args, "--baselines", "GT,Mean"]) == 2
     assert "unknown baseline(s) Mean" in capsys.readouterr().err
     (tmp_path / "test.csv").write_text((root / "test.csv").read_text())
-    assert baselines.main(["--data-dir", str(tmp_path), "--split", "test", "--out", str(tmp_path / "o"),
+    assert baselines.main(["--data-dir", str(tmp_path), "--split", "test", "--out-dir", str(tmp_path / "o"),
                            "--baselines", "MeanFr"]) == 2
     assert "train.csv: split file not found" in capsys.readouterr().err
 
@@ -108,7 +109,7 @@ def test_comparison_table_matches_compute_metrics(data, tmp_path, capsys):
     names = ["GT", "Mime", "MeanFr"]
     out = tmp_path / "table"
     preds = [f"B_{n}={root / 'base' / n}" for n in names]
-    assert compare(["--data-dir", str(root), "--split", "test", "--pred", *preds, "--out", str(out),
+    assert compare(["--data-dir", str(root), "--split", "test", "--pred-dir", *preds, "--out-dir", str(out),
                     "--workers", "1"]) == 0
     split = L.read_split(root, "test")
     listener, speaker, appropriate = load_ground_truth(split)
@@ -136,7 +137,7 @@ def test_comparison_table_matches_compute_metrics(data, tmp_path, capsys):
 def test_compare_names_every_missing_folder_and_exits_2(data, tmp_path, capsys):
     root, *_ = data
     out = tmp_path / "never"
-    args = ["--data-dir", str(root), "--split", "test", "--out", str(out), "--pred",
+    args = ["--data-dir", str(root), "--split", "test", "--out-dir", str(out), "--pred-dir",
             f"GT={root / 'base' / 'GT'}", f"Model={tmp_path / 'nowhere'}", f"Other={tmp_path / 'gone'}"]
     assert compare(args) == 2
     err = capsys.readouterr().err
@@ -146,7 +147,7 @@ def test_compare_names_every_missing_folder_and_exits_2(data, tmp_path, capsys):
     assert compare([*args[:7], "GT=a", "GT=b"]) == 2
     assert "names must be unique" in capsys.readouterr().err
     assert compare([*args[:7], "just-a-folder"]) == 2
-    assert "--pred expects NAME=DIR" in capsys.readouterr().err
+    assert "--pred-dir expects NAME=DIR" in capsys.readouterr().err
 
 
 def test_compare_reports_missing_files_before_scoring(data, tmp_path, capsys):
@@ -157,8 +158,8 @@ def test_compare_reports_missing_files_before_scoring(data, tmp_path, capsys):
             path = L.prediction_path(partial, "test", c, k)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(L.prediction_path(root / "base" / "Mime", "test", c, k).read_bytes())
-    assert compare(["--data-dir", str(root), "--split", "test", "--out", str(tmp_path / "o"),
-                    "--pred", f"Part={partial}"]) == 2
+    assert compare(["--data-dir", str(root), "--split", "test", "--out-dir", str(tmp_path / "o"),
+                    "--pred-dir", f"Part={partial}"]) == 2
     printed = capsys.readouterr()
     assert f"Part: 10 of 60 prediction files missing under {partial / 'test'}" in printed.err
     assert "Metric:" not in printed.out

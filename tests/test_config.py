@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import pytest
 from omegaconf import OmegaConf
 
-from react.config import ConfigError, RunConfig, load_config, parse_overrides, save_config
+from react.config import ConfigError, RunConfig, load_config, parse_overrides, save_config, set_key
 from react.tasks import load_task_config
 
 
@@ -49,6 +49,20 @@ def test_unknown_key_names_it_and_lists_valid_keys(tmp_path):
     bad.write_text("trian:\n  lr: 0.1\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: unknown config key 'trian'.*train"):
         load_config(bad, schema=Schema)
+
+
+def test_a_stored_config_override_lists_valid_keys_too():
+    cfg = load_config(None, schema=Schema)
+    set_key(cfg, "model.layers", 5)
+    set_key(cfg, "train.lr_scales.encoder", 0.1)  # a free-form mapping takes new keys
+    assert cfg.model.layers == 5 and cfg.train.lr_scales == {"encoder": 0.1}
+    with pytest.raises(ConfigError, match=r"^override: unknown config key 'model.layer'. Valid keys here: "
+                                          r"act, dims, layers$"):
+        set_key(cfg, "model.layer", 3)
+    with pytest.raises(ConfigError, match=r"unknown config key 'modle'. Valid keys here: checkpoint, "):
+        set_key(cfg, "modle.layers", 3)
+    with pytest.raises(ConfigError, match=r"^override: bad value for 'model.layers': .*'many'"):
+        set_key(cfg, "model.layers", "many")
 
 
 def test_wrong_type_names_the_key():

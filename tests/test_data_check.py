@@ -31,19 +31,19 @@ def problems(data_dir: Path, release: str | None = None) -> dict[str, list[str]]
 
 
 def test_clean_set_exits_0(clean, capsys):
-    assert C.main([str(clean)]) == 0
+    assert C.main(["--data-dir", str(clean)]) == 0
     out = capsys.readouterr().out
     assert "RESULT: COMPLETE (exit 0)" in out and "release  : 2024" in out
     assert "split    : train 4 rows (8 clips)" in out and "numpy " in out
 
 
 def test_clean_set_with_dataset_wide_matrix_exits_0(data):
-    assert matrices.main(["assemble", str(data)]) == 0
+    assert matrices.main(["assemble", "--data-dir", str(data)]) == 0
     assert problems(data) == {}
 
 
 def test_missing_directory_exits_2(tmp_path, capsys):
-    assert C.main([str(tmp_path / "nowhere")]) == 2
+    assert C.main(["--data-dir", str(tmp_path / "nowhere")]) == 2
     assert "no such directory" in capsys.readouterr().err
 
 
@@ -52,7 +52,7 @@ def test_missing_file(data, capsys):
     (data / "neighbour_emotion_test.npy").unlink()
     assert problems(data) == {"missing": [f"train/Audio_files/{NOXI}/Expert_video/2.wav",
                                           "neighbour_emotion_test.npy"]}
-    assert C.main([str(data)]) == 1
+    assert C.main(["--data-dir", str(data)]) == 1
     assert "RESULT: INCOMPLETE (exit 1) - 2 problem(s): missing 2" in capsys.readouterr().out
 
 
@@ -128,7 +128,7 @@ def test_wrong_matrix_size_and_order(data):
 
 
 def test_neighbour_matrix_differs_from_dataset_wide_matrix(data):
-    assert matrices.main(["assemble", str(data)]) == 0
+    assert matrices.main(["assemble", "--data-dir", str(data)]) == 0
     test = np.load(data / "neighbour_emotion_test.npy")
     test[0, 1] = test[1, 0] = 1 - test[0, 1]
     np.save(data / "neighbour_emotion_test.npy", test)
@@ -169,7 +169,7 @@ def mars(tmp_path) -> Path:
 
 
 def test_mars_clean_set_exits_0(mars, capsys):
-    assert C.main([str(mars)]) == 0
+    assert C.main(["--data-dir", str(mars)]) == 0
     out = capsys.readouterr().out
     assert "release  : 2025 (MARS layout, detected)" in out
     assert "split    : train 3 speaker/listener pairs in 2 session(s)" in out

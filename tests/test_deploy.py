@@ -95,7 +95,8 @@ def test_pth_without_torch_loads_as_a_tensor(tmp_path):
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert (
-        main(["--checkpoint", str(tmp_path / "none"), "--features", str(FEATURES), "--out", str(tmp_path)])
+        main(["--checkpoint", str(tmp_path / "none"), "--features", str(FEATURES),
+              "--out-dir", str(tmp_path)])
         == 2
     )
     err = capsys.readouterr().err

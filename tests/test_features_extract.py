@@ -109,7 +109,7 @@ def test_replaced_media_is_extracted_again(data, extracted, tmp_path):
 def test_missing_media_folder_is_one_line(data, tmp_path, capsys):
     copy = copy_media(data, tmp_path / "data")
     shutil.rmtree(copy / "test" / "Audio_files")
-    rc = main(["--split", "test", "--type", "audio", "--data-dir", str(copy), "--save-dir",
+    rc = main(["--split", "test", "--type", "audio", "--data-dir", str(copy), "--out-dir",
                str(tmp_path / "f"), "--config", str(TINY), f"frames={FRAMES}"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("Audio_files") == 1 and "folder not found" in err
@@ -124,7 +124,7 @@ def test_corrupt_mp4_and_truncated_wav_are_reported_others_succeed(data, tmp_pat
     info = sf.info(str(wav))
     wav.write_bytes(wav.read_bytes()[: 44 + 2 * info.samplerate // 2])  # header + 0.5 s, header unchanged
     save = tmp_path / "feats"
-    rc = main(["--split", "test", "--type", "all", "--data-dir", str(copy), "--save-dir", str(save),
+    rc = main(["--split", "test", "--type", "all", "--data-dir", str(copy), "--out-dir", str(save),
                "--config", str(TINY), f"frames={FRAMES}"])
     err = capsys.readouterr().err
     assert rc == 1
@@ -137,7 +137,7 @@ def test_corrupt_mp4_and_truncated_wav_are_reported_others_succeed(data, tmp_pat
 
 
 def test_short_video_is_reported(data, tmp_path, capsys):
-    rc = main(["--split", "test", "--type", "video", "--data-dir", str(data), "--save-dir", str(tmp_path),
+    rc = main(["--split", "test", "--type", "video", "--data-dir", str(data), "--out-dir", str(tmp_path),
                "--config", str(TINY), "frames=800", "video.batch_size=256"])
     err = capsys.readouterr().err
     assert rc == 1 and "video too short: 760 frames decoded, 800 expected" in err
@@ -148,7 +148,7 @@ def test_short_video_is_reported(data, tmp_path, capsys):
     ("/nonexistent/swin.pth", "/nonexistent/swin.pth: video weights not found"),
 ])
 def test_missing_weights_is_an_error_without_random_init(data, tmp_path, capsys, weights, message):
-    args = ["--split", "test", "--type", "video", "--data-dir", str(data), "--save-dir", str(tmp_path),
+    args = ["--split", "test", "--type", "video", "--data-dir", str(data), "--out-dir", str(tmp_path),
             "--config", str(TINY), "video.random_init=false"]
     rc = main(args + (["--weights", weights] if weights else []))
     assert rc == 2 and message in capsys.readouterr().err
@@ -156,7 +156,7 @@ def test_missing_weights_is_an_error_without_random_init(data, tmp_path, capsys,
 
 
 def test_missing_audio_weights_is_an_error(data, tmp_path, capsys):
-    rc = main(["--split", "test", "--type", "audio", "--data-dir", str(data), "--save-dir", str(tmp_path),
+    rc = main(["--split", "test", "--type", "audio", "--data-dir", str(data), "--out-dir", str(tmp_path),
                "--weights", str(tmp_path / "no_w2v"), "--config", str(TINY), "audio.random_init=false"])
     assert rc == 2 and "no_w2v: audio weights not found" in capsys.readouterr().err
 
@@ -216,7 +216,7 @@ def test_two_processes_write_exactly_the_files_of_one(data, tmp_path):
     save, out = tmp_path / "feats1", tmp_path / "feats2"
     extract(tiny_cfg(data, save, *one_clip))
     done = launch_two_processes(29583, "-m", "features.extract", "--config", str(TINY), "--data-dir",
-                                str(data), "--save-dir", str(out), "--split", "test", "--type", "all",
+                                str(data), "--out-dir", str(out), "--split", "test", "--type", "all",
                                 f"frames={FRAMES}", "workers=1", *one_clip)
     assert done.stderr.count("test video: 2 extracted") == 1  # the main process reports for both
     assert_same_files(save, out)

@@ -83,7 +83,7 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(data, tmp_path, cap
     torch.manual_seed(0)
     torch.save(timm.create_model(BACKBONE, pretrained=False, num_classes=0, embed_dim=16, depths=[1],
                                  num_heads=[1], patch_size=16).state_dict(), ckpt)
-    rc = main(["--split", "test", "--type", "video", "--data-dir", str(data), "--save-dir", str(tmp_path),
+    rc = main(["--split", "test", "--type", "video", "--data-dir", str(data), "--out-dir", str(tmp_path),
                "--weights", str(ckpt), "--config", str(TINY), "video.random_init=false"])
     err = capsys.readouterr().err
     assert rc == 2 and f"{ckpt}: checkpoint does not fit" in err

@@ -69,11 +69,12 @@ def test_checkpoint_path_and_errors(setup, tmp_path, capsys):
     video, audio = write_clip(tmp_path, 20)
     clip = ["--video", str(video), "--audio", str(audio)]
     assert main(["--checkpoint", str(checkpoint), "--features", str(FEATURES), *clip,
-                 "--out", str(tmp_path / "o"), "--no-render", "--samples", "2"]) == 0
+                 "--out-dir", str(tmp_path / "o"), "--no-render", "--samples", "2"]) == 0
     assert (tmp_path / "o" / "result-1.pth").is_file()
     missing_video = ["--video", str(tmp_path / "missing.mp4"), "--audio", str(audio)]
-    assert main(["--deploy", str(folder / "deploy"), *missing_video, "--out", str(tmp_path / "x")]) == 2
-    assert main(["--deploy", str(tmp_path), "--video", str(video), "--audio", str(audio), "--out", "x"]) == 2
+    assert main(["--deploy", str(folder / "deploy"), *missing_video, "--out-dir", str(tmp_path / "x")]) == 2
+    assert main(["--deploy", str(tmp_path), "--video", str(video), "--audio", str(audio),
+                 "--out-dir", "x"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert "missing.mp4" in err[0] and "network_info.json" in err[1]
 
@@ -82,7 +83,7 @@ def test_checkpoint_path_and_errors(setup, tmp_path, capsys):
 def test_onnx_path_runs_with_torch_blocked(setup, tmp_path):
     video, audio = write_clip(tmp_path, 60)
     command = [sys.executable, "-c", BLOCK_TORCH, "--deploy", str(setup[0] / "deploy"), "--video", str(video),
-               "--audio", str(audio), "--out", str(tmp_path / "o"), "--no-video"]
+               "--audio", str(audio), "--out-dir", str(tmp_path / "o"), "--no-video"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert torch.load(tmp_path / "o" / "result-9.pth", weights_only=True).shape == (60, 25)

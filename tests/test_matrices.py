@@ -30,7 +30,8 @@ def generator_matrix(data: Path, split: str) -> np.ndarray:
 @pytest.mark.parametrize("split", L.SPLITS)
 def test_emotion_rule_reproduces_the_generator(synthetic, tmp_path, split, capsys):
     out = tmp_path / "out"
-    assert matrices.main(["emotion", str(synthetic), "--splits", split, "--out", str(out)]) == 0
+    args = ["emotion", "--data-dir", str(synthetic), "--splits", split, "--out-dir", str(out)]
+    assert matrices.main(args) == 0
     assert "RMS distance threshold" in capsys.readouterr().out
     regenerated = np.load(L.appropriateness_path(out, split))
     assert regenerated.dtype == np.float32
@@ -40,7 +41,7 @@ def test_emotion_rule_reproduces_the_generator(synthetic, tmp_path, split, capsy
 
 
 def test_assemble_then_split_gives_back_the_generator_matrices(data, tmp_path):
-    assert matrices.main(["assemble", str(data)]) == 0
+    assert matrices.main(["assemble", "--data-dir", str(data)]) == 0
     index = matrices.read_index(data / L.DATA_INDICES)
     wide = np.load(data / L.DATASET_MATRIX)
     sizes = [len(L.read_split(data, s)) for s in L.SPLITS]
@@ -51,13 +52,13 @@ def test_assemble_then_split_gives_back_the_generator_matrices(data, tmp_path):
     originals = {s: generator_matrix(data, s) for s in L.SPLITS}
     for s in L.SPLITS:
         L.appropriateness_path(data, s).unlink()
-    assert matrices.main(["split", str(data)]) == 0
+    assert matrices.main(["split", "--data-dir", str(data)]) == 0
     for s in L.SPLITS:
         np.testing.assert_array_equal(generator_matrix(data, s), originals[s])
 
 
 def test_index_file_format_and_official_three_columns(data, tmp_path):
-    assert matrices.main(["assemble", str(data)]) == 0
+    assert matrices.main(["assemble", "--data-dir", str(data)]) == 0
     with open(data / L.DATA_INDICES) as f:
         rows = list(csv.reader(f))
     assert tuple(rows[0]) == matrices.INDEX_COLUMNS
@@ -136,9 +137,9 @@ def test_index_rejects_broken_split_lists(data):
 
 
 def test_cli_refuses_to_overwrite_without_force(data, capsys):
-    assert matrices.main(["emotion", str(data)]) == 1
+    assert matrices.main(["emotion", "--data-dir", str(data)]) == 2
     assert "pass --force to overwrite" in capsys.readouterr().err
     before = generator_matrix(data, "train")
-    assert matrices.main(["emotion", str(data), "--force", "--threshold", "0"]) == 0
+    assert matrices.main(["emotion", "--data-dir", str(data), "--force", "--threshold", "0"]) == 0
     after = generator_matrix(data, "train")
     assert (after == np.eye(len(after))).all() and not (before == after).all()

@@ -65,7 +65,7 @@ def test_official_file_runs_as_the_official_code(official):
 
 def test_conversion_to_this_projects_format(official, tmp_path, capsys):
     model, path = official
-    assert convert_main([str(path), str(tmp_path / "converted")]) == 0
+    assert convert_main(["--checkpoint", str(path), "--out-dir", str(tmp_path / "converted")]) == 0
     state = torch.load(tmp_path / "converted" / "state.pt", weights_only=True)  # plain tensors and values
     assert state["config"]["model"]["cognitive"]["shared_topk"]
     _, replica, _ = load_checkpoint(tmp_path / "converted", task="regnn")
@@ -73,7 +73,8 @@ def test_conversion_to_this_projects_format(official, tmp_path, capsys):
     with torch.no_grad():
         got = ReactionGenerator(replica, 5, 1e-3)(video, audio, noise)
     assert (got - official_reactions(model, video, audio, noise)).abs().max() < 1e-5
-    assert convert_main([str(tmp_path / "converted" / "state.pt"), str(tmp_path / "x")]) == 2
+    assert convert_main(["--checkpoint", str(tmp_path / "converted" / "state.pt"),
+                         "--out-dir", str(tmp_path / "x")]) == 2
     assert "not an official REGNN checkpoint" in capsys.readouterr().err
 
 
@@ -107,7 +108,7 @@ def test_look_alike_is_refused_and_runs_nothing(tmp_path, capsys):
     assert generate_main(["--checkpoint", str(path), "--pred-dir", str(tmp_path / "p")]) == 2
     assert train_main(["--config", "configs/regnn_official_tiny.yaml", "mode=test", f"checkpoint={path}",
                        f"out_dir={tmp_path / 'run'}"]) == 2
-    assert convert_main([str(path), str(tmp_path / "c")]) == 2
+    assert convert_main(["--checkpoint", str(path), "--out-dir", str(tmp_path / "c")]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 3 and all(str(path) in line for line in errors)
     assert not (tmp_path / "MARKER").exists()
@@ -150,7 +151,7 @@ def test_official_file_through_train_test_and_generate(tmp_path):
                        f"data.root={data}", f"out_dir={tmp_path / 'run'}", "generate.samples=2",
                        "generate.metrics=false"]) == 0
     assert "official REGNN checkpoint" in (tmp_path / "run" / "log.txt").read_text()
-    assert generate_main(["--checkpoint", str(path), "--data-root", str(data), "--pred-dir",
+    assert generate_main(["--checkpoint", str(path), "--data-dir", str(data), "--pred-dir",
                           str(tmp_path / "pred"), "--samples", "2"]) == 0
     first = sorted((tmp_path / "run" / "pred").rglob("result-0.pth"))[0]
     again = tmp_path / "pred" / first.relative_to(tmp_path / "run" / "pred")
@@ -174,7 +175,7 @@ def test_official_file_deploys_with_the_official_features(official, tmp_path, ca
     O.save_official(model, path)
     out = tmp_path / "deploy"
     assert export_main(["--checkpoint", str(path), "--features", "configs/features_official.yaml",
-                        "--out", str(out), "video.random_init=true", "audio.random_init=true",
+                        "--out-dir", str(out), "video.random_init=true", "audio.random_init=true",
                         *TINY_VIDEO]) == 0
     info = (out / "network_info.json").read_text()
     assert '"backbone": "vggish"' in info and '"postprocess": "pca-uint8"' in info

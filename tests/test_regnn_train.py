@@ -176,7 +176,7 @@ def test_generate_command(data, trained, tmp_path, capsys):
     assert torch.equal(_predictions(tmp_path, split), _predictions(out / "pred", split))
     assert main(["--checkpoint", str(tmp_path / "nowhere"), "--pred-dir", str(tmp_path)]) == 2
     assert "no checkpoint found" in capsys.readouterr().err
-    assert main(["--checkpoint", str(out), "--pred-dir", str(tmp_path), "--data-root", str(tmp_path)]) == 2
+    assert main(["--checkpoint", str(out), "--pred-dir", str(tmp_path), "--data-dir", str(tmp_path)]) == 2
     assert "test.csv: split file not found" in capsys.readouterr().err
 
 
@@ -215,7 +215,7 @@ def test_sweep_writes_table_and_plot(data, trained, tmp_path):
     from react.sweep import main as sweep_main
 
     out, _, _ = trained
-    assert sweep_main(["--checkpoint", str(out), "--scales", "0,1,4", "--out", str(tmp_path),
+    assert sweep_main(["--checkpoint", str(out), "--scales", "0,1,4", "--out-dir", str(tmp_path),
                        "--samples", "2", "generate.workers=1"]) == 0
     rows = list(csv.DictReader((tmp_path / "sweep.csv").open()))
     assert [float(r["scale"]) for r in rows] == [0.0, 1.0, 4.0]
@@ -225,7 +225,7 @@ def test_sweep_writes_table_and_plot(data, trained, tmp_path):
     assert (tmp_path / "sweep.md").read_text().count("\n") == 5
     assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "scale_4" / "test" / L.read_split(data, "test").clips[0] / "result-1.pth").is_file()
-    assert sweep_main(["--checkpoint", str(out), "--scales", "a,b", "--out", str(tmp_path)]) == 2
+    assert sweep_main(["--checkpoint", str(out), "--scales", "a,b", "--out-dir", str(tmp_path)]) == 2
 
 
 def test_official_replica_trains_through_the_engine(data, tmp_path):

@@ -147,7 +147,7 @@ def test_help_texts(capsys):
 
     with pytest.raises(SystemExit):
         generate.main(["--help"])
-    assert capsys.readouterr().out.startswith("usage: python -m react.generate")
+    assert capsys.readouterr().out.startswith("usage: react generate")
 
 
 def test_ci_checks_lint_and_tests():

@@ -7,24 +7,40 @@ import pytest
 import torch
 from helpers.features_data import react_dataset
 
-from react.config import ConfigError, load_config
-from react.stages import StagesConfig, main
+from react.config import ConfigError
+from react.stages import load_stages_config, main
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "stages" / "tiny.yaml"
 
 
 def test_stage_config_layers_and_errors(tmp_path, capsys):
-    cfg = load_config(
-        TINY, ["name=x", "train.set.train.epochs=1", "deploy.inverse_iters=5"], schema=StagesConfig
-    )
+    cfg = load_stages_config(TINY, ["name=x", "train.set.train.epochs=1", "deploy.inverse_iters=5"])
     assert cfg.train.set == {"train": {"epochs": 1, "val_every": 2, "ckpt_every": 2}}
-    assert cfg.deploy.inverse_iters == 5 and cfg.preproc.config == "configs/features_tiny.yaml"
+    assert cfg.deploy.inverse_iters == 5
+    assert cfg.preproc.config == str(ROOT / "configs" / "features_tiny.yaml")  # relative to tiny.yaml
     with pytest.raises(ConfigError, match="deploy.nope"):
-        load_config(TINY, ["deploy.nope=1"], schema=StagesConfig)
+        load_stages_config(TINY, ["deploy.nope=1"])
     assert main(["deploy", "--config", str(TINY), f"runs_dir={tmp_path}"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "preproc/features.yaml" in err and "run the preproc stage" in err
+
+
+def test_paths_in_a_stage_config_are_relative_to_its_file(tmp_path, monkeypatch):
+    (tmp_path / "project" / "stages").mkdir(parents=True)
+    (tmp_path / "project" / "base.yaml").write_text("name: b\ndata: {root: data/react}\nruns_dir: runs\n")
+    (tmp_path / "project" / "stages" / "mine.yaml").write_text(
+        "base: ../base.yaml\npreproc: {config: ../features.yaml}\ntrain: {config: /abs/regnn.yaml}\n"
+        "infer: {video: clips/me.mp4}\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_stages_config("project/stages/mine.yaml", ["infer.audio=me.wav"])
+    project = tmp_path / "project"
+    assert (cfg.data.root, cfg.runs_dir) == (str(project / "data" / "react"), str(project / "runs"))
+    assert (cfg.preproc.config, cfg.train.config) == (str(project / "features.yaml"), "/abs/regnn.yaml")
+    assert cfg.infer.video == str(project / "stages" / "clips" / "me.mp4")
+    assert cfg.infer.audio == "me.wav"  # the command line's paths stay relative to the working directory
+    cfg = load_stages_config("project/stages/mine.yaml", ["data.root=here"])
+    assert cfg.data.root == "here" and cfg.infer.audio == ""
 
 
 @pytest.mark.slow

@@ -59,7 +59,7 @@ def xroom(tmp_path_factory) -> Path:
 
 
 def tools(root: Path, out: Path, *overrides: str) -> list[str]:
-    return ["--config", str(CONFIG), f"dataset.root={root}", f"dataset.output_dir={out}", *TINY, *overrides]
+    return ["--config", str(CONFIG), "--data-dir", str(root), "--out-dir", str(out), *TINY, *overrides]
 
 
 # ---------------------------------------------------------------- augmentations
@@ -321,7 +321,7 @@ def test_reference_training_blocks(tmp_path):
     )
     assert f.augment.gaussian_noise.probability == 0  # use_augmentations_in_sup: false
     assert stage_config(cfg, "finetune").out_dir.endswith(
-        "outputs/XRoom/bio/supervised_training/standardize_cnn1d_ssl_frozen"
+        "runs/tools/XRoom/bio/supervised_training/standardize_cnn1d_ssl_frozen"
     )
     broken = [
         ({**BM, "ssl_config": {**BM["ssl_config"], "kwargs": {"momentum": 1}}}, "ssl_config.kwargs.momentum"),

@@ -104,7 +104,7 @@ def test_cli_clip_writes_plots_and_a_video_that_moves(tmp_path, capsys):
     write_pngs(tmp_path / "speaker", 20, 48, 64)  # shorter and not square: cropped, last frame held
     out = tmp_path / "out"
     code = main(["clip", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt.csv"),
-                 "--speaker-video", str(tmp_path / "speaker"), "--out", str(out), "--size", "128"])
+                 "--speaker-video", str(tmp_path / "speaker"), "--out-dir", str(out), "--size", "128"])
     assert code == 0, capsys.readouterr().err
     for name in PLOTS:
         assert_not_blank(out / name)
@@ -183,19 +183,19 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 
 
 def test_bad_input_exits_2_naming_the_file(report, tmp_path, capsys):
-    assert main(["clip", "--pred", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["clip", "--pred", str(tmp_path / "nowhere"), "--out-dir", str(tmp_path / "o")]) == 2
     assert str(tmp_path / "nowhere") in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert main(["clip", "--pred", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["clip", "--pred", str(tmp_path / "empty"), "--out-dir", str(tmp_path / "o")]) == 2
     assert "no result-<k>.pth" in capsys.readouterr().err
     bad = tmp_path / "bad.pth"
     torch.save(torch.zeros(10, 7), bad)
-    assert main(["clip", "--pred", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert main(["clip", "--pred", str(bad), "--out-dir", str(tmp_path / "o")]) == 2
     assert f"{bad}: expected a (frames, 25) tensor, got (10, 7)" in capsys.readouterr().err
     root = report.parent.parent
     shutil.copytree(root / "pred", tmp_path / "pred")
     args = ["report", "--pred-dir", str(tmp_path / "pred"), "--data-dir", str(root),
-            "--out", str(tmp_path / "r")]
+            "--out-dir", str(tmp_path / "r")]
     assert main([*args, "--metrics", str(tmp_path / "missing.json")]) == 2
     assert f"{tmp_path / 'missing.json'}: metrics file not found" in capsys.readouterr().err
     assert main([*args, "--metrics", str(root / "metrics.json"), "--split", "test"]) == 2

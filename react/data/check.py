@@ -1,6 +1,6 @@
 """Check a REACT data set for missing, extra, misnamed or malformed files.
 
-    python -m react.data.check DATA_DIR [--release 2023|2024|2025] [--lines 10] [--workers 4]
+    react data check --data-dir DATA_DIR [--release 2023|2024|2025] [--lines 10] [--workers 4]
 
 REACT 2023/2024 (docs/data.md; both releases share one layout, video clips may be mp4 files or
 png folders) and REACT 2025/2026 (MARS, section 1b). Exit status: 0 when the data set is complete,
@@ -28,6 +28,7 @@ from react.data import layouts, matrices
 from react.data import mars_layout as M
 from react.data import react_layout as L
 from react.data.react_layout import LayoutError
+from react.utils.cli import add_data_dir
 from react.utils.progress import progress
 
 RELEASES = ("2023", "2024", "2025")
@@ -351,7 +352,7 @@ def _check_dataset_matrix(data_dir: Path, neighbours: dict[str, tuple[L.Split, n
     matrix_path, index_path = data_dir / L.DATASET_MATRIX, data_dir / L.DATA_INDICES
     if not matrix_path.is_file() and not index_path.is_file():
         report.warnings.append(f"{L.DATASET_MATRIX} and {L.DATA_INDICES}: not present (optional; "
-                               "`python -m react.data.matrices assemble` writes them)")
+                               "`react data matrices assemble` writes them)")
         return
     try:
         index = matrices.read_index(index_path)
@@ -518,8 +519,8 @@ def check(data_dir: str | os.PathLike, release: str | None = None, workers: int 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m react.data.check", description=__doc__.split("\n")[0])
-    parser.add_argument("data_dir", type=Path)
+    parser = argparse.ArgumentParser(prog="react data check", description=__doc__.split("\n")[0])
+    add_data_dir(parser, required=True, type=Path, help="dataset root to check")
     parser.add_argument("--release", choices=RELEASES, help="default: detected from the layout")
     parser.add_argument("--lines", type=int, default=10, help="lines shown per kind of problem")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),

@@ -133,7 +133,7 @@ def read_split(data_dir: str | os.PathLike, split: str, shown: int = 5) -> Split
     if alone:
         more = f" ... and {len(alone) - shown} more" if len(alone) > shown else ""
         raise LayoutError(f"{root}: {len(alone)} clip(s) without a partner of the other role, e.g. "
-                          f"{', '.join(alone[:shown])}{more} (python -m react.data.check lists them)")
+                          f"{', '.join(alone[:shown])}{more} (react data check lists them)")
     if not pairing.pairs:
         raise LayoutError(f"{root}: no speaker/listener clip pairs found (expected "
                           f"<role>/session<K>/<stem>{MODALITIES[FACIAL_ATTRIBUTES]})")

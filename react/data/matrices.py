@@ -16,9 +16,9 @@ Appropriateness from the Emotion files (:func:`emotion_matrix`): two reactions a
 each other's speaker when their facial-attribute descriptors are within a threshold of each other
 (root-mean-square difference); the real listener is always appropriate.
 
-    python -m react.data.matrices assemble DATA_DIR     # per-split matrices -> dataset-wide + index
-    python -m react.data.matrices split DATA_DIR        # dataset-wide + index -> per-split matrices
-    python -m react.data.matrices emotion DATA_DIR [--quantile Q | --threshold T] [--descriptor D]
+    react data matrices assemble --data-dir DATA_DIR   # per-split matrices -> dataset-wide + index
+    react data matrices split --data-dir DATA_DIR      # dataset-wide + index -> per-split matrices
+    react data matrices emotion --data-dir DATA_DIR [--quantile Q | --threshold T] [--descriptor D]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import numpy as np
 
 from react.data import react_layout as L
 from react.data.react_layout import LayoutError
+from react.utils.cli import BAD_INPUT, add_data_dir, add_out_dir
 
 INDEX_COLUMNS = ("site", "session", "clip", "split", "speaker_index", "listener_index",
                  "speaker_path", "listener_path")
@@ -223,7 +224,7 @@ def _describe(matrix: np.ndarray) -> str:
 
 
 def _run(args: argparse.Namespace) -> None:
-    data_dir, out = args.data_dir, args.out or args.data_dir
+    data_dir, out = args.data_dir, args.out_dir or args.data_dir
     targets = [] if args.command == "split" else [out / L.DATASET_MATRIX, out / L.DATA_INDICES]
     if args.command != "assemble":
         targets += [L.appropriateness_path(out, name) for name in args.splits]
@@ -252,7 +253,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m react.data.matrices",
+    parser = argparse.ArgumentParser(prog="react data matrices",
                                      description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     commands = {
@@ -264,9 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name, text in commands.items():
         p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("data_dir", type=Path)
+        add_data_dir(p, required=True, type=Path, help="REACT 2023/2024 dataset root")
         p.add_argument("--splits", nargs="+", default=list(L.SPLITS), choices=L.SPLITS)
-        p.add_argument("--out", type=Path, help="folder to write to (default: DATA_DIR)")
+        add_out_dir(p, type=Path, help="folder to write to (default: --data-dir)")
         p.add_argument("--force", action="store_true", help="overwrite existing files")
         if name == "emotion":
             group = p.add_mutually_exclusive_group()
@@ -279,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         _run(args)
     except (LayoutError, FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return BAD_INPUT
     return 0
 
 

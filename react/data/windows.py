@@ -64,7 +64,7 @@ class DatasetConfig:
 
     name: str = "XRoom"
     root: str = "datasets/XRoom"
-    output_dir: str = "outputs"
+    output_dir: str = "runs/tools"
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Export a trained REGNN and its feature backbones into one self-contained deploy folder.
 
-    python -m react.deploy.export --checkpoint RUN_OR_CKPT --features configs/features_tiny.yaml \\
-        --out DIR [--iters N] [--format onnx|torchscript] [--atol 1e-3]
+    react deploy --checkpoint RUN_OR_CKPT --features configs/features_tiny.yaml \\
+        --out-dir DIR [--iters N] [--format onnx|torchscript] [--atol 1e-3]
 
 The folder holds ``generator``, ``video`` and ``audio`` networks (ONNX; TorchScript where ONNX
 export fails or ``--format torchscript``), ``network_info.json`` (inputs, outputs, shapes, dynamic
@@ -27,6 +27,7 @@ import torch
 from react.deploy.graph import ReactionGenerator, constant_weight_norms
 from react.deploy.networks import Networks, build_networks, dynamic_axes
 from react.deploy.runtime import INFO, DeployBackend, DeployError, draw_noise
+from react.utils.cli import add_out_dir
 from react.utils.io import save_json
 
 FORMATS = ("onnx", "torchscript")
@@ -147,10 +148,10 @@ def parity(folder: Path, nets: Networks, samples: int) -> dict[str, float]:
 
 README = """# REGNN deployment
 
-Made by `python -m react.deploy.export` from `{checkpoint}`.
+Made by `react deploy` from `{checkpoint}`.
 Run it on a raw speaker clip without the training code (numpy, onnxruntime, av, soundfile):
 
-    python -m react.infer --deploy {folder} --video speaker.mp4 --audio speaker.wav --out OUT
+    react infer --deploy {folder} --video speaker.mp4 --audio speaker.wav --out-dir OUT
 
 | file | maps | format |
 | --- | --- | --- |
@@ -240,12 +241,12 @@ def export_deploy(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m react.deploy.export", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="react deploy", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="REGNN run dir, checkpoint dir or state.pt")
     parser.add_argument(
         "--features", required=True, help="the feature-extraction config of its training data"
     )
-    parser.add_argument("--out", required=True, help="deploy folder to write")
+    add_out_dir(parser, required=True, dest="out", help="deploy folder to write")
     parser.add_argument("--iters", type=int, default=0, help="unrolled inverse iterations (0 = the model's)")
     parser.add_argument("--format", choices=FORMATS, default="onnx")
     parser.add_argument("--opset", type=int, default=17)

@@ -26,6 +26,7 @@ import torch
 from omegaconf import OmegaConf
 
 from react.config import config_layers
+from react.utils.cli import add_out_dir
 
 REPLICA = Path(__file__).resolve().parents[2] / "configs" / "regnn_official.yaml"
 MARKER = "models.mhp.MHP"
@@ -232,12 +233,15 @@ def read_official(file: str | os.PathLike) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m react.engine.official_regnn",
+    parser = argparse.ArgumentParser(prog="react convert",
                                      description="Convert an official REGNN checkpoint to this project's "
                                                  "format")
-    parser.add_argument("checkpoint", help="official file, e.g. mhp-epoch95-seed1.pth")
-    parser.add_argument("out", help="folder to write state.pt into")
+    parser.add_argument("--checkpoint", required=True, help="official file, e.g. mhp-epoch95-seed1.pth")
+    add_out_dir(parser, "folder to write state.pt into", required=True)
     args = parser.parse_args(argv)
+    if not Path(args.checkpoint).is_file():
+        print(f"error: {args.checkpoint}: checkpoint file not found", file=sys.stderr)
+        return 2
     if not is_official(args.checkpoint):
         print(f"error: {args.checkpoint}: not an official REGNN checkpoint (no {MARKER} in its pickle)",
               file=sys.stderr)
@@ -247,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     except OfficialCheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    out = Path(args.out)
+    out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / ".state.pt.tmp"
     torch.save(state, tmp)

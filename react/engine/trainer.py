@@ -23,7 +23,7 @@ from accelerate import Accelerator
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, DistributedSampler
 
-from react.config import ConfigError, absolute_paths, save_config
+from react.config import ConfigError, absolute_paths, save_config, set_key
 from react.engine import checkpoint as ckpt
 from react.engine.optim import build_optimizer, build_scheduler
 from react.tasks import RunPaths, Task, TestableTask, build_task, task_schema
@@ -409,7 +409,7 @@ def load_checkpoint(path: str | os.PathLike, task: str | None = None,
         raise ckpt.CheckpointError(f"{ckpt.checkpoint_file(path)}: a '{kind}' checkpoint, not a '{task}' one")
     cfg = ckpt.config_of(state, task_schema(kind))
     for key, value in (overrides or {}).items():
-        OmegaConf.update(cfg, key, value, merge=False)
+        set_key(cfg, key, value)
     run_dir = ckpt.run_dir_of(path)
     built = build_task(cfg, RunPaths(run_dir, trained_dir=run_dir))
     model = built.build_model(pretrained=False)

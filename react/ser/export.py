@@ -1,7 +1,7 @@
 """Export a trained speech-emotion model to ONNX (dynamic batch and length) and check it against
 PyTorch with onnxruntime.
 
-    python -m react.ser.export --checkpoint runs/ser_tiny --out runs/ser_tiny/ser.onnx
+    react ser export --checkpoint runs/ser_tiny --out runs/ser_tiny/ser.onnx
 
 The graph maps ``wave`` (batch, samples) float32 at the training sample rate to ``probs``
 (batch, classes); a ``normalization=speaker`` model also takes ``norm`` (batch, 2, F), the
@@ -113,7 +113,7 @@ def export_onnx(model: nn.Module, target: str | os.PathLike, classes: list[str],
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m react.ser.export",
+    parser = argparse.ArgumentParser(prog="react ser export",
                                      description="Export a speech-emotion checkpoint to ONNX")
     parser.add_argument("--checkpoint", required=True, help="run dir, checkpoint dir or state.pt")
     parser.add_argument("--out", required=True, help="output .onnx file")

@@ -1,8 +1,8 @@
 """Speech-emotion inference on files, on sliding windows of a long file, or on a microphone.
 
-    python -m react.ser.predict a.wav [b.wav ...] --checkpoint runs/ser_tiny [--json]
-    python -m react.ser.predict long.wav --checkpoint runs/ser_tiny --stream --window 2 --hop 0.5
-    python -m react.ser.predict --mic --checkpoint runs/ser_tiny [--seconds 30] [--plot live.png]
+    react ser predict a.wav [b.wav ...] --checkpoint runs/ser_tiny [--json]
+    react ser predict long.wav --checkpoint runs/ser_tiny --stream --window 2 --hop 0.5
+    react ser predict --mic --checkpoint runs/ser_tiny [--seconds 30] [--plot live.png]
 
 A file shorter than ``--min-seconds`` or without speech (fewer than ``--min-voiced`` of its 25 ms
 frames above ``--silence-db`` dBFS) is an error, not a guess; in a timeline such a window is
@@ -193,7 +193,7 @@ def run_microphone(model: nn.Module, sample_rate: int, classes: list[str], windo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m react.ser.predict",
+    parser = argparse.ArgumentParser(prog="react ser predict",
                                      description="Speech-emotion inference")
     parser.add_argument("files", nargs="*", help="wav (or other soundfile-readable) files")
     parser.add_argument("--checkpoint", required=True, help="run dir, checkpoint dir or state.pt")

@@ -37,7 +37,7 @@ SSL_RUN = "ssl_training"  # the ssl run of a modality folder (model.weights: aut
 
 @dataclass
 class ClassifyDataConfig:
-    root: str = "outputs/XRoom/bio"  # a modality folder of the preprocess stage
+    root: str = "runs/tools/XRoom/bio"  # a modality folder of the preprocess stage
     inputs: list[str] = field(default_factory=lambda: ["standardize"])  # a window folder, or feature folders
     label_fraction: float = 1.0  # share of the training labels used, per class, drawn with `seed`
     label_unit: str = "window"  # what label_fraction counts: window | interval (labelled intervals)

@@ -1,7 +1,7 @@
 """Task ``ssl``: self-supervised pre-training of a window encoder (SimCLR's NT-Xent or VICReg).
 
 Reads the windows that the tools' preprocess stage wrote under ``data.root`` (a modality folder
-such as ``outputs/XRoom/bio``): by default the unlabelled ``ssl_<split>`` windows over whole
+such as ``runs/tools/XRoom/bio``): by default the unlabelled ``ssl_<split>`` windows over whole
 sessions, else the labelled ones with their labels ignored. Each training batch is augmented on
 the device (:mod:`react.data.ts_augment`) and the positive pairs are two views of a window, two
 temporal neighbours, or one window's modalities (``ssl.positives``); validation scores the
@@ -53,7 +53,7 @@ POSITIVES = ("views", "neighbours", "modalities", "views+modalities")
 
 @dataclass
 class SSLDataConfig:
-    root: str = "outputs/XRoom/bio"  # a modality folder of the preprocess stage
+    root: str = "runs/tools/XRoom/bio"  # a modality folder of the preprocess stage
     input_type: str = "standardize"  # window folder: standardize | normalize | raw
     unlabelled: bool = True  # the ssl_<split> windows (preprocess get_ssl: true); false: the labelled ones
     eval_batch_size: int = 512

@@ -1,8 +1,8 @@
 """The training tools, one command per stage over one config (docs/tools.md).
 
-    python -m react.tools {preprocess,handcrafted,ssl-train,ssl-features,finetune,all}
+    react tools {preprocess,handcrafted,ssl-train,ssl-features,finetune,all}
         --config configs/tools/xroom_bio.yaml [--xr2learn-config configuration.json [--modality bio]]
-        [key=value ...]
+        [--data-dir datasets/XRoom] [--out-dir runs/tools] [key=value ...]
 
 Outputs go to ``<output_dir>/<dataset>/<modality>/``. Sessions that cannot be used are skipped,
 the other stages still run, and the skipped ones are listed at the end with exit status 1.
@@ -19,10 +19,11 @@ from react.engine import CheckpointError, RunExistsError, TrainingInterrupted
 from react.errors import user_message
 from react.tools.config import load_tools_config
 from react.tools.stages import STAGES
+from react.utils.cli import add_data_dir, add_out_dir, flag_overrides
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m react.tools", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="react tools", description=__doc__.split("\n")[0])
     parser.add_argument("stage", choices=(*STAGES, "all"), help="the stage to run; all: every stage in order")
     parser.add_argument("--config", help="YAML config (may extend a base: YAML), e.g. "
                                          "configs/tools/xroom_bio.yaml")
@@ -30,12 +31,16 @@ def main(argv: list[str] | None = None) -> int:
                                                   "the YAML")
     parser.add_argument("--modality", default="", help="bio or body: the modality of a multi-modality "
                                                        "configuration.json")
+    add_data_dir(parser, help="the XRoom recordings (sets dataset.root)")
+    add_out_dir(parser, help="where the stages write <dataset>/<modality>/ (sets dataset.output_dir, "
+                             "default runs/tools)")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. ssl.train.epochs=5")
     args = parser.parse_intermixed_args(argv)
+    overrides = flag_overrides(args, {"data_dir": "dataset.root", "out_dir": "dataset.output_dir"})
 
     skipped = []
     try:
-        cfg = load_tools_config(args.config, args.overrides, args.xr2learn_config, args.modality)
+        cfg = load_tools_config(args.config, overrides + args.overrides, args.xr2learn_config, args.modality)
         for name in STAGES if args.stage == "all" else (args.stage,):
             print(f"== {name}", flush=True)
             skipped += STAGES[name](cfg)

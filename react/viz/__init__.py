@@ -1,7 +1,7 @@
 """Pictures of generated reactions: plots, a face-sketch video and an HTML evaluation report.
 
-``python -m react.viz clip`` draws one clip's ``result-<k>.pth`` samples; ``python -m react.viz
-report`` turns an evaluation (``metrics.json``, predictions, dataset) into a browsable folder.
+``react viz clip`` draws one clip's ``result-<k>.pth`` samples; ``react viz report`` turns an
+evaluation (``metrics.json``, predictions, dataset) into a browsable folder.
 See docs/visualisation.md.
 """
 

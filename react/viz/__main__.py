@@ -1,4 +1,4 @@
-"""``python -m react.viz {clip,report}``: pictures of reactions. Bad input: message on stderr, exit 2."""
+"""``react viz {clip,report}``: pictures of reactions. Bad input: message on stderr, exit 2."""
 
 from __future__ import annotations
 
@@ -7,27 +7,28 @@ import sys
 import time
 
 from react.data.react_layout import LayoutError
+from react.utils.cli import add_data_dir, add_out_dir, add_pred_dir, add_split
 from react.viz.inputs import VizError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m react.viz", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="react viz", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     clip = commands.add_parser("clip", help="plots and face-sketch video of one clip's samples")
     clip.add_argument("--pred", nargs="+", required=True,
                       help="result-<k>.pth files, or a folder holding them")
     clip.add_argument("--gt", help="the real listener's Emotion CSV (or a (T, 25) .npy), drawn beside")
     clip.add_argument("--speaker-video", help="speaker mp4 or folder of 1.png..T.png, shown on the left")
-    clip.add_argument("--out", required=True, help="folder for the pictures")
+    add_out_dir(clip, required=True, dest="out", help="folder for the pictures")
     clip.add_argument("--sample", type=int, default=0, help="sample drawn in the video (default 0)")
     clip.add_argument("--no-video", action="store_true", help="plots only")
     clip.add_argument("--size", type=int, default=256, help="face panel side in pixels (even, >= 128)")
     report = commands.add_parser("report", help="HTML report of one evaluation")
-    report.add_argument("--metrics", required=True, help="metrics.json written by evaluation.py --out")
-    report.add_argument("--pred-dir", required=True, help="folder with <split>/<clip>/result-<k>.pth")
-    report.add_argument("--data-dir", required=True, help="REACT dataset root")
-    report.add_argument("--split", help="default: the split recorded in metrics.json")
-    report.add_argument("--out", required=True, help="report folder (open its index.html)")
+    report.add_argument("--metrics", required=True, help="metrics.json written by react evaluate --out")
+    add_pred_dir(report, required=True)
+    add_data_dir(report, required=True, help="REACT dataset root")
+    add_split(report, default=None, help="default: the split recorded in metrics.json")
+    add_out_dir(report, required=True, dest="out", help="report folder (open its index.html)")
     report.add_argument("--limit", type=int, default=0, help="first N clips only (0 = all)")
     report.add_argument("--videos", action="store_true", help="also render each clip's face-sketch video")
     report.add_argument("--sample", type=int, default=0, help="sample drawn in single-sample plots/videos")
