@@ -36,11 +36,15 @@ sysdeps:
 demo: venv
 	bash scripts/demo.sh
 
+# Two workers (pytest-xdist), one test file each at a time, so module fixtures are built once; the
+# slowest tests are listed at the end so that a growing suite is noticed.
+PYTEST := $(PY) -m pytest -q -n 2 --dist loadfile --durations 15
+
 test: venv sysdeps
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 test-fast: venv sysdeps
-	$(PY) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: venv
 	$(VENV)/bin/ruff check .
