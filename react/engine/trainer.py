@@ -53,13 +53,14 @@ def make_accelerator(cfg: DictConfig) -> Accelerator:
     return Accelerator(cpu=cpu, mixed_precision=precision)
 
 
-def cpu_threads(acc: Accelerator) -> int:
+def cpu_threads(acc: Accelerator, deterministic: bool = False) -> int:
     """Give each process on this machine its share of the cores (``accelerate launch`` sets
-    ``OMP_NUM_THREADS=1``, which would leave a one-process CPU run on one core)."""
+    ``OMP_NUM_THREADS=1``, which would leave a one-process CPU run on one core); one thread when
+    ``deterministic``, since how torch splits a reduction between threads changes its last bits."""
     if acc.device.type != "cpu":
         return torch.get_num_threads()
     local = int(os.environ.get("LOCAL_WORLD_SIZE", acc.num_processes))
-    threads = max(1, len(os.sched_getaffinity(0)) // max(local, 1))
+    threads = 1 if deterministic else max(1, len(os.sched_getaffinity(0)) // max(local, 1))
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)  # denormal floats (tiny attention weights) slow CPU kernels ~10x
     return threads
@@ -133,8 +134,8 @@ def setup(cfg: DictConfig) -> Run:
     acc.wait_for_everyone()
     paths = RunPaths(Path(cfg.out_dir))
     log = setup_logging(paths.run_dir if acc.is_main_process else None, main=acc.is_main_process)
-    threads = cpu_threads(acc)
-    seed_everything(cfg.seed)  # same initial weights on every rank
+    threads = cpu_threads(acc, cfg.deterministic)
+    seed_everything(cfg.seed, cfg.deterministic)  # same initial weights on every rank
     task = build_task(cfg, paths)
     model = task.build_model()
     if acc.is_main_process:
@@ -149,7 +150,7 @@ def setup(cfg: DictConfig) -> Run:
                         num_workers=cfg.train.num_workers, generator=loader_rng, worker_init_fn=_seed_worker)
     optimizer = build_optimizer(model, cfg.train)
     scheduler = build_scheduler(optimizer, cfg.train)
-    seed_everything(cfg.seed + acc.process_index)  # per-rank augmentation noise
+    seed_everything(cfg.seed + acc.process_index, cfg.deterministic)  # per-rank augmentation noise
     log.info("task %s: %d parameters, %d training items, world size %d, device %s, precision %s, "
              "%d CPU threads per process", cfg.task, sum(p.numel() for p in model.parameters()), len(dataset),
              acc.num_processes, acc.device, acc.mixed_precision, threads)
@@ -360,10 +361,10 @@ def test(cfg: DictConfig) -> dict:
     source = cfg.checkpoint or cfg.out_dir
     paths = RunPaths(Path(cfg.out_dir), trained_dir=ckpt.run_dir_of(source))
     log = setup_logging(paths.run_dir if acc.is_main_process else None, main=acc.is_main_process)
-    cpu_threads(acc)
+    cpu_threads(acc, cfg.deterministic)
     if acc.is_main_process:
         save_config(cfg, paths.run_dir, "config_test.yaml")
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed, cfg.deterministic)
     task = build_task(cfg, paths)
     if not isinstance(task, TestableTask):
         raise ConfigError(f"task {cfg.task} has no test mode")
