@@ -44,6 +44,32 @@ def iter_rgb_frames(path: Path) -> Iterator[np.ndarray]:
             yield frame.to_ndarray(format="rgb24")
 
 
+def video_fps(path: Path) -> float | None:
+    """The frame rate an mp4's container records; ``None`` for a png folder (which records none)."""
+    if path.is_dir():
+        return None
+    import av
+
+    with av.open(str(path)) as container:
+        rate = container.streams.video[0].average_rate
+        return float(rate) if rate else None
+
+
+def frames_at(path: Path, fps: float) -> Iterator[np.ndarray]:
+    """The frames of :func:`iter_rgb_frames` on an ``fps`` grid: as decoded when the clip has that
+    rate (or records none), else the nearest decoded frame at each time ``k / fps``."""
+    source = video_fps(path) if path.exists() else None
+    frames = iter_rgb_frames(path)
+    if source is None or abs(source - fps) < 1e-3:
+        yield from frames
+        return
+    k = 0
+    for i, frame in enumerate(frames):
+        while round(k * source / fps) <= i:
+            yield frame
+            k += 1
+
+
 def resize_and_crop(frame: np.ndarray, resize: int, crop: int) -> np.ndarray:
     """Scale the shorter side to ``resize`` (bilinear) and cut the centre ``crop x crop``."""
     h, w = frame.shape[:2]

@@ -10,7 +10,8 @@ torch; ``--checkpoint`` runs the PyTorch checkpoint and the backbones of a featu
 receives ``result-<k>.pth`` (float32 ``(frames, 25)``) and ``result-<k>.csv`` per sample,
 ``info.json`` and, unless ``--no-render``, the plots and face-sketch video of :mod:`react.viz`
 under ``OUT/viz``. ``--online`` generates causally (:mod:`react.online`): each frame's reaction
-uses only that frame and earlier ones. Errors print one line and exit with status 2.
+uses only that frame and earlier ones. A clip of another frame rate than the deployment's (30 fps
+into a 25 fps deployment) is resampled to the deployment's rate. Errors print one line and exit with status 2.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from features.media import video_fps
 from react.deploy.runtime import Backend, DeployBackend, DeployError, clip_features, generate, write_results
 from react.utils.io import save_json
 
@@ -72,6 +74,8 @@ def infer_clip(
         "video": str(video),
         "audio": str(audio),
         "frames": int(reactions.shape[1]),
+        "fps": backend.info["fps"],  # the reactions' rate: the deployment's
+        "video_fps": video_fps(Path(video)),  # the clip's, resampled to ``fps`` when it differs
         "samples": samples,
         "seed": seed,
         "mode": f"online (chunk {chunk})" if online else "offline",
@@ -126,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {user_message(err)}", file=sys.stderr)
         return 2
     print(
-        f"{info['samples']} reactions x {info['frames']} frames -> {args.out} "
+        f"{info['samples']} reactions x {info['frames']} frames at {info['fps']} fps -> {args.out} "
         f"({', '.join(f'{k} {v:.2f}' for k, v in info.items() if k.endswith('_s'))})"
     )
     return 0

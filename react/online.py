@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from features.align import align_to_frames
-from features.media import iter_rgb_frames, resize_and_crop
+from features.media import frames_at, resize_and_crop
 from react.data.audio import load_audio
 from react.deploy.runtime import Backend, audio_rows, draw_noise
 
@@ -93,11 +93,12 @@ class CausalReactor:
 def chunks(
     video: str | os.PathLike, audio: str | os.PathLike, sample_rate: int, fps: float, size: int
 ) -> Iterator[tuple[list[np.ndarray], np.ndarray]]:
-    """A recorded clip as a live source: ``size`` frames at a time with the audio of their span."""
+    """A recorded clip as a live source: ``size`` frames at a time (on the ``fps`` grid) with the
+    audio of their span."""
     wave = load_audio(audio, sample_rate)
     frames: list[np.ndarray] = []
     sent = count = 0
-    for frame in iter_rgb_frames(Path(video)):
+    for frame in frames_at(Path(video), fps):
         frames.append(frame)
         count += 1
         if len(frames) == size:

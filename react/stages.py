@@ -108,20 +108,29 @@ def _layers(base: str, own: dict[str, Any], user: DictConfig, source: str) -> li
     return [*config_layers(base), ("stage", own), (source, OmegaConf.to_container(user, resolve=True))]
 
 
-def preproc(cfg: DictConfig) -> Path:
-    """Extract video and audio features of every split; returns ``preproc``."""
+def feature_config(cfg: DictConfig) -> DictConfig:
+    """The extraction config of ``preproc``, its layout resolved (MARS: every frame at 30 fps), as
+    ``features.yaml`` keeps it for ``deploy`` to record."""
     from features.config import FeatureConfig, validate
-    from features.extract import extract
+    from features.extract import for_layout
 
-    run = stage_dir(cfg, "preproc")
     own = {
         "data": {"root": str(Path(cfg.data.root).resolve())},
-        "out_dir": str(run / "features"),
+        "out_dir": str(stage_dir(cfg, "preproc") / "features"),
         "split": "all",
         "type": "all",
     }
     fcfg = resolve(FeatureConfig, _layers(cfg.preproc.config, own, cfg.preproc.set, "preproc.set"))
     validate(fcfg)
+    return for_layout(fcfg)
+
+
+def preproc(cfg: DictConfig) -> Path:
+    """Extract video and audio features of every split; returns ``preproc``."""
+    from features.extract import extract
+
+    run = stage_dir(cfg, "preproc")
+    fcfg = feature_config(cfg)
     reports = extract(fcfg)
     failed = {f"{name}: {clip}": why for name, r in reports.items() for clip, why in r.failed.items()}
     if failed:
@@ -220,17 +229,23 @@ def deploy(cfg: DictConfig) -> Path:
     return run
 
 
+def default_clip(cfg: DictConfig) -> tuple[Path, Path]:
+    """Video and audio of the first test speaker clip of ``data.root``, in either layout."""
+    from react.data import layouts
+
+    split = layouts.read_split(cfg.data.root, "test")
+    return layouts.media_paths(split, split.clips[0])
+
+
 def infer(cfg: DictConfig) -> Path:
     """Reactions, plots and face video for one raw speaker clip with ``deploy``; returns ``infer``."""
-    from react.data import react_layout as L
     from react.deploy.runtime import DeployBackend
     from react.infer import infer_clip
 
     i, run = cfg.infer, stage_dir(cfg, "infer")
     video, audio = i.video, i.audio
     if not video:
-        clip = L.read_split(cfg.data.root, "test").clips[0]
-        video, audio = L.video_path(cfg.data.root, "test", clip), L.audio_path(cfg.data.root, "test", clip)
+        video, audio = default_clip(cfg)
     elif not audio:
         raise ConfigError("infer.video is set but infer.audio is not: give both")
     deployed = _needs(cfg, "deploy", "network_info.json")

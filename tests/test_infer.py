@@ -87,3 +87,11 @@ def test_onnx_path_runs_with_torch_blocked(setup, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert torch.load(tmp_path / "o" / "result-9.pth", weights_only=True).shape == (60, 25)
     assert (tmp_path / "o" / "viz" / "au_heatmap.png").is_file()
+
+
+def test_a_30_fps_clip_is_resampled_to_the_deployment_rate(setup, tmp_path):
+    video, audio = write_clip(tmp_path, 60, fps=30)  # 2 s: 50 frames at the deployment's 25 fps
+    backend = DeployBackend(setup[0] / "deploy")
+    info = infer_clip(backend, video, audio, tmp_path / "o", samples=2, render=False)
+    assert (info["frames"], info["fps"], info["video_fps"]) == (50, 25, 30)
+    assert torch.load(tmp_path / "o" / "result-1.pth", weights_only=True).shape == (50, 25)

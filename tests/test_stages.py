@@ -2,16 +2,20 @@
 by run name with a one-line error when it has not run, and `all` chains the four on raw media."""
 
 import json
+import sys
 
 import pytest
 import torch
 from helpers.features_data import react_dataset
 
 from react.config import ConfigError, load_config
-from react.stages import StagesConfig, main
+from react.data import mars_layout as M
+from react.stages import StagesConfig, default_clip, feature_config, main
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "stages" / "tiny.yaml"
+sys.path.insert(0, str(ROOT / "scripts"))
+import make_synthetic_react as gen  # noqa: E402
 
 
 def test_stage_config_layers_and_errors(tmp_path, capsys):
@@ -59,3 +63,14 @@ def test_all_stages_on_raw_media(tmp_path_factory, tmp_path):
     rerun = [*overrides[:-1], "infer.samples=3", "infer.render=false"]
     assert main(["infer", "--config", str(TINY), *rerun]) == 0
     assert (run / "infer" / "result-2.pth").is_file()
+
+
+def test_mars_data_gets_its_30_fps_and_its_own_default_clip(tmp_path):
+    root = gen.generate_mars(tmp_path / "mars", sessions=3, recordings=1, min_frames=56, max_frames=60,
+                             seed=3, media=False)
+    cfg = load_config(TINY, [f"data.root={root}", f"runs_dir={tmp_path}"], schema=StagesConfig)
+    features = feature_config(cfg)
+    assert (features.layout, features.fps, features.frames) == ("mars", M.FPS, 0)  # what deploy records
+    clip = M.read_split(root, "test").clips[0]
+    assert default_clip(cfg) == (M.file_path(root, "test", "video-face-crop", clip),
+                                 M.file_path(root, "test", "audio", clip))

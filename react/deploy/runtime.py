@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from features.align import align_to_frames
-from features.media import fit_to_frames, iter_rgb_frames, resize_and_crop
+from features.media import fit_to_frames, frames_at, resize_and_crop
 from react.data.audio import load_audio
 from react.data.react_layout import EMOTION_COLUMNS
 from react.utils.io import atomic_path
@@ -151,10 +151,11 @@ def draw_noise(info: dict[str, Any], windows: int, samples: int, seed: int) -> n
 
 
 def video_features(backend: Backend, path: str | os.PathLike, max_frames: int = 0) -> np.ndarray:
-    """Per-frame features ``(N, video_dim)`` of every decoded frame (at most ``max_frames`` if > 0)."""
+    """Per-frame features ``(N, video_dim)`` of every frame on the deployment's frame grid (a clip
+    of another frame rate is resampled to it; at most ``max_frames`` if > 0)."""
     v = backend.info["networks"]["video"]
     rows, chunk = [], []
-    for frame in iter_rgb_frames(Path(path)):
+    for frame in frames_at(Path(path), backend.info["fps"]):
         chunk.append(resize_and_crop(frame, v["resize"], v["crop"]))
         if len(chunk) == v["batch_size"]:
             rows.append(backend.video(np.stack(chunk)))
