@@ -9,6 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
+# what PyAV raises for a file it cannot decode (its errors subclass OSError or ValueError)
+DECODE_ERRORS = (OSError, ValueError)
+
+
+def decode_reason(err: BaseException) -> str:
+    """PyAV's message without the file name it appends (callers name the file once)."""
+    return str(getattr(err, "strerror", None) or err).split(": '")[0]
+
 
 def count_video_frames(path: Path) -> int:
     """Frames of an mp4 (container metadata, else a decode) or of a png folder."""

@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from features.media import video_fps
-from react.deploy.runtime import Backend, DeployBackend, DeployError, clip_features, generate, write_results
+from react.deploy.runtime import (
+    INPUT_ERRORS,
+    Backend,
+    DeployBackend,
+    DeployError,
+    clip_features,
+    generate,
+    write_results,
+)
 from react.utils.io import save_json
 
 
@@ -109,7 +117,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-video", action="store_true", help="plots only")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = its default)")
     args = parser.parse_args(argv)
-    from react.data.react_layout import LayoutError
     from react.errors import user_message
 
     try:
@@ -126,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             not args.no_render,
             not args.no_video,
         )
-    except (FileNotFoundError, DeployError, LayoutError, ValueError) as err:
+    except INPUT_ERRORS as err:
         print(f"error: {user_message(err)}", file=sys.stderr)
         return 2
     print(

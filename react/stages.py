@@ -185,19 +185,34 @@ def train(cfg: DictConfig) -> Path:
 STAMP = ".stage.json"  # what a finished deploy / infer stage was made from
 
 
+def _digests(files: list[Path]) -> list[list[str]]:
+    return [[str(f.resolve()), hashlib.sha1(f.read_bytes()).hexdigest()] for f in files]
+
+
 def _stamp(settings: Any, *files: Path) -> dict[str, Any]:
     """The settings and the path and content hash of every input file of a stage (contents, not
     times: an earlier stage may rewrite an identical file)."""
-    digests = [[str(f.resolve()), hashlib.sha1(f.read_bytes()).hexdigest()] for f in files]
-    return {"settings": OmegaConf.to_container(settings, resolve=True), "inputs": digests}
+    return {"settings": OmegaConf.to_container(settings, resolve=True), "inputs": _digests(list(files))}
 
 
-def _done(run: Path, stamp: dict[str, Any]) -> bool:
-    """True when ``run`` was finished from exactly these inputs (the stage is then skipped)."""
+def _outputs(run: Path) -> list[list[str]]:
+    return _digests(sorted(f for f in run.rglob("*") if f.is_file() and f.name != STAMP))
+
+
+def record_done(run: Path, stamp: dict[str, Any]) -> None:
+    """Record that ``run`` was finished from ``stamp``'s inputs, with the hash of every file it holds."""
+    save_json({**stamp, "outputs": _outputs(run)}, run / STAMP)
+
+
+def is_done(run: Path, stamp: dict[str, Any]) -> bool:
+    """True when ``run`` was finished from exactly these inputs and every file it wrote is still as
+    written (a stage is then skipped; a corrupted or deleted output makes it run again)."""
     try:
-        return json.loads((run / STAMP).read_text()) == json.loads(json.dumps(stamp))
+        record = json.loads((run / STAMP).read_text())
     except (OSError, ValueError):
         return False
+    outputs = record.pop("outputs", None)
+    return record == json.loads(json.dumps(stamp)) and outputs == _outputs(run)
 
 
 def deploy(cfg: DictConfig) -> Path:
@@ -211,7 +226,7 @@ def deploy(cfg: DictConfig) -> Path:
     checkpoint = _needs(cfg, "train", f"checkpoints/{cfg.deploy.checkpoint}")
     d, run = cfg.deploy, stage_dir(cfg, "deploy")
     stamp = _stamp(d, features_file, checkpoint / "state.pt")
-    if _done(run, stamp):
+    if is_done(run, stamp):
         log.info("deploy: %s is up to date with its checkpoint and settings, kept", run)
         return run
     (run / STAMP).unlink(missing_ok=True)
@@ -225,7 +240,7 @@ def deploy(cfg: DictConfig) -> Path:
             net["format"],
             net["parity_max_abs"],
         )
-    save_json(stamp, run / STAMP)
+    record_done(run, stamp)
     return run
 
 
@@ -250,14 +265,14 @@ def infer(cfg: DictConfig) -> Path:
         raise ConfigError("infer.video is set but infer.audio is not: give both")
     deployed = _needs(cfg, "deploy", "network_info.json")
     stamp = _stamp(i, deployed, Path(video), Path(audio))
-    if _done(run, stamp):
+    if is_done(run, stamp):
         log.info("infer: %s is up to date with the deploy folder and the clip, kept", run)
         return run
     (run / STAMP).unlink(missing_ok=True)
     info = infer_clip(DeployBackend(deployed.parent), video, audio, run, i.samples or None, i.seed, i.online,
                       i.chunk, i.render)
     log.info("infer: %d reactions x %d frames of %s -> %s", info["samples"], info["frames"], video, run)
-    save_json(stamp, run / STAMP)
+    record_done(run, stamp)
     return run
 
 
@@ -277,15 +292,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="key=value, e.g. name=try2 train.set.train.epochs=2")
     args = parser.parse_intermixed_args(argv)
     setup_logging()
-    from react.data.react_layout import LayoutError
-    from react.deploy.runtime import DeployError
+    from react.deploy.runtime import INPUT_ERRORS
     from react.engine import CheckpointError
     from react.errors import user_message
 
     try:
         cfg = load_config(args.config, args.overrides, schema=StagesConfig)
         done = run_stages(cfg, args.stage)
-    except (ConfigError, StageError, LayoutError, DeployError, CheckpointError, FileNotFoundError) as err:
+    except (ConfigError, StageError, CheckpointError, *INPUT_ERRORS) as err:
         print(f"error: {user_message(err)}", file=sys.stderr)
         return 2
     print("\n".join(str(p) for p in done))

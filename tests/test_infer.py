@@ -2,11 +2,13 @@
 outputs are result-<k>.pth/.csv per sample plus pictures; the ONNX path runs with torch blocked."""
 
 import json
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from helpers.deploy_data import FEATURES, ROOT, tiny_checkpoint, write_clip
 
@@ -16,6 +18,7 @@ from react.deploy.export import export_deploy
 from react.deploy.networks import TorchBackend, build_networks
 from react.deploy.runtime import DeployBackend
 from react.infer import infer_clip, main
+from react.stages import main as stages_main
 
 BLOCK_TORCH = """
 import importlib.abc, sys
@@ -95,3 +98,38 @@ def test_a_30_fps_clip_is_resampled_to_the_deployment_rate(setup, tmp_path):
     info = infer_clip(backend, video, audio, tmp_path / "o", samples=2, render=False)
     assert (info["frames"], info["fps"], info["video_fps"]) == (50, 25, 30)
     assert torch.load(tmp_path / "o" / "result-1.pth", weights_only=True).shape == (50, 25)
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def test_a_corrupt_deploy_folder_is_one_line(setup, tmp_path, capsys):
+    video, audio = write_clip(tmp_path, 20)
+    broken = tmp_path / "deploy"
+    shutil.copytree(setup[0] / "deploy", broken)
+    clip = ["--deploy", str(broken), "--video", str(video), "--audio", str(audio),
+            "--out", str(tmp_path / "o")]
+    (broken / "generator.onnx").write_bytes(b"not a model")
+    assert main(clip) == 2
+    assert "generator.onnx: not a loadable ONNX model" in _one_error_line(capsys)
+    (broken / "network_info.json").write_text('{"fps": 25,\n')
+    assert main(clip) == 2
+    assert "network_info.json: not valid JSON" in _one_error_line(capsys)
+
+
+def test_stage_infer_turns_bad_clips_into_one_line(setup, tmp_path, capsys):
+    shutil.copytree(setup[0] / "deploy", tmp_path / "t" / "deploy")
+    video, audio = write_clip(tmp_path, 50)
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"\x00" * 4096)
+    short = tmp_path / "short.wav"
+    sf.write(str(short), np.zeros(4410), 44100)  # 0.1 s for 2 s of video
+    stage = ["infer", "--config", str(ROOT / "configs" / "stages" / "tiny.yaml"), f"runs_dir={tmp_path}",
+             "name=t", "infer.render=false"]
+    assert stages_main([*stage, f"infer.video={garbage}", f"infer.audio={audio}"]) == 2
+    assert "garbage.mp4" in _one_error_line(capsys)
+    assert stages_main([*stage, f"infer.video={video}", f"infer.audio={short}"]) == 2
+    assert "short.wav: audio too short" in _one_error_line(capsys)

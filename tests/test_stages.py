@@ -10,7 +10,7 @@ from helpers.features_data import react_dataset
 
 from react.config import ConfigError, load_config
 from react.data import mars_layout as M
-from react.stages import StagesConfig, default_clip, feature_config, main
+from react.stages import StagesConfig, default_clip, feature_config, is_done, main, record_done
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "stages" / "tiny.yaml"
@@ -74,3 +74,17 @@ def test_mars_data_gets_its_30_fps_and_its_own_default_clip(tmp_path):
     clip = M.read_split(root, "test").clips[0]
     assert default_clip(cfg) == (M.file_path(root, "test", "video-face-crop", clip),
                                  M.file_path(root, "test", "audio", clip))
+
+
+def test_a_stage_whose_output_was_corrupted_or_deleted_is_not_up_to_date(tmp_path):
+    run, stamp = tmp_path / "deploy", {"settings": {"opset": 17}, "inputs": []}
+    (run / "sub").mkdir(parents=True)
+    (run / "generator.onnx").write_bytes(b"model")
+    (run / "sub" / "x.json").write_text("{}")
+    record_done(run, stamp)
+    assert is_done(run, stamp) and not is_done(run, {**stamp, "settings": {"opset": 18}})
+    (run / "generator.onnx").write_bytes(b"garbage")
+    assert not is_done(run, stamp)
+    record_done(run, stamp)
+    (run / "sub" / "x.json").unlink()
+    assert not is_done(run, stamp)
