@@ -7,11 +7,13 @@
 
 ``--deploy`` runs the ONNX networks of a deploy folder (:mod:`react.deploy.export`) and needs no
 torch; ``--checkpoint`` runs the PyTorch checkpoint and the backbones of a feature config. OUT
-receives ``result-<k>.pth`` (float32 ``(frames, 25)``) and ``result-<k>.csv`` per sample,
-``info.json`` and, unless ``--no-render``, the plots and face-sketch video of :mod:`react.viz`
-under ``OUT/viz``. ``--online`` generates causally (:mod:`react.online`): each frame's reaction
-uses only that frame and earlier ones. A clip of another frame rate than the deployment's (30 fps
-into a 25 fps deployment) is resampled to the deployment's rate. Errors print one line and exit with status 2.
+receives ``result-<k>.pth`` (float32 ``(frames, 25)``; a standard REACT clip of 751 frames at 25
+fps gives the 750 rows its facial attributes have, which the evaluation expects) and
+``result-<k>.csv`` per sample, ``info.json`` and, unless ``--no-render``, the plots and
+face-sketch video of :mod:`react.viz` under ``OUT/viz``. ``--online`` generates causally
+(:mod:`react.online`): each frame's reaction uses only that frame and earlier ones. A clip of
+another frame rate than the deployment's (30 fps into a 25 fps deployment) is resampled to the
+deployment's rate. Errors print one line and exit with status 2.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from features.media import video_fps
+from react.data.react_layout import FPS, NUM_FRAMES, NUM_VIDEO_FRAMES
 from react.deploy.runtime import (
     INPUT_ERRORS,
     Backend,
@@ -77,11 +80,15 @@ def infer_clip(
         t_feat = time.perf_counter() - started
         reactions = generate(backend, *feats, samples, seed)
         timing = {"features_s": t_feat, "generate_s": time.perf_counter() - started - t_feat}
+    video_frames = int(reactions.shape[1])
+    if backend.info["fps"] == FPS and video_frames == NUM_VIDEO_FRAMES:
+        reactions = reactions[:, :NUM_FRAMES]  # a REACT clip: the 750 rows its attributes (and scores) have
     written = write_results(reactions, out)
     info = {
         "video": str(video),
         "audio": str(audio),
         "frames": int(reactions.shape[1]),
+        "video_frames": video_frames,
         "fps": backend.info["fps"],  # the reactions' rate: the deployment's
         "video_fps": video_fps(Path(video)),  # the clip's, resampled to ``fps`` when it differs
         "samples": samples,

@@ -133,3 +133,11 @@ def test_stage_infer_turns_bad_clips_into_one_line(setup, tmp_path, capsys):
     assert "garbage.mp4" in _one_error_line(capsys)
     assert stages_main([*stage, f"infer.video={video}", f"infer.audio={short}"]) == 2
     assert "short.wav: audio too short" in _one_error_line(capsys)
+
+
+def test_a_standard_751_frame_clip_gives_the_750_rows_the_evaluation_scores(setup, tmp_path):
+    video, audio = write_clip(tmp_path, 751, size=32)
+    backend = DeployBackend(setup[0] / "deploy")
+    info = infer_clip(backend, video, audio, tmp_path / "o", samples=1, render=False)
+    assert info["frames"] == 750 and info["video_frames"] == 751
+    assert torch.load(tmp_path / "o" / "result-0.pth", weights_only=True).shape == (750, 25)
