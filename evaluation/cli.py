@@ -194,6 +194,10 @@ def run(cfg: EvalConfig) -> dict | None:
 
         resolve_device(cfg.device)
     main_process = rank() == 0
+    if cfg.out:
+        from react.utils.io import output_file
+
+        output_file(cfg.out)
     stamp = input_stamp(cfg) if cfg.out else ""
     previous = _previous(cfg, stamp) if cfg.out else None
     if previous is not None:  # every process sees the same file and stops here

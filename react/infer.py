@@ -125,8 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = its default)")
     args = parser.parse_args(argv)
     from react.errors import user_message
+    from react.utils.io import output_folder
 
     try:
+        output_folder(args.out)
         backend = load_backend(args.deploy, args.checkpoint, args.features, args.threads)
         info = infer_clip(
             backend,

@@ -262,3 +262,10 @@ def test_two_processes_give_the_metrics_of_one(layout, tmp_path):
     assert b["processes"] == 2 and a["processes"] == 1
     for key in ("FRC", "FRD", "TLCC", "S-MSE", "FRVar", "MAE", "FRDvs", "TLCC_worst_clips", "frd_pairs"):
         assert b[key] == pytest.approx(a[key], rel=1e-12), key
+
+
+def test_an_out_folder_is_refused_before_scoring(layout, tmp_path, capsys, monkeypatch):
+    root = layout[0]
+    monkeypatch.setattr("evaluation.cli._score", lambda cfg: pytest.fail("scored before checking --out"))
+    assert main(args(root, "--out", str(tmp_path))) == 2
+    assert f"--out {tmp_path}: is a folder" in capsys.readouterr().err

@@ -141,3 +141,12 @@ def test_a_standard_751_frame_clip_gives_the_750_rows_the_evaluation_scores(setu
     info = infer_clip(backend, video, audio, tmp_path / "o", samples=1, render=False)
     assert info["frames"] == 750 and info["video_frames"] == 751
     assert torch.load(tmp_path / "o" / "result-0.pth", weights_only=True).shape == (750, 25)
+
+
+def test_out_naming_a_file_is_refused_before_any_work(setup, tmp_path, capsys):
+    video, audio = write_clip(tmp_path, 20)
+    taken = tmp_path / "taken"
+    taken.write_text("keep me")
+    assert main(["--deploy", str(setup[0] / "deploy"), "--video", str(video), "--audio", str(audio),
+                 "--out", str(taken)]) == 2
+    assert f"--out {taken}: is a file" in _one_error_line(capsys) and taken.read_text() == "keep me"

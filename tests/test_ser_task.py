@@ -244,6 +244,11 @@ def test_train_test_predict_stream_export(corpus, tmp_path, capsys):
     assert "already; kept" in capsys.readouterr().out
 
 
+def test_export_refuses_an_out_folder_at_once(tmp_path, capsys):
+    assert export.main(["--checkpoint", str(tmp_path / "run"), "--out", str(tmp_path)]) == 2
+    assert f"--out {tmp_path}: is a folder" in capsys.readouterr().err
+
+
 def test_prediction_and_export_need_only_the_checkpoint(corpus, tmp_path, capsys):
     """An SSL model trained from a weights folder: the checkpoint alone rebuilds it."""
     from react.pretrained import pretrained_ssl_encoder
