@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     from react.utils.io import output_folder
 
     try:
+        for flag, value in (("--samples", args.samples), ("--chunk", args.chunk)):
+            if value is not None and value < 1:
+                raise ValueError(f"{flag} {value}: must be at least 1")
         output_folder(args.out)
         backend = load_backend(args.deploy, args.checkpoint, args.features, args.threads)
         info = infer_clip(

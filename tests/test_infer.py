@@ -150,3 +150,11 @@ def test_out_naming_a_file_is_refused_before_any_work(setup, tmp_path, capsys):
     assert main(["--deploy", str(setup[0] / "deploy"), "--video", str(video), "--audio", str(audio),
                  "--out", str(taken)]) == 2
     assert f"--out {taken}: is a file" in _one_error_line(capsys) and taken.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("flag", ["--samples", "--chunk"])
+def test_a_count_below_one_is_refused(setup, tmp_path, capsys, flag):
+    video, audio = write_clip(tmp_path, 20)
+    assert main(["--deploy", str(setup[0] / "deploy"), "--video", str(video), "--audio", str(audio),
+                 "--out", str(tmp_path / "o"), flag, "-2"]) == 2
+    assert f"{flag} -2: must be at least 1" in _one_error_line(capsys)
