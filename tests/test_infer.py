@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from helpers.deploy_data import FEATURES, ROOT, tiny_checkpoint, write_clip
+from helpers.deploy_data import FEATURES, ROOT, tiny_checkpoint, write_clip, write_truncated_clip
 
 from features.config import FeatureConfig
 from react.config import load_config
@@ -158,3 +158,13 @@ def test_a_count_below_one_is_refused(setup, tmp_path, capsys, flag):
     assert main(["--deploy", str(setup[0] / "deploy"), "--video", str(video), "--audio", str(audio),
                  "--out", str(tmp_path / "o"), flag, "-2"]) == 2
     assert f"{flag} -2: must be at least 1" in _one_error_line(capsys)
+
+
+def test_a_truncated_clip_is_an_error_naming_it(setup, tmp_path, capsys):
+    video = write_truncated_clip(tmp_path / "cut.mp4", 60)
+    _, audio = write_clip(tmp_path, 60)
+    assert main(["--deploy", str(setup[0] / "deploy"), "--video", str(video), "--audio", str(audio),
+                 "--out", str(tmp_path / "o")]) == 2
+    line = _one_error_line(capsys)
+    assert f"{video}: " in line and ("truncated" in line or "cannot decode frame" in line), line
+    assert not (tmp_path / "o" / "result-0.pth").exists()

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from features.align import align_to_frames
-from features.media import DECODE_ERRORS, decode_reason, fit_to_frames, frames_at, resize_and_crop
+from features.media import fit_to_frames, frames_at, resize_and_crop
 from react.data.audio import load_audio
 from react.data.react_layout import EMOTION_COLUMNS, LayoutError
 from react.utils.io import atomic_path
@@ -174,16 +174,13 @@ def video_features(backend: Backend, path: str | os.PathLike, max_frames: int = 
     of another frame rate is resampled to it; at most ``max_frames`` if > 0)."""
     v = backend.info["networks"]["video"]
     rows, chunk = [], []
-    try:
-        for frame in frames_at(Path(path), backend.info["fps"]):
-            chunk.append(resize_and_crop(frame, v["resize"], v["crop"]))
-            if len(chunk) == v["batch_size"]:
-                rows.append(backend.video(np.stack(chunk)))
-                chunk = []
-            if max_frames and len(chunk) + sum(map(len, rows)) == max_frames:
-                break
-    except DECODE_ERRORS as err:
-        raise DeployError(f"{path}: cannot decode the video ({decode_reason(err)})") from None
+    for frame in frames_at(Path(path), backend.info["fps"]):
+        chunk.append(resize_and_crop(frame, v["resize"], v["crop"]))
+        if len(chunk) == v["batch_size"]:
+            rows.append(backend.video(np.stack(chunk)))
+            chunk = []
+        if max_frames and len(chunk) + sum(map(len, rows)) == max_frames:
+            break
     if chunk:
         rows.append(backend.video(np.stack(chunk)))
     if not rows:
