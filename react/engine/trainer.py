@@ -138,8 +138,6 @@ def setup(cfg: DictConfig) -> Run:
     seed_everything(cfg.seed, cfg.deterministic)  # same initial weights on every rank
     task = build_task(cfg, paths)
     model = task.build_model()
-    if acc.is_main_process:
-        save_config(cfg, paths.run_dir)
     dataset = task.train_dataset()
     sampler = DistributedSampler(dataset, num_replicas=acc.num_processes, rank=acc.process_index,
                                  shuffle=True, seed=cfg.seed)
@@ -158,16 +156,48 @@ def setup(cfg: DictConfig) -> Run:
                items=len(dataset))
 
 
+# settings a resumed run may change without becoming another run
+RESUMABLE = ("resume", "overwrite", "checkpoint", "mode", "device", "train.epochs", "train.num_workers",
+             "train.log_every", "train.val_every", "train.ckpt_every", "train.keep_last", "train.test_at_end")
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    if isinstance(tree, dict) and tree:
+        return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): tree}
+
+
+def _check_resumable(cfg: DictConfig, state: dict, source: Path) -> None:
+    """A checkpoint continues only the run it belongs to: another model is refused (its weights would
+    not load), and so is any other setting for a run that is already complete (its config.yaml
+    would stop describing its checkpoints)."""
+    old, new = _flat(state.get("config") or {}), _flat(OmegaConf.to_container(cfg, resolve=True))
+    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}".replace("'", "") for k in sorted(set(old) | set(new))
+               if old.get(k) != new.get(k) and k not in RESUMABLE]
+    model = [c for c in changed if c.startswith("model.")]
+    complete = state["epoch"] >= cfg.train.epochs
+    if model or (complete and changed):
+        why = "was trained with another model" if model else "is already complete with other settings"
+        raise ConfigError(f"{source}: the run {why} ({'; '.join(model or changed)}). Keep its settings, "
+                          "train into another out_dir (run name), or replace it with overwrite=true")
+
+
 def resume(run: Run) -> None:
-    """Load the checkpoint named by ``resume`` (``auto``: this run's last), then prepare for DDP."""
+    """Load the checkpoint named by ``resume`` (``auto``: this run's last) if its settings allow,
+    save the config, then prepare for DDP."""
     cfg = run.cfg
     source = None
     if cfg.resume == "auto":
         source = ckpt.latest(ckpt.checkpoint_dir(cfg.out_dir, "last"))
     elif cfg.resume:
         source = ckpt.checkpoint_file(cfg.resume).parent
-    if source is not None:
-        state = ckpt.load_state(source)
+    state = ckpt.load_state(source) if source is not None else None
+    if state is not None:
+        _check_resumable(cfg, state, source)
+    if run.acc.is_main_process:
+        save_config(cfg, run.paths.run_dir)
+    if state is not None:
         run.model.load_state_dict(state["model"])
         run.optimizer.load_state_dict(state["optimizer"])
         run.scheduler.load_state_dict(state["scheduler"])
