@@ -100,3 +100,12 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "none" in err and len(err.strip().splitlines()) == 1
+
+
+def test_folder_is_named_in_its_readme_and_readable_by_others(deployed):
+    from react.utils.io import UMASK
+
+    folder = deployed[0]
+    readme = (folder / "README.md").read_text()
+    assert f"--deploy {folder.name} " in readme and f".{folder.name}." not in readme
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~UMASK
