@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,14 @@ def load_backend(
     return TorchBackend(build_networks(checkpoint, cfg), device)
 
 
+def clear_outputs(out: Path) -> None:
+    """Remove what an earlier run wrote into ``out`` (results, ``info.json``, ``viz/``), so that a
+    reused folder holds only this run's outputs; other files are left alone."""
+    for old in [*out.glob("result-*.pth"), *out.glob("result-*.csv"), out / "info.json"]:
+        old.unlink(missing_ok=True)
+    shutil.rmtree(out / "viz", ignore_errors=True)
+
+
 def infer_clip(
     backend: Backend,
     video: str | os.PathLike,
@@ -83,6 +92,7 @@ def infer_clip(
     video_frames = int(reactions.shape[1])
     if backend.info["fps"] == FPS and video_frames == NUM_VIDEO_FRAMES:
         reactions = reactions[:, :NUM_FRAMES]  # a REACT clip: the 750 rows its attributes (and scores) have
+    clear_outputs(out)
     written = write_results(reactions, out)
     info = {
         "video": str(video),

@@ -168,3 +168,15 @@ def test_a_truncated_clip_is_an_error_naming_it(setup, tmp_path, capsys):
     line = _one_error_line(capsys)
     assert f"{video}: " in line and ("truncated" in line or "cannot decode frame" in line), line
     assert not (tmp_path / "o" / "result-0.pth").exists()
+
+
+def test_a_reused_out_folder_keeps_no_outputs_of_the_previous_run(setup, tmp_path):
+    video, audio = write_clip(tmp_path, 20)
+    out = tmp_path / "o"
+    (out / "viz").mkdir(parents=True)
+    for old in ("result-7.pth", "result-7.csv", "viz/face.mp4"):
+        (out / old).write_text("old run")
+    (out / "notes.txt").write_text("mine")
+    infer_clip(DeployBackend(setup[0] / "deploy"), video, audio, out, samples=2, render=False)
+    assert sorted(p.name for p in out.iterdir()) == ["info.json", "notes.txt", "result-0.csv", "result-0.pth",
+                                                      "result-1.csv", "result-1.pth"]
