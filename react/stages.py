@@ -280,9 +280,13 @@ RUNNERS = {"preproc": preproc, "train": train, "deploy": deploy, "infer": infer}
 
 
 def run_stages(cfg: DictConfig, stage: str) -> list[Path]:
-    """Run ``stage`` (or ``all`` of them in order); the resolved config is kept beside the runs."""
-    save_config(cfg, stage_dir(cfg, "preproc").parent, "stages.yaml")
-    return [RUNNERS[s](cfg) for s in (STAGES if stage == "all" else (stage,))]
+    """Run ``stage`` (or ``all`` of them in order); the resolved config is kept beside the runs once
+    a stage has run (a call that fails at once leaves nothing behind)."""
+    done = []
+    for name in STAGES if stage == "all" else (stage,):
+        done.append(RUNNERS[name](cfg))
+        save_config(cfg, stage_dir(cfg, name).parent, "stages.yaml")
+    return done
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -252,3 +252,9 @@ def test_same_seed_gives_identical_metrics_whatever_the_cores(data, tmp_path, mo
         results.append(run(_config(data, tmp_path / str(len(cores)), *short)))
         assert "1 CPU threads per process" in (tmp_path / str(len(cores)) / "log.txt").read_text()
     assert results[0] == results[1] and "val/FRC" in results[0]
+
+
+def test_a_run_that_fails_before_training_leaves_no_folder(tmp_path):
+    with pytest.raises(L.LayoutError, match="split file not found"):
+        run(_config(tmp_path / "no_data", tmp_path / "out"))
+    assert not (tmp_path / "out").exists()

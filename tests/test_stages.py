@@ -29,6 +29,7 @@ def test_stage_config_layers_and_errors(tmp_path, capsys):
     assert main(["deploy", "--config", str(TINY), f"runs_dir={tmp_path}"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "preproc/features.yaml" in err and "run the preproc stage" in err
+    assert not any(tmp_path.iterdir())  # a failed call leaves no run folder with only stages.yaml
 
 
 @pytest.mark.slow
