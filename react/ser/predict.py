@@ -156,7 +156,11 @@ def _input_stream(sample_rate: int) -> Any:
     except (ImportError, OSError) as err:  # OSError: sounddevice without the PortAudio library
         raise RuntimeError(f"--mic needs the 'sounddevice' package (pip install sounddevice) and the "
                            f"PortAudio library (apt install libportaudio2): {err}") from None
-    return sd.InputStream(samplerate=sample_rate, channels=1, dtype="float32")
+    try:
+        return sd.InputStream(samplerate=sample_rate, channels=1, dtype="float32")
+    except Exception as err:  # sounddevice.PortAudioError: no input device, busy, bad sample rate
+        raise RuntimeError(f"--mic: no usable input device ({err}); python -m sounddevice lists the "
+                           "devices") from None
 
 
 def run_microphone(model: nn.Module, sample_rate: int, classes: list[str], window_s: float, hop_s: float,
@@ -214,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.files and not args.mic:
         parser.error("give wav files or --mic")
+    for flag, value in (("--window", args.window), ("--hop", args.hop)):
+        if not value > 0:
+            print(f"error: {flag} {value:g}: must be a positive number of seconds", file=sys.stderr)
+            return 2
     try:
         model, classes, sr = load_ser_model(args.checkpoint)
     except (FileNotFoundError, ValueError) as err:
@@ -244,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(str(err))
     pooled = model_speaker_norm(model, list(waves.values())) if args.same_speaker and waves else None
     for path, wave in waves.items():
+        # too short in either mode; a timeline labels its silent windows instead of refusing the file
+        min_voiced = 0.0 if args.stream else args.min_voiced
+        problem = speech_problem(wave, sr, args.min_seconds, args.silence_db, min_voiced)
+        if problem:
+            failures.append(f"{path}: {problem}")
+            continue
         if args.stream:
             rows = timeline(model, wave, sr, classes, args.window, args.hop, args.silence_db, args.min_voiced,
                             pooled)
@@ -253,10 +267,6 @@ def main(argv: list[str] | None = None) -> int:
                 for row in rows:
                     _print_row(row)
         else:
-            problem = speech_problem(wave, sr, args.min_seconds, args.silence_db, args.min_voiced)
-            if problem:
-                failures.append(f"{path}: {problem}")
-                continue
             norm = pooled if pooled is not None else model_speaker_norm(model, [wave])
             p = classify(model, [wave], norms=None if norm is None else [norm])[0]
             probs = {c: float(v) for c, v in zip(classes, p)}
