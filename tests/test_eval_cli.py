@@ -269,3 +269,15 @@ def test_an_out_folder_is_refused_before_scoring(layout, tmp_path, capsys, monke
     monkeypatch.setattr("evaluation.cli._score", lambda cfg: pytest.fail("scored before checking --out"))
     assert main(args(root, "--out", str(tmp_path))) == 2
     assert f"--out {tmp_path}: is a folder" in capsys.readouterr().err
+
+
+def test_metrics_file_records_the_predictions_and_per_clip_scores(layout, tmp_path):
+    root = layout[0]
+    out = tmp_path / "metrics.json"
+    assert main(args(root, "--out", str(out), "--workers", "1")) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["pred_dir"] == str((root / "pred").resolve())
+    per_clip = metrics["per_clip"]
+    assert per_clip["clip"] == list(CLIPS) and len(per_clip["FRD"]) == 6
+    assert np.mean(per_clip["FRC"]) == pytest.approx(metrics["FRC"])
+    assert np.mean(per_clip["FRD"]) == pytest.approx(metrics["FRD"])
