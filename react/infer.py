@@ -106,7 +106,8 @@ def infer_clip(
         "mode": f"online (chunk {chunk})" if online else "offline",
         "backend": type(backend).__name__,
         **timing,
-        "results": [p.name for p in written.pth],
+        "results": [p.name for p in written.pth],  # raw model output: what the evaluation scores
+        "constrained": [p.name for p in written.constrained],  # AUs clipped, expressions renormalised
     }
     if render:
         from react.viz import render_clip

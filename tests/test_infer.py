@@ -14,6 +14,7 @@ from helpers.deploy_data import FEATURES, ROOT, tiny_checkpoint, write_clip, wri
 
 from features.config import FeatureConfig
 from react.config import load_config
+from react.data import react_layout as L
 from react.deploy.export import export_deploy
 from react.deploy.networks import TorchBackend, build_networks
 from react.deploy.runtime import DeployBackend
@@ -178,5 +179,16 @@ def test_a_reused_out_folder_keeps_no_outputs_of_the_previous_run(setup, tmp_pat
         (out / old).write_text("old run")
     (out / "notes.txt").write_text("mine")
     infer_clip(DeployBackend(setup[0] / "deploy"), video, audio, out, samples=2, render=False)
-    assert sorted(p.name for p in out.iterdir()) == ["info.json", "notes.txt", "result-0.csv", "result-0.pth",
-                                                      "result-1.csv", "result-1.pth"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "info.json", "notes.txt", "result-0-constrained.csv", "result-0.csv", "result-0.pth",
+        "result-1-constrained.csv", "result-1.csv", "result-1.pth"]
+
+
+def test_raw_results_for_evaluation_and_a_constrained_csv_for_export(setup, tmp_path):
+    video, audio = write_clip(tmp_path, 20)
+    backend = DeployBackend(setup[0] / "deploy")
+    info = infer_clip(backend, video, audio, tmp_path / "o", samples=1, render=False)
+    raw = torch.load(tmp_path / "o" / "result-0.pth", weights_only=True).numpy()
+    constrained = np.loadtxt(tmp_path / "o" / "result-0-constrained.csv", delimiter=",", skiprows=1)
+    np.testing.assert_allclose(constrained, L.constrained_attributes(raw), atol=1e-5)
+    assert info["constrained"] == ["result-0-constrained.csv"]

@@ -243,3 +243,17 @@ def test_report_shows_the_run_baselines_and_per_clip_scores(report, tmp_path):
     assert "<th>B_Random</th>" in text and "228.3" in text  # a baseline beside the model
     assert "<td class='num'>0.125</td><td class='num'>81</td>" in text  # clip 1's FRC and FRD
     assert "frd_pairs" not in text and "inputs_sha1" not in text and "seconds" not in text
+
+
+def test_constrained_form_clips_aus_and_renormalises_expressions():
+    x = np.zeros((2, L.EMOTION_DIM), np.float32)
+    x[0, :3] = (1.3, -0.2, 0.4)
+    x[0, 15:17] = (1.5, -0.5)
+    x[0, 17:20] = (-0.34, 0.79, 0.5)  # as raw REGNN output: negative values, sum 0.95 after clipping 1.29
+    x[1, 17:] = -0.1  # nothing left after clipping: uniform
+    y = L.constrained_attributes(x)
+    np.testing.assert_allclose(y[0, :3], (1.0, 0.0, 0.4))
+    np.testing.assert_allclose(y[0, 15:17], (1.0, -0.5))
+    np.testing.assert_allclose(y[0, 17:20], (0.0, 0.79 / 1.29, 0.5 / 1.29), rtol=1e-6)
+    np.testing.assert_allclose(y[1, 17:], 1 / 8)
+    assert x[0, 0] == np.float32(1.3)  # the input (raw output, what the evaluation scores) is untouched

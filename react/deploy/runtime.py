@@ -20,7 +20,7 @@ import numpy as np
 from features.align import align_to_frames
 from features.media import fit_to_frames, frames_at, resize_and_crop
 from react.data.audio import load_audio
-from react.data.react_layout import EMOTION_COLUMNS, LayoutError
+from react.data.react_layout import EMOTION_COLUMNS, LayoutError, constrained_attributes
 from react.utils.io import atomic_path
 from react.utils.pth import save_pth
 
@@ -251,16 +251,25 @@ class Result:
 
     pth: list[Path]
     csv: list[Path]
+    constrained: list[Path]
+
+
+def _write_csv(values: np.ndarray, target: Path) -> Path:
+    with atomic_path(target) as tmp:
+        np.savetxt(tmp, values, delimiter=",", fmt="%.6f", header=",".join(EMOTION_COLUMNS), comments="")
+    return target
 
 
 def write_results(reactions: np.ndarray, out: str | os.PathLike) -> Result:
-    """``result-<k>.pth`` (float32 ``(N, 25)``, torch-readable) and ``result-<k>.csv`` per sample."""
+    """Per sample: the raw output as ``result-<k>.pth`` (float32 ``(N, 25)``, torch-readable: what the
+    evaluation scores) and ``result-<k>.csv``, and its constrained form
+    (:func:`~react.data.react_layout.constrained_attributes`) as ``result-<k>-constrained.csv``."""
     out = Path(out)
-    pth, csv = [], []
+    result = Result([], [], [])
     for k, sample in enumerate(reactions):
         save_pth(sample, out / f"result-{k}.pth")
-        with atomic_path(out / f"result-{k}.csv") as tmp:
-            np.savetxt(tmp, sample, delimiter=",", fmt="%.6f", header=",".join(EMOTION_COLUMNS), comments="")
-        pth.append(out / f"result-{k}.pth")
-        csv.append(out / f"result-{k}.csv")
-    return Result(pth, csv)
+        result.pth.append(out / f"result-{k}.pth")
+        result.csv.append(_write_csv(sample, out / f"result-{k}.csv"))
+        constrained = _write_csv(constrained_attributes(sample), out / f"result-{k}-constrained.csv")
+        result.constrained.append(constrained)
+    return result
