@@ -219,6 +219,10 @@ def run(cfg: EvalConfig) -> dict | None:
     if metrics is None:
         return None
     print(report(metrics))
+    if metrics["processes"] > 1:
+        from react.utils.distributed import share_summary
+
+        print(f"scored by {share_summary(metrics['clips'], metrics['processes'])}", file=sys.stderr)
     used = metrics["clips"] * (1 if cfg.tlcc_samples == "first" else metrics["samples"])
     print(f"TLCC: {metrics['TLCC_worst_clips']} of {used} clip predictions have a constant column "
           f"(speaker or prediction) and score the worst offset {TLCC_MAX_LAG}, as in the official code",

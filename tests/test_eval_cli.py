@@ -258,6 +258,7 @@ def test_two_processes_give_the_metrics_of_one(layout, tmp_path):
                                 *args(root, "--out", str(two), "--metric-set", "2025"), "--frdvs",
                                 cwd=tmp_path)
     assert done.stdout.count("Metric: |") == 1  # the main process prints for both
+    assert done.stderr.count("scored by 2 processes, 3 clips each") == 1
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     assert b["processes"] == 2 and a["processes"] == 1
     for key in ("FRC", "FRD", "TLCC", "S-MSE", "FRVar", "MAE", "FRDvs", "TLCC_worst_clips", "frd_pairs"):

@@ -35,11 +35,15 @@ class _LazyFile(logging.FileHandler):
 
 
 def setup_logging(run_dir: str | os.PathLike | None = None, level: int = logging.INFO,
-                  filename: str = "log.txt", main: bool = True) -> logging.Logger:
+                  filename: str = "log.txt", main: bool | None = None) -> logging.Logger:
     """Configure the ``react`` logger: console always, ``<run_dir>/<filename>`` when given.
 
-    Under DDP only the main process logs below ERROR (``main=False`` elsewhere), so each line
-    appears once."""
+    Under ``accelerate launch`` only the main process logs below ERROR (``main``: default, whether
+    this process has rank 0), so each line and warning of a shared job appears once."""
+    if main is None:
+        from react.utils.distributed import rank
+
+        main = rank() == 0
     logger = logging.getLogger("react")
     logger.setLevel(level if main else logging.ERROR)
     logger.propagate = False
