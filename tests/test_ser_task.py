@@ -245,6 +245,19 @@ def test_train_test_predict_stream_export(corpus, tmp_path, capsys):
     assert export.main(["--checkpoint", str(run), "--out", str(tmp_path / "ser.onnx")]) == 0
     assert "already; kept" in capsys.readouterr().out
 
+    # the export's consumer: the speaker's statistics from the checkpoint once, then ONNX alone
+    norm = tmp_path / "norm.npy"
+    assert predict.main([str(wav), "--checkpoint", str(run), "--save-norm", str(norm)]) == 0
+    assert np.load(norm).shape[0] == 2
+    capsys.readouterr()
+    assert predict.main([str(wav), "--checkpoint", str(run), "--json", "--same-speaker"]) == 0
+    torch_probs = json.loads(capsys.readouterr().out)["probs"]
+    assert predict.main([str(wav), "--model", str(tmp_path / "ser.onnx"), "--norm", str(norm), "--json"]) == 0
+    onnx_probs = json.loads(capsys.readouterr().out)["probs"]
+    assert onnx_probs == pytest.approx(torch_probs, abs=1e-4)
+    assert predict.main([str(wav), "--model", str(tmp_path / "ser.onnx")]) == 2
+    assert "needs the speaker's statistics (--norm norm.npy" in capsys.readouterr().err
+
 
 @pytest.mark.parametrize("flags, message", [(["--window", "0"], "--window 0"), (["--hop", "-1"], "--hop -1")])
 def test_window_and_hop_must_be_positive(tmp_path, capsys, flags, message):
