@@ -170,5 +170,9 @@ def test_resume_refuses_other_settings_and_keeps_the_config(tmp_path):
     with pytest.raises(ConfigError, match=r"already complete.*train.lr: 0.05 -> 0.01"):
         _train(tmp_path, "train.epochs=2", "train.lr=0.01", "resume=auto")
     assert (tmp_path / "config.yaml").read_text() == written  # still describes its checkpoints
+    last = checkpoint_file(tmp_path / "checkpoints" / "last")
+    state = torch.load(last, weights_only=True)
+    del state["config"]["deterministic"]  # a run saved before that setting existed
+    torch.save(state, last)
     _train(tmp_path, "train.epochs=3", "resume=auto")  # more epochs of the same run: continued
     assert "epochs: 3" in (tmp_path / "config.yaml").read_text()

@@ -173,8 +173,9 @@ def _check_resumable(cfg: DictConfig, state: dict, source: Path) -> None:
     not load), and so is any other setting for a run that is already complete (its config.yaml
     would stop describing its checkpoints)."""
     old, new = _flat(state.get("config") or {}), _flat(OmegaConf.to_container(cfg, resolve=True))
-    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}".replace("'", "") for k in sorted(set(old) | set(new))
-               if old.get(k) != new.get(k) and k not in RESUMABLE]
+    # keys of one side only are schema changes between versions (a new setting's default), not the user's
+    changed = [f"{k}: {old[k]!r} -> {new[k]!r}".replace("'", "") for k in sorted(set(old) & set(new))
+               if old[k] != new[k] and k not in RESUMABLE]
     model = [c for c in changed if c.startswith("model.")]
     complete = state["epoch"] >= cfg.train.epochs
     if model or (complete and changed):
