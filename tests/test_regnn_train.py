@@ -252,6 +252,9 @@ def test_same_seed_gives_identical_metrics_whatever_the_cores(data, tmp_path, mo
         results.append(run(_config(data, tmp_path / str(len(cores)), *short)))
         assert "1 CPU threads per process" in (tmp_path / str(len(cores)) / "log.txt").read_text()
     assert results[0] == results[1] and "val/FRC" in results[0]
+    # without it, a rerun on the same cores repeats the numbers too (seeded order, workers, noise)
+    again = [run(_config(data, tmp_path / f"plain{i}", *short[:-1], "overwrite=true")) for i in range(2)]
+    assert again[0] == again[1]
 
 
 def test_a_run_that_fails_before_training_leaves_no_folder(tmp_path):
