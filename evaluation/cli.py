@@ -18,6 +18,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from react.config import ConfigError, load_config
 from react.utils.cli import SPLITS, add_data_dir, add_out, add_pred_dir, add_split, flag_overrides
@@ -95,7 +96,6 @@ def input_stamp(cfg: EvalConfig) -> str:
     """sha1 of the settings and of the size and mtime of every file the scores depend on."""
     import hashlib
     import os
-    from pathlib import Path
 
     settings = {k: v for k, v in vars(cfg).items() if k not in ("out", "workers", "data")}
     digest = hashlib.sha1(json.dumps({**settings, "root": str(Path(cfg.data.root).resolve())}).encode())
@@ -117,8 +117,6 @@ def input_stamp(cfg: EvalConfig) -> str:
 
 def _previous(cfg: EvalConfig, stamp: str) -> dict | None:
     """The metrics already written to ``cfg.out`` from these very inputs, if any."""
-    from pathlib import Path
-
     try:
         previous = json.loads(Path(cfg.out).read_text())
     except (OSError, ValueError):
@@ -172,12 +170,23 @@ def _score(cfg: EvalConfig) -> dict | None:
     parts = dist.gather(part, acc) if acc else [part]
     if index != 0:
         return None
-    metrics = combine([p for p in parts if p is not None])
+    parts = [p for p in parts if p is not None]
+    metrics = combine(parts)
     metrics["seconds"]["total"] = round(time.perf_counter() - start, 4)
     metrics.update(split=cfg.split, clips=len(inputs), samples=NUM_PREDICTIONS,
                    tlcc_samples=cfg.tlcc_samples, device=cfg.device, metric_set=metric_set,
-                   layout=split.layout, processes=processes)
+                   layout=split.layout, processes=processes, pred_dir=str(Path(cfg.pred_dir).resolve()),
+                   per_clip=_per_clip(parts, [split.clips[i] for i in inputs]))
     return metrics
+
+
+def _per_clip(parts: list, names: list[str]) -> dict[str, list]:
+    """Each input clip's FRC and FRD, in input order (the report lists them)."""
+    import numpy as np
+
+    order = np.argsort(np.concatenate([p.clips for p in parts]))
+    per = {k: np.concatenate([p.per_clip[k] for p in parts])[order].tolist() for k in ("FRC", "FRD")}
+    return {"clip": names, **per}
 
 
 def run(cfg: EvalConfig) -> dict | None:
@@ -192,6 +201,10 @@ def run(cfg: EvalConfig) -> dict | None:
 
         resolve_device(cfg.device)
     main_process = rank() == 0
+    if cfg.out:
+        from react.utils.io import output_file
+
+        output_file(cfg.out)
     stamp = input_stamp(cfg) if cfg.out else ""
     previous = _previous(cfg, stamp) if cfg.out else None
     if previous is not None:  # every process sees the same file and stops here
@@ -204,6 +217,10 @@ def run(cfg: EvalConfig) -> dict | None:
     if metrics is None:
         return None
     print(report(metrics))
+    if metrics["processes"] > 1:
+        from react.utils.distributed import share_summary
+
+        print(f"scored by {share_summary(metrics['clips'], metrics['processes'])}", file=sys.stderr)
     used = metrics["clips"] * (1 if cfg.tlcc_samples == "first" else metrics["samples"])
     print(f"TLCC: {metrics['TLCC_worst_clips']} of {used} clip predictions have a constant column "
           f"(speaker or prediction) and score the worst offset {TLCC_MAX_LAG}, as in the official code",

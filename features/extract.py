@@ -155,6 +155,7 @@ def extract(cfg: DictConfig) -> dict[str, Report]:
             for split in SPLITS if cfg.split == "all" else (cfg.split,):
                 name, jobs = f"{split} {kind}", build_jobs(cfg, split, kind)
                 if acc:
+                    log.info("%s: %s", name, dist.share_summary(len(jobs), acc.num_processes))
                     jobs = [jobs[i] for i in dist.share(len(jobs), acc.process_index, acc.num_processes)]
                 report = run_jobs(jobs, extractor, cfg.workers, cfg.device, name)
                 reports[name] = merge_reports(dist.gather(report, acc)) if acc else report

@@ -66,6 +66,10 @@ class RunConfig:
     overwrite: bool = False  # train into an out_dir that holds a run, deleting it first
     checkpoint: str = ""  # weights used by mode=test ("" = <out_dir>/checkpoints/best)
     device: str = "auto"  # auto | cpu | cuda
+    # identical numbers on any machine: deterministic kernels only (a kernel without a deterministic
+    # version is named in a warning) and one CPU thread per process, whose reductions do not depend
+    # on the number of cores; slower. Without it a run is reproducible on the same number of cores.
+    deterministic: bool = False
     train: TrainConfig = field(default_factory=TrainConfig)
 
 

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: " + "\n  ".join(errors), file=sys.stderr)
         return 1
     generated, reused = sum(r[0] for r in reports), sum(r[1] for r in reports)
-    by = f" by {processes} processes" if processes > 1 else ""
+    by = f" by {dist.share_summary(len(dataset.clips), processes)}" if processes > 1 else ""
     print(f"{len(dataset.clips)} clips x {args.samples} reactions (sampling scale {cfg.sampling.scale}) in "
           f"{args.pred_dir}/{args.split}: {generated} generated{by}, {reused} already there")
     return 0

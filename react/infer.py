@@ -7,22 +7,36 @@
 
 ``--deploy`` runs the ONNX networks of a deploy folder (:mod:`react.deploy.export`) and needs no
 torch; ``--checkpoint`` runs the PyTorch checkpoint and the backbones of a feature config. OUT
-receives ``result-<k>.pth`` (float32 ``(frames, 25)``) and ``result-<k>.csv`` per sample,
-``info.json`` and, unless ``--no-render``, the plots and face-sketch video of :mod:`react.viz`
-under ``OUT/viz``. ``--online`` generates causally (:mod:`react.online`): each frame's reaction
-uses only that frame and earlier ones. Errors print one line and exit with status 2.
+receives ``result-<k>.pth`` (float32 ``(frames, 25)``; a standard REACT clip of 751 frames at 25
+fps gives the 750 rows its facial attributes have, which the evaluation expects) and
+``result-<k>.csv`` per sample, ``info.json`` and, unless ``--no-render``, the plots and
+face-sketch video of :mod:`react.viz` under ``OUT/viz``. ``--online`` generates causally
+(:mod:`react.online`): each frame's reaction uses only that frame and earlier ones. A clip of
+another frame rate than the deployment's (30 fps into a 25 fps deployment) is resampled to the
+deployment's rate. Errors print one line and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from react.deploy.runtime import Backend, DeployBackend, DeployError, clip_features, generate, write_results
+from features.media import video_fps
+from react.data.react_layout import FPS, NUM_FRAMES, NUM_VIDEO_FRAMES
+from react.deploy.runtime import (
+    INPUT_ERRORS,
+    Backend,
+    DeployBackend,
+    DeployError,
+    clip_features,
+    generate,
+    write_results,
+)
 from react.utils.cli import add_out_dir
 from react.utils.io import save_json
 
@@ -41,6 +55,14 @@ def load_backend(
 
     cfg = load_config(features, ["split=all", "type=all", "data.root=."], schema=FeatureConfig)
     return TorchBackend(build_networks(checkpoint, cfg), device)
+
+
+def clear_outputs(out: Path) -> None:
+    """Remove what an earlier run wrote into ``out`` (results, ``info.json``, ``viz/``), so that a
+    reused folder holds only this run's outputs; other files are left alone."""
+    for old in [*out.glob("result-*.pth"), *out.glob("result-*.csv"), out / "info.json"]:
+        old.unlink(missing_ok=True)
+    shutil.rmtree(out / "viz", ignore_errors=True)
 
 
 def infer_clip(
@@ -68,17 +90,25 @@ def infer_clip(
         t_feat = time.perf_counter() - started
         reactions = generate(backend, *feats, samples, seed)
         timing = {"features_s": t_feat, "generate_s": time.perf_counter() - started - t_feat}
+    video_frames = int(reactions.shape[1])
+    if backend.info["fps"] == FPS and video_frames == NUM_VIDEO_FRAMES:
+        reactions = reactions[:, :NUM_FRAMES]  # a REACT clip: the 750 rows its attributes (and scores) have
+    clear_outputs(out)
     written = write_results(reactions, out)
     info = {
         "video": str(video),
         "audio": str(audio),
         "frames": int(reactions.shape[1]),
+        "video_frames": video_frames,
+        "fps": backend.info["fps"],  # the reactions' rate: the deployment's
+        "video_fps": video_fps(Path(video)),  # the clip's, resampled to ``fps`` when it differs
         "samples": samples,
         "seed": seed,
         "mode": f"online (chunk {chunk})" if online else "offline",
         "backend": type(backend).__name__,
         **timing,
-        "results": [p.name for p in written.pth],
+        "results": [p.name for p in written.pth],  # raw model output: what the evaluation scores
+        "constrained": [p.name for p in written.constrained],  # AUs clipped, expressions renormalised
     }
     if render:
         from react.viz import render_clip
@@ -106,10 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-video", action="store_true", help="plots only")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = its default)")
     args = parser.parse_args(argv)
-    from react.data.react_layout import LayoutError
     from react.errors import user_message
+    from react.utils.io import output_folder
 
     try:
+        for flag, value in (("--samples", args.samples), ("--chunk", args.chunk)):
+            if value is not None and value < 1:
+                raise ValueError(f"{flag} {value}: must be at least 1")
+        output_folder(args.out, flag="--out-dir")
         backend = load_backend(args.deploy, args.checkpoint, args.features, args.threads)
         info = infer_clip(
             backend,
@@ -123,11 +157,11 @@ def main(argv: list[str] | None = None) -> int:
             not args.no_render,
             not args.no_video,
         )
-    except (FileNotFoundError, DeployError, LayoutError, ValueError) as err:
+    except INPUT_ERRORS as err:
         print(f"error: {user_message(err)}", file=sys.stderr)
         return 2
     print(
-        f"{info['samples']} reactions x {info['frames']} frames -> {args.out} "
+        f"{info['samples']} reactions x {info['frames']} frames at {info['fps']} fps -> {args.out} "
         f"({', '.join(f'{k} {v:.2f}' for k, v in info.items() if k.endswith('_s'))})"
     )
     return 0

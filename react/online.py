@@ -10,7 +10,7 @@ drawn once and reused at every step, so a sample is one coherent reaction over t
 ``n`` frames is ``n`` windows in one call: chunking changes speed, never the outputs.
 
     react infer --deploy DIR --video speaker.mp4 --audio speaker.wav --out-dir OUT --online [--chunk 5]
-    react online --checkpoint RUN --split test --pred-dir DIR   # a dataset split, scored
+    react online --checkpoint RUN --split test [--pred-dir DIR]   # a dataset split, scored
  Any source ``av``
 opens works as ``--video`` (a file, a device such as ``/dev/video0``, a stream URL); for a live
 source, feed :meth:`CausalFeatures.push` and :meth:`CausalReactor.push` from your own capture loop.
@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from features.align import align_to_frames
-from features.media import iter_rgb_frames, resize_and_crop
+from features.media import frames_at, resize_and_crop
 from react.data.audio import load_audio
 from react.deploy.runtime import Backend, audio_rows, draw_noise
-from react.utils.cli import add_split
+from react.utils.cli import add_pred_dir, add_split
 
 
 class CausalFeatures:
@@ -94,11 +94,12 @@ class CausalReactor:
 def chunks(
     video: str | os.PathLike, audio: str | os.PathLike, sample_rate: int, fps: float, size: int
 ) -> Iterator[tuple[list[np.ndarray], np.ndarray]]:
-    """A recorded clip as a live source: ``size`` frames at a time with the audio of their span."""
+    """A recorded clip as a live source: ``size`` frames at a time (on the ``fps`` grid) with the
+    audio of their span."""
     wave = load_audio(audio, sample_rate)
     frames: list[np.ndarray] = []
     sent = count = 0
-    for frame in iter_rgb_frames(Path(video)):
+    for frame in frames_at(Path(video), fps):
         frames.append(frame)
         count += 1
         if len(frames) == size:
@@ -132,24 +133,39 @@ def stream_clip(
     return reactions, {"online_s": busy, "ms_per_frame": 1000 * busy / reactions.shape[1]}
 
 
+METRICS = "metrics.json"  # the file name evaluation.py --out and react.viz report use
+
+
+def default_pred_dir(checkpoint: str | os.PathLike) -> Path:
+    """``<run>/online`` beside the checkpoint's run."""
+    from react.engine.checkpoint import run_dir_of
+
+    return run_dir_of(checkpoint) / "online"
+
+
 def score_split(
     checkpoint: str | os.PathLike,
     split: str,
-    pred_dir: str | os.PathLike,
+    pred_dir: str | os.PathLike | None = None,
     samples: int | None = None,
     seed: int = 0,
     chunk: int = 25,
 ) -> dict:
     """Causal reactions to every clip of a dataset split from its stored features (with a PyTorch
-    checkpoint), written as ``<pred_dir>/<split>/<clip>/result-<k>.pth`` and scored with the
-    evaluation's metrics. The stored audio features come from whole-clip encoding; the causal
-    audio path is :class:`CausalFeatures`."""
+    checkpoint), written as ``<pred_dir>/<split>/<clip>/result-<k>.pth`` (default ``pred_dir``:
+    :func:`default_pred_dir`) and scored with the evaluation's metrics into
+    ``<pred_dir>/metrics.json``. The stored audio features come from whole-clip encoding; the
+    causal audio path is :class:`CausalFeatures`."""
     import torch
 
     from react.data import react_layout as L
     from react.deploy.graph import ReactionGenerator
     from react.engine import load_checkpoint
     from react.utils.io import save_json, save_tensor
+    from react.utils.logging import get_logger
+    from react.utils.progress import progress
+
+    pred_dir = Path(pred_dir) if pred_dir else default_pred_dir(checkpoint)
 
     task, model, cfg = load_checkpoint(checkpoint, task="regnn")
     generator = ReactionGenerator(model, model.inverse_iters, model.inverse_tol)
@@ -170,7 +186,10 @@ def score_split(
     dataset = task.dataset(split)
     dataset.check_features()
     preds = []
-    for clip in dataset.clips:
+    log = get_logger(__name__)
+    log.info("online generation of %d clips x %d samples of split %s -> %s", len(dataset.clips), samples,
+             split, pred_dir)
+    for clip in progress(dataset.clips, desc="online", unit="clip"):
         video, audio = (x.numpy() for x in dataset.frame_rows(clip, torch.arange(L.NUM_FRAMES)))
         reactor = CausalReactor(Generator(), samples, seed)
         pred = np.concatenate(
@@ -183,11 +202,12 @@ def score_split(
                 L.prediction_path(pred_dir, split, dataset.split.clips[clip], k),
             )
         preds.append(pred)
+    log.info("scoring %d clips with the evaluation's metrics", len(preds))
     metrics = task.score(dataset, torch.from_numpy(np.stack(preds)))
-    save_json(
-        {"mode": "online", "split": split, "checkpoint": str(checkpoint), **metrics},
-        Path(pred_dir) / f"metrics_{split}.json",
-    )
+    record = {"mode": "online", "split": split, "checkpoint": str(Path(checkpoint).resolve()),
+              "pred_dir": str(pred_dir.resolve()), **metrics}
+    save_json(record, pred_dir / METRICS)
+    log.info("metrics -> %s", pred_dir / METRICS)
     return metrics
 
 
@@ -195,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="react online", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="REGNN run dir, checkpoint dir or state.pt")
     add_split(parser)
-    parser.add_argument("--pred-dir", required=True)
+    add_pred_dir(parser, help="where reactions and metrics.json go (default: <run>/online)")
     parser.add_argument("--samples", type=int)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chunk", type=int, default=25, help="frames per step (outputs do not depend on it)")
@@ -203,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     from react.data.react_layout import LayoutError
     from react.engine import CheckpointError
     from react.errors import user_message
+    from react.utils.logging import setup_logging
 
+    setup_logging()
     try:
         metrics = score_split(args.checkpoint, args.split, args.pred_dir, args.samples, args.seed, args.chunk)
     except (FileNotFoundError, CheckpointError, LayoutError) as err:

@@ -130,20 +130,29 @@ def _layers(base: str, own: dict[str, Any], user: DictConfig, source: str) -> li
     return [*config_layers(base), ("stage", own), (source, OmegaConf.to_container(user, resolve=True))]
 
 
-def preproc(cfg: DictConfig) -> Path:
-    """Extract video and audio features of every split; returns ``preproc``."""
+def feature_config(cfg: DictConfig) -> DictConfig:
+    """The extraction config of ``preproc``, its layout resolved (MARS: every frame at 30 fps), as
+    ``features.yaml`` keeps it for ``deploy`` to record."""
     from features.config import FeatureConfig, validate
-    from features.extract import extract
+    from features.extract import for_layout
 
-    run = stage_dir(cfg, "preproc")
     own = {
         "data": {"root": str(Path(cfg.data.root).resolve())},
-        "out_dir": str(run / "features"),
+        "out_dir": str(stage_dir(cfg, "preproc") / "features"),
         "split": "all",
         "type": "all",
     }
     fcfg = resolve(FeatureConfig, _layers(cfg.preproc.config, own, cfg.preproc.set, "preproc.set"))
     validate(fcfg)
+    return for_layout(fcfg)
+
+
+def preproc(cfg: DictConfig) -> Path:
+    """Extract video and audio features of every split; returns ``preproc``."""
+    from features.extract import extract
+
+    run = stage_dir(cfg, "preproc")
+    fcfg = feature_config(cfg)
     reports = extract(fcfg)
     failed = {f"{name}: {clip}": why for name, r in reports.items() for clip, why in r.failed.items()}
     if failed:
@@ -198,19 +207,34 @@ def train(cfg: DictConfig) -> Path:
 STAMP = ".stage.json"  # what a finished deploy / infer stage was made from
 
 
+def _digests(files: list[Path]) -> list[list[str]]:
+    return [[str(f.resolve()), hashlib.sha1(f.read_bytes()).hexdigest()] for f in files]
+
+
 def _stamp(settings: Any, *files: Path) -> dict[str, Any]:
     """The settings and the path and content hash of every input file of a stage (contents, not
     times: an earlier stage may rewrite an identical file)."""
-    digests = [[str(f.resolve()), hashlib.sha1(f.read_bytes()).hexdigest()] for f in files]
-    return {"settings": OmegaConf.to_container(settings, resolve=True), "inputs": digests}
+    return {"settings": OmegaConf.to_container(settings, resolve=True), "inputs": _digests(list(files))}
 
 
-def _done(run: Path, stamp: dict[str, Any]) -> bool:
-    """True when ``run`` was finished from exactly these inputs (the stage is then skipped)."""
+def _outputs(run: Path) -> list[list[str]]:
+    return _digests(sorted(f for f in run.rglob("*") if f.is_file() and f.name != STAMP))
+
+
+def record_done(run: Path, stamp: dict[str, Any]) -> None:
+    """Record that ``run`` was finished from ``stamp``'s inputs, with the hash of every file it holds."""
+    save_json({**stamp, "outputs": _outputs(run)}, run / STAMP)
+
+
+def is_done(run: Path, stamp: dict[str, Any]) -> bool:
+    """True when ``run`` was finished from exactly these inputs and every file it wrote is still as
+    written (a stage is then skipped; a corrupted or deleted output makes it run again)."""
     try:
-        return json.loads((run / STAMP).read_text()) == json.loads(json.dumps(stamp))
+        record = json.loads((run / STAMP).read_text())
     except (OSError, ValueError):
         return False
+    outputs = record.pop("outputs", None)
+    return record == json.loads(json.dumps(stamp)) and outputs == _outputs(run)
 
 
 def deploy(cfg: DictConfig) -> Path:
@@ -229,7 +253,7 @@ def deploy(cfg: DictConfig) -> Path:
             raise StageError(f"{checkpoint}: deploy.checkpoint not found (best, last or a checkpoint file)")
     d, run = cfg.deploy, stage_dir(cfg, "deploy")
     stamp = _stamp(d, features_file, checkpoint if checkpoint.is_file() else checkpoint / "state.pt")
-    if _done(run, stamp):
+    if is_done(run, stamp):
         log.info("deploy: %s is up to date with its checkpoint and settings, kept", run)
         return run
     (run / STAMP).unlink(missing_ok=True)
@@ -243,33 +267,39 @@ def deploy(cfg: DictConfig) -> Path:
             net["format"],
             net["parity_max_abs"],
         )
-    save_json(stamp, run / STAMP)
+    record_done(run, stamp)
     return run
+
+
+def default_clip(cfg: DictConfig) -> tuple[Path, Path]:
+    """Video and audio of the first test speaker clip of ``data.root``, in either layout."""
+    from react.data import layouts
+
+    split = layouts.read_split(cfg.data.root, "test")
+    return layouts.media_paths(split, split.clips[0])
 
 
 def infer(cfg: DictConfig) -> Path:
     """Reactions, plots and face video for one raw speaker clip with ``deploy``; returns ``infer``."""
-    from react.data import react_layout as L
     from react.deploy.runtime import DeployBackend
     from react.infer import infer_clip
 
     i, run = cfg.infer, stage_dir(cfg, "infer")
     video, audio = i.video, i.audio
     if not video:
-        clip = L.read_split(cfg.data.root, "test").clips[0]
-        video, audio = L.video_path(cfg.data.root, "test", clip), L.audio_path(cfg.data.root, "test", clip)
+        video, audio = default_clip(cfg)
     elif not audio:
         raise ConfigError("infer.video is set but infer.audio is not: give both")
     deployed = _needs(cfg, "deploy", "network_info.json")
     stamp = _stamp(i, deployed, Path(video), Path(audio))
-    if _done(run, stamp):
+    if is_done(run, stamp):
         log.info("infer: %s is up to date with the deploy folder and the clip, kept", run)
         return run
     (run / STAMP).unlink(missing_ok=True)
     info = infer_clip(DeployBackend(deployed.parent), video, audio, run, i.samples or None, i.seed, i.online,
                       i.chunk, i.render)
     log.info("infer: %d reactions x %d frames of %s -> %s", info["samples"], info["frames"], video, run)
-    save_json(stamp, run / STAMP)
+    record_done(run, stamp)
     return run
 
 
@@ -277,9 +307,13 @@ RUNNERS = {"preproc": preproc, "train": train, "deploy": deploy, "infer": infer}
 
 
 def run_stages(cfg: DictConfig, stage: str) -> list[Path]:
-    """Run ``stage`` (or ``all`` of them in order); the resolved config is kept beside the runs."""
-    save_config(cfg, stage_dir(cfg, "preproc").parent, "stages.yaml")
-    return [RUNNERS[s](cfg) for s in (STAGES if stage == "all" else (stage,))]
+    """Run ``stage`` (or ``all`` of them in order); the resolved config is kept beside the runs once
+    a stage has run (a call that fails at once leaves nothing behind)."""
+    done = []
+    for name in STAGES if stage == "all" else (stage,):
+        done.append(RUNNERS[name](cfg))
+        save_config(cfg, stage_dir(cfg, name).parent, "stages.yaml")
+    return done
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,15 +323,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="key=value, e.g. name=try2 train.set.train.epochs=2")
     args = parser.parse_intermixed_args(argv)
     setup_logging()
-    from react.data.react_layout import LayoutError
-    from react.deploy.runtime import DeployError
+    from react.deploy.runtime import INPUT_ERRORS
     from react.engine import CheckpointError
     from react.errors import user_message
 
     try:
         cfg = load_stages_config(args.config, args.overrides)
         done = run_stages(cfg, args.stage)
-    except (ConfigError, StageError, LayoutError, DeployError, CheckpointError, FileNotFoundError) as err:
+    except (ConfigError, StageError, CheckpointError, *INPUT_ERRORS) as err:
         print(f"error: {user_message(err)}", file=sys.stderr)
         return 2
     print("\n".join(str(p) for p in done))

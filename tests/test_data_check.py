@@ -11,6 +11,7 @@ from react.data import mars_layout as M
 from react.data import matrices
 from react.data import react_layout as L
 from tests.helpers.check_data import MARS_CLIPS, mars_set, react_set, write_video
+from tests.helpers.deploy_data import write_truncated_clip
 
 NOXI = "NoXI/000_2016-03-25_Paris"
 
@@ -90,6 +91,14 @@ def test_wrong_frame_count(data):
     assert problems(data) == {"frame_count": [
         f"{folder.relative_to(data).as_posix()}/: 750 png frames, expected 751",
         f"{video.relative_to(data).as_posix()}: 700 frames, expected 751"]}
+
+
+def test_truncated_video(data):
+    video = data / f"test/Video_files/{NOXI.replace('000', '200')}/Novice_video/1.mp4"
+    write_truncated_clip(video, 60)
+    found = problems(data)["format"]
+    assert any(f.startswith(f"{video.relative_to(data).as_posix()}: truncated: its header declares 60 frames")
+               for f in found), found
 
 
 def rewrite_emotion(data: Path, split: str, clip: str, change) -> str:

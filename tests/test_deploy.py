@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers.deploy_data import FEATURES, tiny_checkpoint
+from helpers.deploy_data import FEATURES, ROOT, tiny_checkpoint
 
 from features.config import FeatureConfig
 from react.config import load_config
@@ -101,3 +101,24 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "none" in err and len(err.strip().splitlines()) == 1
+
+
+def test_folder_is_named_in_its_readme_and_readable_by_others(deployed):
+    from react.utils.io import UMASK
+
+    folder = deployed[0]
+    readme = (folder / "README.md").read_text()
+    assert f"--deploy {folder.name} " in readme and "--deploy ." not in readme
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~UMASK
+
+
+def test_a_checkpoint_trained_on_mars_deploys_at_30_fps(tmp_path, features):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from make_synthetic_react import generate_mars
+
+    mars = generate_mars(tmp_path / "mars", sessions=3, recordings=1, min_frames=56, max_frames=60, seed=3,
+                         media=False)
+    nets = build_networks(tiny_checkpoint(tmp_path / "ck", mars), features)  # layout auto, data.root "."
+    assert nets.info["fps"] == 30

@@ -160,3 +160,19 @@ def test_resume_with_another_number_of_processes(tmp_path):
     assert (tmp_path / "checkpoints" / "last" / "rng_rank1.pt").is_file()
     _train(tmp_path, "train.epochs=5", "resume=auto", "train.test_at_end=false")
     assert torch.load(checkpoint_file(tmp_path / "checkpoints" / "last"), weights_only=True)["epoch"] == 5
+
+
+def test_resume_refuses_other_settings_and_keeps_the_config(tmp_path):
+    _train(tmp_path, "train.epochs=2")
+    written = (tmp_path / "config.yaml").read_text()
+    with pytest.raises(ConfigError, match=r"model.hidden: 16 -> 32.*overwrite=true"):
+        _train(tmp_path, "train.epochs=3", "model.hidden=32", "resume=auto")
+    with pytest.raises(ConfigError, match=r"already complete.*train.lr: 0.05 -> 0.01"):
+        _train(tmp_path, "train.epochs=2", "train.lr=0.01", "resume=auto")
+    assert (tmp_path / "config.yaml").read_text() == written  # still describes its checkpoints
+    last = checkpoint_file(tmp_path / "checkpoints" / "last")
+    state = torch.load(last, weights_only=True)
+    del state["config"]["deterministic"]  # a run saved before that setting existed
+    torch.save(state, last)
+    _train(tmp_path, "train.epochs=3", "resume=auto")  # more epochs of the same run: continued
+    assert "epochs: 3" in (tmp_path / "config.yaml").read_text()

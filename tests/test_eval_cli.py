@@ -258,7 +258,27 @@ def test_two_processes_give_the_metrics_of_one(layout, tmp_path):
                                 *args(root, "--out", str(two), "--metric-set", "2025"), "--frdvs",
                                 cwd=tmp_path)
     assert done.stdout.count("Metric: |") == 1  # the main process prints for both
+    assert done.stderr.count("scored by 2 processes, 3 clips each") == 1
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     assert b["processes"] == 2 and a["processes"] == 1
     for key in ("FRC", "FRD", "TLCC", "S-MSE", "FRVar", "MAE", "FRDvs", "TLCC_worst_clips", "frd_pairs"):
         assert b[key] == pytest.approx(a[key], rel=1e-12), key
+
+
+def test_an_out_folder_is_refused_before_scoring(layout, tmp_path, capsys, monkeypatch):
+    root = layout[0]
+    monkeypatch.setattr("evaluation.cli._score", lambda cfg: pytest.fail("scored before checking --out"))
+    assert main(args(root, "--out", str(tmp_path))) == 2
+    assert f"--out {tmp_path}: is a folder" in capsys.readouterr().err
+
+
+def test_metrics_file_records_the_predictions_and_per_clip_scores(layout, tmp_path):
+    root = layout[0]
+    out = tmp_path / "metrics.json"
+    assert main(args(root, "--out", str(out), "--workers", "1")) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["pred_dir"] == str((root / "pred").resolve())
+    per_clip = metrics["per_clip"]
+    assert per_clip["clip"] == list(CLIPS) and len(per_clip["FRD"]) == 6
+    assert np.mean(per_clip["FRC"]) == pytest.approx(metrics["FRC"])
+    assert np.mean(per_clip["FRD"]) == pytest.approx(metrics["FRD"])

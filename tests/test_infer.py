@@ -2,20 +2,24 @@
 outputs are result-<k>.pth/.csv per sample plus pictures; the ONNX path runs with torch blocked."""
 
 import json
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
-from helpers.deploy_data import FEATURES, ROOT, tiny_checkpoint, write_clip
+from helpers.deploy_data import FEATURES, ROOT, tiny_checkpoint, write_clip, write_truncated_clip
 
 from features.config import FeatureConfig
 from react.config import load_config
+from react.data import react_layout as L
 from react.deploy.export import export_deploy
 from react.deploy.networks import TorchBackend, build_networks
 from react.deploy.runtime import DeployBackend
 from react.infer import infer_clip, main
+from react.stages import main as stages_main
 
 BLOCK_TORCH = """
 import importlib.abc, sys
@@ -88,3 +92,104 @@ def test_onnx_path_runs_with_torch_blocked(setup, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert torch.load(tmp_path / "o" / "result-9.pth", weights_only=True).shape == (60, 25)
     assert (tmp_path / "o" / "viz" / "au_heatmap.png").is_file()
+
+
+def test_a_30_fps_clip_is_resampled_to_the_deployment_rate(setup, tmp_path):
+    video, audio = write_clip(tmp_path, 60, fps=30)  # 2 s: 50 frames at the deployment's 25 fps
+    backend = DeployBackend(setup[0] / "deploy")
+    info = infer_clip(backend, video, audio, tmp_path / "o", samples=2, render=False)
+    assert (info["frames"], info["fps"], info["video_fps"]) == (50, 25, 30)
+    assert torch.load(tmp_path / "o" / "result-1.pth", weights_only=True).shape == (50, 25)
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def test_a_corrupt_deploy_folder_is_one_line(setup, tmp_path, capsys):
+    video, audio = write_clip(tmp_path, 20)
+    broken = tmp_path / "deploy"
+    shutil.copytree(setup[0] / "deploy", broken)
+    clip = ["--deploy", str(broken), "--video", str(video), "--audio", str(audio),
+            "--out-dir", str(tmp_path / "o")]
+    (broken / "generator.onnx").write_bytes(b"not a model")
+    assert main(clip) == 2
+    assert "generator.onnx: not a loadable ONNX model" in _one_error_line(capsys)
+    (broken / "network_info.json").write_text('{"fps": 25,\n')
+    assert main(clip) == 2
+    assert "network_info.json: not valid JSON" in _one_error_line(capsys)
+
+
+def test_stage_infer_turns_bad_clips_into_one_line(setup, tmp_path, capsys):
+    shutil.copytree(setup[0] / "deploy", tmp_path / "t" / "deploy")
+    video, audio = write_clip(tmp_path, 50)
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"\x00" * 4096)
+    short = tmp_path / "short.wav"
+    sf.write(str(short), np.zeros(4410), 44100)  # 0.1 s for 2 s of video
+    stage = ["infer", "--config", str(ROOT / "configs" / "stages" / "tiny.yaml"), f"runs_dir={tmp_path}",
+             "name=t", "infer.render=false"]
+    assert stages_main([*stage, f"infer.video={garbage}", f"infer.audio={audio}"]) == 2
+    assert "garbage.mp4" in _one_error_line(capsys)
+    assert stages_main([*stage, f"infer.video={video}", f"infer.audio={short}"]) == 2
+    assert "short.wav: audio too short" in _one_error_line(capsys)
+
+
+def test_a_standard_751_frame_clip_gives_the_750_rows_the_evaluation_scores(setup, tmp_path):
+    video, audio = write_clip(tmp_path, 751, size=32)
+    backend = DeployBackend(setup[0] / "deploy")
+    info = infer_clip(backend, video, audio, tmp_path / "o", samples=1, render=False)
+    assert info["frames"] == 750 and info["video_frames"] == 751
+    assert torch.load(tmp_path / "o" / "result-0.pth", weights_only=True).shape == (750, 25)
+
+
+def test_out_naming_a_file_is_refused_before_any_work(setup, tmp_path, capsys):
+    video, audio = write_clip(tmp_path, 20)
+    taken = tmp_path / "taken"
+    taken.write_text("keep me")
+    assert main(["--deploy", str(setup[0] / "deploy"), "--video", str(video), "--audio", str(audio),
+                 "--out-dir", str(taken)]) == 2
+    assert f"--out-dir {taken}: is a file" in _one_error_line(capsys) and taken.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("flag", ["--samples", "--chunk"])
+def test_a_count_below_one_is_refused(setup, tmp_path, capsys, flag):
+    video, audio = write_clip(tmp_path, 20)
+    assert main(["--deploy", str(setup[0] / "deploy"), "--video", str(video), "--audio", str(audio),
+                 "--out-dir", str(tmp_path / "o"), flag, "-2"]) == 2
+    assert f"{flag} -2: must be at least 1" in _one_error_line(capsys)
+
+
+def test_a_truncated_clip_is_an_error_naming_it(setup, tmp_path, capsys):
+    video = write_truncated_clip(tmp_path / "cut.mp4", 60)
+    _, audio = write_clip(tmp_path, 60)
+    assert main(["--deploy", str(setup[0] / "deploy"), "--video", str(video), "--audio", str(audio),
+                 "--out-dir", str(tmp_path / "o")]) == 2
+    line = _one_error_line(capsys)
+    assert f"{video}: " in line and ("truncated" in line or "cannot decode frame" in line), line
+    assert not (tmp_path / "o" / "result-0.pth").exists()
+
+
+def test_a_reused_out_folder_keeps_no_outputs_of_the_previous_run(setup, tmp_path):
+    video, audio = write_clip(tmp_path, 20)
+    out = tmp_path / "o"
+    (out / "viz").mkdir(parents=True)
+    for old in ("result-7.pth", "result-7.csv", "viz/face.mp4"):
+        (out / old).write_text("old run")
+    (out / "notes.txt").write_text("mine")
+    infer_clip(DeployBackend(setup[0] / "deploy"), video, audio, out, samples=2, render=False)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "info.json", "notes.txt", "result-0-constrained.csv", "result-0.csv", "result-0.pth",
+        "result-1-constrained.csv", "result-1.csv", "result-1.pth"]
+
+
+def test_raw_results_for_evaluation_and_a_constrained_csv_for_export(setup, tmp_path):
+    video, audio = write_clip(tmp_path, 20)
+    backend = DeployBackend(setup[0] / "deploy")
+    info = infer_clip(backend, video, audio, tmp_path / "o", samples=1, render=False)
+    raw = torch.load(tmp_path / "o" / "result-0.pth", weights_only=True).numpy()
+    constrained = np.loadtxt(tmp_path / "o" / "result-0-constrained.csv", delimiter=",", skiprows=1)
+    np.testing.assert_allclose(constrained, L.constrained_attributes(raw), atol=1e-5)
+    assert info["constrained"] == ["result-0-constrained.csv"]

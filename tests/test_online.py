@@ -2,6 +2,8 @@
 not change outputs, a streamed clip gives one reaction frame per video frame, and a split's
 online reactions score with the evaluation's metrics."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,7 @@ from features.config import FeatureConfig
 from react.config import load_config
 from react.data.proxy_features import write_proxy_features
 from react.deploy.networks import TorchBackend, build_networks
-from react.online import CausalFeatures, CausalReactor, score_split, stream_clip
+from react.online import CausalFeatures, CausalReactor, main, score_split, stream_clip
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +79,16 @@ def test_online_split_scores_with_the_metrics(tmp_path):
     assert {"FRC", "FRD", "S-MSE", "FRVar", "FRDvs", "TLCC"} <= set(metrics)
     files = sorted((tmp_path / "pred" / "test").rglob("result-*.pth"))
     assert len(files) == 4 * 2 and torch.load(files[0], weights_only=True).shape == (750, 25)
+
+
+def test_readme_command_needs_no_pred_dir_and_says_what_it_does(tmp_path, capsys):
+    root = synthetic_react(tmp_path / "data", pairs=2, eval_pairs=1, seed=2)
+    write_proxy_features(root, VIDEO_DIM, AUDIO_DIM)
+    checkpoint = tiny_checkpoint(tmp_path / "run", root, iters=3)
+    assert main(["--checkpoint", str(checkpoint), "--split", "test", "--samples", "2", "--chunk", "250"]) == 0
+    pred = tmp_path / "run" / "online"  # default: beside the checkpoint's run
+    metrics = json.loads((pred / "metrics.json").read_text())  # the evaluation's file name
+    assert metrics["pred_dir"] == str(pred.resolve()) and metrics["split"] == "test" and "FRC" in metrics
+    assert len(sorted((pred / "test").rglob("result-*.pth"))) == 2 * 2
+    err = capsys.readouterr().err
+    assert "online generation of 2 clips x 2 samples" in err and f"{pred / 'metrics.json'}" in err

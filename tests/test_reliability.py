@@ -192,3 +192,24 @@ def test_several_datasets_in_one_run(tmp_path):
     assert b"val/alpha/FRC" in events and b"val/beta/FRD" in events  # per-dataset TensorBoard scalars
     for name in ("alpha", "beta"):
         assert len(list((out / "pred" / name / "test").rglob("result-9.pth"))) == 4
+
+
+def test_a_shared_job_says_how_the_work_was_split():
+    from react.utils.distributed import share_summary
+
+    assert share_summary(6, 2, "clips") == "2 processes, 3 clips each"
+    assert share_summary(7, 2, "clips") == "2 processes, 4 or 3 clips each"
+    assert share_summary(5, 1, "clips") == "1 process, 5 clips"
+
+
+def test_warnings_are_printed_by_the_main_process_only(monkeypatch, capsys):
+    from react.utils.logging import setup_logging, warn_random_init
+
+    monkeypatch.setenv("RANK", "1")  # another process of an accelerate launch
+    setup_logging()
+    warn_random_init("video backbone swin_t")
+    assert "RANDOMLY INITIALISED" not in capsys.readouterr().err
+    monkeypatch.setenv("RANK", "0")
+    setup_logging()
+    warn_random_init("video backbone swin_t")
+    assert capsys.readouterr().err.count("RANDOMLY INITIALISED") == 1  # once, not once per process

@@ -237,11 +237,49 @@ def test_train_test_predict_stream_export(corpus, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "blip.wav: too short to classify: 0.10 s" in captured.err
     assert "quiet.wav: no speech detected" in captured.err and str(wav) in captured.out  # the rest is done
+    assert predict.main([str(tmp_path / "blip.wav"), "--checkpoint", str(run), "--stream"]) == 1  # as plain
+    assert "blip.wav: too short to classify: 0.10 s" in capsys.readouterr().err
 
     assert export.main(["--checkpoint", str(run), "--out", str(tmp_path / "ser.onnx")]) == 0
     assert "max |ONNX - PyTorch|" in capsys.readouterr().out and (tmp_path / "ser.onnx").is_file()
     assert export.main(["--checkpoint", str(run), "--out", str(tmp_path / "ser.onnx")]) == 0
     assert "already; kept" in capsys.readouterr().out
+
+    # the export's consumer: the speaker's statistics from the checkpoint once, then ONNX alone
+    norm = tmp_path / "norm.npy"
+    assert predict.main([str(wav), "--checkpoint", str(run), "--save-norm", str(norm)]) == 0
+    assert np.load(norm).shape[0] == 2
+    capsys.readouterr()
+    assert predict.main([str(wav), "--checkpoint", str(run), "--json", "--same-speaker"]) == 0
+    torch_probs = json.loads(capsys.readouterr().out)["probs"]
+    assert predict.main([str(wav), "--model", str(tmp_path / "ser.onnx"), "--norm", str(norm), "--json"]) == 0
+    onnx_probs = json.loads(capsys.readouterr().out)["probs"]
+    assert onnx_probs == pytest.approx(torch_probs, abs=1e-4)
+    assert predict.main([str(wav), "--model", str(tmp_path / "ser.onnx")]) == 2
+    assert "needs the speaker's statistics (--norm norm.npy" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, message", [(["--window", "0"], "--window 0"), (["--hop", "-1"], "--hop -1")])
+def test_window_and_hop_must_be_positive(tmp_path, capsys, flags, message):
+    assert predict.main([str(tmp_path / "a.wav"), "--checkpoint", str(tmp_path), "--stream", *flags]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {message}: must be a positive number of seconds"
+
+
+def test_a_missing_input_device_is_one_line(monkeypatch):
+    class PortAudioError(Exception):
+        pass
+
+    def no_device(**kwargs):
+        raise PortAudioError("Error querying device -1")
+
+    monkeypatch.setitem(sys.modules, "sounddevice", SimpleNamespace(InputStream=no_device))
+    with pytest.raises(RuntimeError, match=r"--mic: no usable input device \(Error querying device -1\)"):
+        predict._input_stream(16000)
+
+
+def test_export_refuses_an_out_folder_at_once(tmp_path, capsys):
+    assert export.main(["--checkpoint", str(tmp_path / "run"), "--out", str(tmp_path)]) == 2
+    assert f"--out {tmp_path}: is a folder" in capsys.readouterr().err
 
 
 def test_prediction_and_export_need_only_the_checkpoint(corpus, tmp_path, capsys):

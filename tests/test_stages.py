@@ -2,16 +2,20 @@
 by run name with a one-line error when it has not run, and `all` chains the four on raw media."""
 
 import json
+import sys
 
 import pytest
 import torch
 from helpers.features_data import react_dataset
 
 from react.config import ConfigError
-from react.stages import load_stages_config, main
+from react.data import mars_layout as M
+from react.stages import default_clip, feature_config, is_done, load_stages_config, main, record_done
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "stages" / "tiny.yaml"
+sys.path.insert(0, str(ROOT / "scripts"))
+import make_synthetic_react as gen  # noqa: E402
 
 
 def test_stage_config_layers_and_errors(tmp_path, capsys):
@@ -24,6 +28,7 @@ def test_stage_config_layers_and_errors(tmp_path, capsys):
     assert main(["deploy", "--config", str(TINY), f"runs_dir={tmp_path}"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "preproc/features.yaml" in err and "run the preproc stage" in err
+    assert not any(tmp_path.iterdir())  # a failed call leaves no run folder with only stages.yaml
 
 
 def test_paths_in_a_stage_config_are_relative_to_its_file(tmp_path, monkeypatch):
@@ -75,3 +80,28 @@ def test_all_stages_on_raw_media(tmp_path_factory, tmp_path):
     rerun = [*overrides[:-1], "infer.samples=3", "infer.render=false"]
     assert main(["infer", "--config", str(TINY), *rerun]) == 0
     assert (run / "infer" / "result-2.pth").is_file()
+
+
+def test_mars_data_gets_its_30_fps_and_its_own_default_clip(tmp_path):
+    root = gen.generate_mars(tmp_path / "mars", sessions=3, recordings=1, min_frames=56, max_frames=60,
+                             seed=3, media=False)
+    cfg = load_stages_config(TINY, [f"data.root={root}", f"runs_dir={tmp_path}"])
+    features = feature_config(cfg)
+    assert (features.layout, features.fps, features.frames) == ("mars", M.FPS, 0)  # what deploy records
+    clip = M.read_split(root, "test").clips[0]
+    assert default_clip(cfg) == (M.file_path(root, "test", "video-face-crop", clip),
+                                 M.file_path(root, "test", "audio", clip))
+
+
+def test_a_stage_whose_output_was_corrupted_or_deleted_is_not_up_to_date(tmp_path):
+    run, stamp = tmp_path / "deploy", {"settings": {"opset": 17}, "inputs": []}
+    (run / "sub").mkdir(parents=True)
+    (run / "generator.onnx").write_bytes(b"model")
+    (run / "sub" / "x.json").write_text("{}")
+    record_done(run, stamp)
+    assert is_done(run, stamp) and not is_done(run, {**stamp, "settings": {"opset": 18}})
+    (run / "generator.onnx").write_bytes(b"garbage")
+    assert not is_done(run, stamp)
+    record_done(run, stamp)
+    (run / "sub" / "x.json").unlink()
+    assert not is_done(run, stamp)

@@ -337,6 +337,16 @@ def test_reference_training_blocks(tmp_path):
             map_xr2learn(reference)
 
 
+def test_an_ssl_config_block_asks_for_ssl_windows_and_an_example_ships():
+    assert map_xr2learn(BM).data["bio"]["preprocess"]["get_ssl"] is True  # BM sets no get_ssl
+    off = {**BM, "pre_processing_config": {**BM["pre_processing_config"], "get_ssl": False}}
+    assert map_xr2learn(off).data["bio"]["preprocess"]["get_ssl"] is False  # said explicitly: kept
+    no_ssl = map_xr2learn({k: v for k, v in BM.items() if k != "ssl_config"})
+    assert "get_ssl" not in no_ssl.data["bio"]["preprocess"]
+    cfg = load_tools_config(CONFIG, [], xr2learn=ROOT / "configs" / "tools" / "configuration.json")
+    assert cfg.preprocess.get_ssl and cfg.ssl.ssl.framework == "vicreg"
+
+
 def test_cli_rejects_unknown_keys(tmp_path, capsys):
     assert main(["ssl-train", "--config", str(CONFIG), "ssl.model.encoder.width=3"]) == 2
     assert "ssl.model.encoder.width" in capsys.readouterr().err

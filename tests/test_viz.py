@@ -204,3 +204,56 @@ def test_bad_input_exits_2_naming_the_file(report, tmp_path, capsys):
     assert main([*args, "--metrics", str(root / "metrics.json")]) == 2
     missing = tmp_path / "pred" / "val" / CLIPS[4]
     assert f"{missing}: prediction file or folder not found" in capsys.readouterr().err
+
+
+def test_report_refuses_metrics_of_other_predictions(report, tmp_path, capsys):
+    root = report.parent.parent
+    metrics = json.loads((root / "metrics.json").read_text())
+    (tmp_path / "metrics.json").write_text(json.dumps({**metrics, "pred_dir": str(tmp_path / "other")}))
+    assert main(["report", "--metrics", str(tmp_path / "metrics.json"), "--pred-dir", str(root / "pred"),
+                 "--data-dir", str(root), "--out-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"computed from the predictions in {tmp_path / 'other'}, not {root / 'pred'}" in err
+
+
+def test_report_shows_the_run_baselines_and_per_clip_scores(report, tmp_path):
+    root = report.parent.parent
+    run = tmp_path / "run"
+    shutil.copytree(root / "pred", run / "pred")
+    features = tmp_path / "features"
+    sidecar = features / "val" / "Video_features" / CLIPS[0]
+    sidecar.parent.mkdir(parents=True)
+    settings = {"backbone": "swin_tiny", "weights": "random", "seed": 0}
+    sidecar.with_suffix(".json").write_text(json.dumps(settings))
+    (run / "config.yaml").write_text(f"task: regnn\ndata:\n  root: {root}\n  features_root: {features}\n")
+    (run / "checkpoints" / "best").mkdir(parents=True)
+    metrics = json.loads((root / "metrics.json").read_text())
+    metrics.update(pred_dir=str(run / "pred"), frd_pairs=12, inputs_sha1="abc",
+                   per_clip={"clip": CLIPS, "FRC": [0.125 * i for i in range(6)],
+                             "FRD": [80.0 + i for i in range(6)]})
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "comparison.csv").write_text(
+        "name,pred_dir,FRC,FRD,S-MSE,FRVar,FRDvs,TLCC,TLCC_worst_clips\n"
+        "B_Random,P/Random,0.05,228.3,0.16,0.08,0.16,46.3,0\n")
+    index = write_report(run / "metrics.json", run / "pred", root, tmp_path / "r", limit=2,
+                         compare=tmp_path / "comparison.csv")
+    text = index.read_text()
+    assert "regnn" in text and str(run / "checkpoints" / "best") in text and str(run / "config.yaml") in text
+    assert "RANDOMLY INITIALISED" in text and "swin_tiny" in text  # the video backbone had no weights
+    assert "<th>B_Random</th>" in text and "228.3" in text  # a baseline beside the model
+    assert "<td class='num'>0.125</td><td class='num'>81</td>" in text  # clip 1's FRC and FRD
+    assert "frd_pairs" not in text and "inputs_sha1" not in text and "seconds" not in text
+
+
+def test_constrained_form_clips_aus_and_renormalises_expressions():
+    x = np.zeros((2, L.EMOTION_DIM), np.float32)
+    x[0, :3] = (1.3, -0.2, 0.4)
+    x[0, 15:17] = (1.5, -0.5)
+    x[0, 17:20] = (-0.34, 0.79, 0.5)  # as raw REGNN output: negative values, sum 0.95 after clipping 1.29
+    x[1, 17:] = -0.1  # nothing left after clipping: uniform
+    y = L.constrained_attributes(x)
+    np.testing.assert_allclose(y[0, :3], (1.0, 0.0, 0.4))
+    np.testing.assert_allclose(y[0, 15:17], (1.0, -0.5))
+    np.testing.assert_allclose(y[0, 17:20], (0.0, 0.79 / 1.29, 0.5 / 1.29), rtol=1e-6)
+    np.testing.assert_allclose(y[1, 17:], 1 / 8)
+    assert x[0, 0] == np.float32(1.3)  # the input (raw output, what the evaluation scores) is untouched

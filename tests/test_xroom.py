@@ -70,6 +70,17 @@ def test_timestamps_ticks_and_unix_ms():
         X.to_seconds(np.array([12345]), "f")
 
 
+def test_fractional_unix_milliseconds_are_read(tmp_path):
+    # Shimmer software writes calibrated timestamps with a fractional millisecond part
+    seconds = X.to_seconds(np.array([1_706_270_400_123.456]), "f", 1.0)
+    assert seconds == pytest.approx([1_706_270_400.123456 + 3600], abs=1e-6)
+    path = tmp_path / "data_collection_1_SHIMMER_.csv"
+    rows = [f"{1_706_270_400_000 + 100.25 * i:.3f},0,0,1,{5 + i},{500 + i},70" for i in range(5)]
+    path.write_text("timestamp,accel_x,accel_y,accel_z,gsr,ppg,hr\n" + "\n".join(rows) + "\n")
+    stream = X.read_shimmer(path, 0.0)
+    assert np.diff(stream.t) == pytest.approx([0.10025] * 4) and stream.t[0] == pytest.approx(1_706_270_400.0)
+
+
 def write_events(path: Path, rows: list[tuple[float, str, str]], header: bool = True) -> Path:
     df = pd.DataFrame({"timestamp": [ticks(1.7e9 + t) for t, _, _ in rows],
                        "event_type": [r[1] for r in rows], "info": [r[2] for r in rows]})

@@ -114,22 +114,26 @@ def _versions() -> str:
 # ---------------------------------------------------------------------------- file inspection
 
 
-def video_frames(path: Path) -> tuple[int, int, int]:
-    """``(frames, width, height)`` of a video from its stream header (packets counted when absent)."""
+def video_frames(path: Path) -> tuple[int, int, int, int]:
+    """``(frames, stored, width, height)`` of a video: the frames its header declares (the stored
+    ones when it declares none) and the frames whose data the file holds (packets read, none decoded:
+    a truncated file holds fewer than its header declares)."""
     import av
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        frames = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
-        return frames, stream.codec_context.width, stream.codec_context.height
+        stored = sum(1 for packet in container.demux(stream) if packet.size)
+        return stream.frames or stored, stored, stream.codec_context.width, stream.codec_context.height
 
 
 def _check_video(path: Path, rel: str, frames: int | None, size: tuple[int, int]) -> list[Finding]:
     try:
-        count, width, height = video_frames(path)
+        count, stored, width, height = video_frames(path)
     except Exception as err:  # noqa: BLE001 - any decoder failure is one finding
         return [("format", f"{rel}: not a readable video ({type(err).__name__}: {err})")]
     found = []
+    if stored < count:
+        found.append(("format", f"{rel}: truncated: its header declares {count} frames, the file holds {stored}"))
     if frames is not None and count != frames:
         found.append(("frame_count", f"{rel}: {count} frames, expected {frames}"))
     if (width, height) != size:

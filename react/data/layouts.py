@@ -75,6 +75,14 @@ def read_emotions(split: L.Split) -> list[np.ndarray]:
     return [read_emotion(split, clip) for clip in split.clips]
 
 
+def media_paths(split: L.Split, clip: str) -> tuple[Path, Path]:
+    """The video (face crop) and audio files of ``clip``."""
+    if split.layout == "mars":
+        return (M.file_path(split.data_dir, split.name, "video-face-crop", clip),
+                M.file_path(split.data_dir, split.name, "audio", clip))
+    return L.video_path(split.data_dir, split.name, clip), L.audio_path(split.data_dir, split.name, clip)
+
+
 def read_appropriateness(split: L.Split) -> np.ndarray:
     """The 2N x 2N bool matrix of appropriate reactions: the split's matrix file (REACT 2023/2024)
     or the session rule (MARS)."""

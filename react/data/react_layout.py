@@ -169,6 +169,21 @@ def appropriateness_path(data_dir: str | os.PathLike, split: str) -> Path:
     return Path(data_dir) / f"neighbour_emotion_{split}.npy"
 
 
+def constrained_attributes(x: np.ndarray) -> np.ndarray:
+    """The constrained form of facial attributes ``(..., 25)`` for export and pictures: AUs clipped to
+    [0, 1], valence/arousal to [-1, 1], expressions clipped at 0 and renormalised to sum 1 (uniform
+    when nothing is left). A model's raw output can leave these ranges; the evaluation scores the raw
+    output, as the official numbers do."""
+    y = np.array(x, dtype=np.float32)
+    y[..., :NUM_AUS] = np.clip(y[..., :NUM_AUS], 0.0, 1.0)
+    y[..., NUM_AUS:NUM_AUS + 2] = np.clip(y[..., NUM_AUS:NUM_AUS + 2], -1.0, 1.0)
+    expr = np.clip(y[..., NUM_AUS + 2:], 0.0, None)
+    total = expr.sum(axis=-1, keepdims=True)
+    uniform = np.full_like(expr, 1.0 / expr.shape[-1])
+    y[..., NUM_AUS + 2:] = np.where(total > 0, expr / np.where(total > 0, total, 1.0), uniform)
+    return y
+
+
 def read_emotion(path: str | os.PathLike, num_frames: int = NUM_FRAMES) -> np.ndarray:
     """Read an Emotion CSV (header + frames x 25) as float32 ``(num_frames, 25)``."""
     path = Path(path)

@@ -119,11 +119,14 @@ def discover_sessions(root: str | os.PathLike) -> list[SessionFiles]:
 
 
 def to_seconds(stamps: np.ndarray, path: str | os.PathLike, unix_offset_hours: float = 1.0) -> np.ndarray:
-    """C# ticks or Unix milliseconds -> seconds in the common (wall-clock) time base."""
+    """C# ticks or Unix milliseconds -> seconds in the common (wall-clock) time base. Unix
+    milliseconds may have a fractional part (Shimmer software writes calibrated timestamps so);
+    ticks are whole numbers (a column of ticks that pandas read as floats is rounded to them)."""
     stamps = np.asarray(stamps)
-    if stamps.dtype.kind not in "iu":
-        raise XRoomError(path, "timestamps are not integers (C# ticks or Unix milliseconds)")
-    stamps = stamps.astype(np.int64)
+    if stamps.dtype.kind not in "iuf":
+        raise XRoomError(path, "timestamps are not numbers (C# ticks or Unix milliseconds)")
+    if stamps.dtype.kind == "f" and len(stamps) and stamps.min() > 10**17:
+        stamps = np.round(stamps).astype(np.int64)
     if len(stamps) and stamps.min() > 10**17:  # ticks: ~6.4e17 for current dates
         return (stamps - TICKS_AT_UNIX_EPOCH) / 1e7
     if len(stamps) and 10**11 < stamps.min() and stamps.max() < 10**14:  # Unix ms: 1973-5138

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -28,7 +29,7 @@ from react.deploy.graph import ReactionGenerator, constant_weight_norms
 from react.deploy.networks import Networks, build_networks, dynamic_axes
 from react.deploy.runtime import INFO, DeployBackend, DeployError, draw_noise
 from react.utils.cli import add_out_dir
-from react.utils.io import save_json
+from react.utils.io import UMASK, save_json
 
 FORMATS = ("onnx", "torchscript")
 
@@ -172,7 +173,8 @@ early stop kept as masks (the model's tolerance).
 """
 
 
-def write_readme(folder: Path, info: dict[str, Any]) -> None:
+def write_readme(folder: Path, info: dict[str, Any], name: str) -> None:
+    """``folder/README.md`` for the deploy folder that will be called ``name``."""
     nets = info["networks"]
     rows = "\n".join(
         f"| `{n['file']}` | {', '.join(n['inputs'])} -> {', '.join(n['outputs'])} | {n['format']} |"
@@ -181,7 +183,7 @@ def write_readme(folder: Path, info: dict[str, Any]) -> None:
     v, a = nets["video"], nets["audio"]
     text = README.format(
         checkpoint=nets["generator"]["weights"]["checkpoint"],
-        folder=folder.name,
+        folder=name,
         rows=rows,
         fps=info["fps"],
         window=info["window"],
@@ -224,7 +226,7 @@ def export_deploy(
         for name, value in worst.items():
             info["networks"][name]["parity_max_abs"] = value
         save_json(info, tmp / INFO)
-        write_readme(tmp, info)
+        write_readme(tmp, info, out.name)
         bad = {k: v for k, v in worst.items() if v > atol}
         if bad:
             raise DeployError(
@@ -234,6 +236,7 @@ def export_deploy(
             )
         if out.exists():
             shutil.rmtree(out)
+        os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp's folder is the owner's only
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -43,8 +43,10 @@ def ssl_row_geometry(ssl: torch.nn.Module) -> tuple[int, float]:
 
 def build_networks(checkpoint: str | os.PathLike, features: DictConfig) -> Networks:
     """Load the REGNN checkpoint and build the backbones that ``features`` (a ``features.extract``
-    config) describes; their output sizes must be the model's feature dims."""
+    config) describes; their output sizes must be the model's feature dims. With ``layout: auto``
+    the frame rate is that of the checkpoint's training data (MARS: 30 fps)."""
     from features.audio import build_ssl
+    from features.extract import for_layout
     from features.video import build_swin
     from react.engine import checkpoint_file, load_checkpoint
 
@@ -54,6 +56,8 @@ def build_networks(checkpoint: str | os.PathLike, features: DictConfig) -> Netwo
             "wavlm) and VGGish only"
         )
     _, model, cfg = load_checkpoint(checkpoint, task="regnn")
+    if features.layout == "auto":
+        features = for_layout(OmegaConf.merge(features, {"data": {"root": cfg.data.root}}))
     video = VideoBackbone(build_swin(features.video, features.seed), features.video.mean, features.video.std)
     audio = vggish_backbone(features) if features.audio.kind == "vggish" else \
         AudioBackbone(build_ssl(features), list(features.audio.layers))

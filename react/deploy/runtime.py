@@ -18,9 +18,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from features.align import align_to_frames
-from features.media import fit_to_frames, iter_rgb_frames, resize_and_crop
+from features.media import fit_to_frames, frames_at, resize_and_crop
 from react.data.audio import load_audio
-from react.data.react_layout import EMOTION_COLUMNS
+from react.data.react_layout import EMOTION_COLUMNS, LayoutError, constrained_attributes
 from react.utils.io import atomic_path
 from react.utils.pth import save_pth
 
@@ -30,6 +30,10 @@ NETWORKS = ("generator", "video", "audio")
 
 class DeployError(ValueError):
     """A deploy folder or an input clip that cannot be used (message names the file)."""
+
+
+# what a bad deploy folder or input clip raises; commands print these as one line and exit 2
+INPUT_ERRORS = (FileNotFoundError, DeployError, LayoutError, ValueError)
 
 
 class Backend(Protocol):
@@ -53,9 +57,14 @@ def read_info(folder: str | os.PathLike) -> dict[str, Any]:
     path = folder / INFO
     if not path.is_file():
         raise DeployError(f"{path}: not found (is {folder} a deploy folder? run the deploy stage)")
-    info = json.loads(path.read_text())
-    for name in NETWORKS:
-        file = folder / info["networks"][name]["file"]
+    try:
+        info = json.loads(path.read_text())
+        files = {name: folder / info["networks"][name]["file"] for name in NETWORKS}
+    except ValueError as err:
+        raise DeployError(f"{path}: not valid JSON ({err}); export the folder again (deploy stage)") from None
+    except (KeyError, TypeError) as err:
+        raise DeployError(f"{path}: no network entry {err}; export the folder again (deploy stage)") from None
+    for file in files.values():
         if not file.is_file():
             raise DeployError(f"{file}: network file named in {path} not found")
     return info
@@ -80,9 +89,15 @@ class DeployBackend:
 
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
-            session = ort.InferenceSession(
-                str(path), options, providers=providers or ["CPUExecutionProvider"]
-            )
+            try:
+                session = ort.InferenceSession(
+                    str(path), options, providers=providers or ["CPUExecutionProvider"]
+                )
+            except Exception as err:  # onnxruntime's own error types (InvalidProtobuf, Fail, ...)
+                reason = str(err).splitlines()[0].rsplit(":", 1)[-1].strip()
+                raise DeployError(
+                    f"{path}: not a loadable ONNX model ({reason}); export the folder again (deploy stage)"
+                ) from None
             names = list(net["inputs"])
             return lambda *arrays: session.run(None, dict(zip(names, arrays)))[0]
         try:
@@ -91,7 +106,11 @@ class DeployBackend:
             raise DeployError(
                 f"{path}: a TorchScript network (ONNX export failed: {net.get('onnx_error')}) needs torch"
             ) from None
-        module = torch.jit.load(str(path))
+        try:
+            module = torch.jit.load(str(path))
+        except (RuntimeError, ValueError) as err:
+            raise DeployError(f"{path}: not a loadable TorchScript module ({str(err).splitlines()[0]}); "
+                              "export the folder again (deploy stage)") from None
         return lambda *arrays: module(*(torch.from_numpy(np.ascontiguousarray(x)) for x in arrays)).numpy()
 
     def run(self, name: str, *arrays: np.ndarray) -> np.ndarray:
@@ -151,10 +170,11 @@ def draw_noise(info: dict[str, Any], windows: int, samples: int, seed: int) -> n
 
 
 def video_features(backend: Backend, path: str | os.PathLike, max_frames: int = 0) -> np.ndarray:
-    """Per-frame features ``(N, video_dim)`` of every decoded frame (at most ``max_frames`` if > 0)."""
+    """Per-frame features ``(N, video_dim)`` of every frame on the deployment's frame grid (a clip
+    of another frame rate is resampled to it; at most ``max_frames`` if > 0)."""
     v = backend.info["networks"]["video"]
     rows, chunk = [], []
-    for frame in iter_rgb_frames(Path(path)):
+    for frame in frames_at(Path(path), backend.info["fps"]):
         chunk.append(resize_and_crop(frame, v["resize"], v["crop"]))
         if len(chunk) == v["batch_size"]:
             rows.append(backend.video(np.stack(chunk)))
@@ -182,7 +202,10 @@ def audio_features(backend: Backend, path: str | os.PathLike, frames: int) -> np
     """Per-frame features ``(frames, audio_dim)`` of a whole clip (as ``features.extract``)."""
     a, fps = backend.info["networks"]["audio"], backend.info["fps"]
     wave = load_audio(path, a["sample_rate"])
-    wave = fit_to_frames(wave, frames, fps, a["sample_rate"], a["max_shortfall_s"])
+    try:
+        wave = fit_to_frames(wave, frames, fps, a["sample_rate"], a["max_shortfall_s"])
+    except ValueError as err:
+        raise DeployError(f"{path}: {err}") from None
     hidden, times = audio_rows(backend, wave[None])
     return align_to_frames(hidden[0], times, frames, fps)
 
@@ -228,16 +251,25 @@ class Result:
 
     pth: list[Path]
     csv: list[Path]
+    constrained: list[Path]
+
+
+def _write_csv(values: np.ndarray, target: Path) -> Path:
+    with atomic_path(target) as tmp:
+        np.savetxt(tmp, values, delimiter=",", fmt="%.6f", header=",".join(EMOTION_COLUMNS), comments="")
+    return target
 
 
 def write_results(reactions: np.ndarray, out: str | os.PathLike) -> Result:
-    """``result-<k>.pth`` (float32 ``(N, 25)``, torch-readable) and ``result-<k>.csv`` per sample."""
+    """Per sample: the raw output as ``result-<k>.pth`` (float32 ``(N, 25)``, torch-readable: what the
+    evaluation scores) and ``result-<k>.csv``, and its constrained form
+    (:func:`~react.data.react_layout.constrained_attributes`) as ``result-<k>-constrained.csv``."""
     out = Path(out)
-    pth, csv = [], []
+    result = Result([], [], [])
     for k, sample in enumerate(reactions):
         save_pth(sample, out / f"result-{k}.pth")
-        with atomic_path(out / f"result-{k}.csv") as tmp:
-            np.savetxt(tmp, sample, delimiter=",", fmt="%.6f", header=",".join(EMOTION_COLUMNS), comments="")
-        pth.append(out / f"result-{k}.pth")
-        csv.append(out / f"result-{k}.csv")
-    return Result(pth, csv)
+        result.pth.append(out / f"result-{k}.pth")
+        result.csv.append(_write_csv(sample, out / f"result-{k}.csv"))
+        constrained = _write_csv(constrained_attributes(sample), out / f"result-{k}-constrained.csv")
+        result.constrained.append(constrained)
+    return result

@@ -53,13 +53,14 @@ def make_accelerator(cfg: DictConfig) -> Accelerator:
     return Accelerator(cpu=cpu, mixed_precision=precision)
 
 
-def cpu_threads(acc: Accelerator) -> int:
+def cpu_threads(acc: Accelerator, deterministic: bool = False) -> int:
     """Give each process on this machine its share of the cores (``accelerate launch`` sets
-    ``OMP_NUM_THREADS=1``, which would leave a one-process CPU run on one core)."""
+    ``OMP_NUM_THREADS=1``, which would leave a one-process CPU run on one core); one thread when
+    ``deterministic``, since how torch splits a reduction between threads changes its last bits."""
     if acc.device.type != "cpu":
         return torch.get_num_threads()
     local = int(os.environ.get("LOCAL_WORLD_SIZE", acc.num_processes))
-    threads = max(1, len(os.sched_getaffinity(0)) // max(local, 1))
+    threads = 1 if deterministic else max(1, len(os.sched_getaffinity(0)) // max(local, 1))
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)  # denormal floats (tiny attention weights) slow CPU kernels ~10x
     return threads
@@ -133,12 +134,10 @@ def setup(cfg: DictConfig) -> Run:
     acc.wait_for_everyone()
     paths = RunPaths(Path(cfg.out_dir))
     log = setup_logging(paths.run_dir if acc.is_main_process else None, main=acc.is_main_process)
-    threads = cpu_threads(acc)
-    seed_everything(cfg.seed)  # same initial weights on every rank
+    threads = cpu_threads(acc, cfg.deterministic)
+    seed_everything(cfg.seed, cfg.deterministic)  # same initial weights on every rank
     task = build_task(cfg, paths)
     model = task.build_model()
-    if acc.is_main_process:
-        save_config(cfg, paths.run_dir)
     dataset = task.train_dataset()
     sampler = DistributedSampler(dataset, num_replicas=acc.num_processes, rank=acc.process_index,
                                  shuffle=True, seed=cfg.seed)
@@ -149,7 +148,7 @@ def setup(cfg: DictConfig) -> Run:
                         num_workers=cfg.train.num_workers, generator=loader_rng, worker_init_fn=_seed_worker)
     optimizer = build_optimizer(model, cfg.train)
     scheduler = build_scheduler(optimizer, cfg.train)
-    seed_everything(cfg.seed + acc.process_index)  # per-rank augmentation noise
+    seed_everything(cfg.seed + acc.process_index, cfg.deterministic)  # per-rank augmentation noise
     log.info("task %s: %d parameters, %d training items, world size %d, device %s, precision %s, "
              "%d CPU threads per process", cfg.task, sum(p.numel() for p in model.parameters()), len(dataset),
              acc.num_processes, acc.device, acc.mixed_precision, threads)
@@ -157,16 +156,49 @@ def setup(cfg: DictConfig) -> Run:
                items=len(dataset))
 
 
+# settings a resumed run may change without becoming another run
+RESUMABLE = ("resume", "overwrite", "checkpoint", "mode", "device", "train.epochs", "train.num_workers",
+             "train.log_every", "train.val_every", "train.ckpt_every", "train.keep_last", "train.test_at_end")
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    if isinstance(tree, dict) and tree:
+        return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): tree}
+
+
+def _check_resumable(cfg: DictConfig, state: dict, source: Path) -> None:
+    """A checkpoint continues only the run it belongs to: another model is refused (its weights would
+    not load), and so is any other setting for a run that is already complete (its config.yaml
+    would stop describing its checkpoints)."""
+    old, new = _flat(state.get("config") or {}), _flat(OmegaConf.to_container(cfg, resolve=True))
+    # keys of one side only are schema changes between versions (a new setting's default), not the user's
+    changed = [f"{k}: {old[k]!r} -> {new[k]!r}".replace("'", "") for k in sorted(set(old) & set(new))
+               if old[k] != new[k] and k not in RESUMABLE]
+    model = [c for c in changed if c.startswith("model.")]
+    complete = state["epoch"] >= cfg.train.epochs
+    if model or (complete and changed):
+        why = "was trained with another model" if model else "is already complete with other settings"
+        raise ConfigError(f"{source}: the run {why} ({'; '.join(model or changed)}). Keep its settings, "
+                          "train into another out_dir (run name), or replace it with overwrite=true")
+
+
 def resume(run: Run) -> None:
-    """Load the checkpoint named by ``resume`` (``auto``: this run's last), then prepare for DDP."""
+    """Load the checkpoint named by ``resume`` (``auto``: this run's last) if its settings allow,
+    save the config, then prepare for DDP."""
     cfg = run.cfg
     source = None
     if cfg.resume == "auto":
         source = ckpt.latest(ckpt.checkpoint_dir(cfg.out_dir, "last"))
     elif cfg.resume:
         source = ckpt.checkpoint_file(cfg.resume).parent
-    if source is not None:
-        state = ckpt.load_state(source)
+    state = ckpt.load_state(source) if source is not None else None
+    if state is not None:
+        _check_resumable(cfg, state, source)
+    if run.acc.is_main_process:
+        save_config(cfg, run.paths.run_dir)
+    if state is not None:
         run.model.load_state_dict(state["model"])
         run.optimizer.load_state_dict(state["optimizer"])
         run.scheduler.load_state_dict(state["scheduler"])
@@ -363,10 +395,10 @@ def test(cfg: DictConfig) -> dict:
     source = cfg.checkpoint or cfg.out_dir
     paths = RunPaths(Path(cfg.out_dir), trained_dir=ckpt.run_dir_of(source))
     log = setup_logging(paths.run_dir if acc.is_main_process else None, main=acc.is_main_process)
-    cpu_threads(acc)
+    cpu_threads(acc, cfg.deterministic)
     if acc.is_main_process:
         save_config(cfg, paths.run_dir, "config_test.yaml")
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed, cfg.deterministic)
     task = build_task(cfg, paths)
     if not isinstance(task, TestableTask):
         raise ConfigError(f"task {cfg.task} has no test mode")

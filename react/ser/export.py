@@ -122,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from react.errors import user_message
     from react.ser.predict import load_ser_model
+    from react.utils.io import output_file
 
     try:
+        output_file(args.out)
         stamp = checkpoint_stamp(args.checkpoint)
         if Path(args.out).is_file() and exported_from(args.out) == stamp:
             print(f"{args.out} was exported from this checkpoint already; kept")

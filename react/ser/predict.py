@@ -2,6 +2,7 @@
 
     react ser predict a.wav [b.wav ...] --checkpoint runs/ser_tiny [--json]
     react ser predict long.wav --checkpoint runs/ser_tiny --stream --window 2 --hop 0.5
+    react ser predict a.wav --model ser.onnx [--norm norm.npy]   # the ONNX export, no torch
     react ser predict --mic --checkpoint runs/ser_tiny [--seconds 30] [--plot live.png]
 
 A file shorter than ``--min-seconds`` or without speech (fewer than ``--min-voiced`` of its 25 ms
@@ -156,7 +157,11 @@ def _input_stream(sample_rate: int) -> Any:
     except (ImportError, OSError) as err:  # OSError: sounddevice without the PortAudio library
         raise RuntimeError(f"--mic needs the 'sounddevice' package (pip install sounddevice) and the "
                            f"PortAudio library (apt install libportaudio2): {err}") from None
-    return sd.InputStream(samplerate=sample_rate, channels=1, dtype="float32")
+    try:
+        return sd.InputStream(samplerate=sample_rate, channels=1, dtype="float32")
+    except Exception as err:  # sounddevice.PortAudioError: no input device, busy, bad sample rate
+        raise RuntimeError(f"--mic: no usable input device ({err}); python -m sounddevice lists the "
+                           "devices") from None
 
 
 def run_microphone(model: nn.Module, sample_rate: int, classes: list[str], window_s: float, hop_s: float,
@@ -192,11 +197,67 @@ def run_microphone(model: nn.Module, sample_rate: int, classes: list[str], windo
     return rows
 
 
+def save_norm(model: nn.Module, sample_rate: int, files: list[str], target: str) -> int:
+    """Write the speaker statistics of ``files`` (one speaker's audio) for the ONNX export's ``norm``."""
+    from react.utils.io import atomic_path
+
+    norm = model_speaker_norm(model, [load_audio(f, sample_rate) for f in files])
+    if norm is None:
+        raise ValueError("the model is not speaker-normalised: its export takes no --norm")
+    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, norm)
+    print(f"wrote {target}: mean and std of {norm.shape[1]} frame features over {len(files)} file(s)")
+    return 0
+
+
+def predict_onnx(args: argparse.Namespace) -> int:
+    """Classify whole files with the ONNX export (no torch); the same checks and printout as
+    plain mode."""
+    from react.ser.onnx_runtime import OnnxSER
+
+    if args.stream or args.mic or args.save_norm:
+        print("error: --stream, --mic and --save-norm need --checkpoint; --model classifies whole files",
+              file=sys.stderr)
+        return 2
+    try:
+        model = OnnxSER(args.model)
+        norm = model.check_norm(np.load(args.norm) if args.norm else None)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {user_message(err)}", file=sys.stderr)
+        return 2
+    results, failures = [], []
+    for path in args.files:
+        try:
+            wave = load_audio(path, model.sample_rate)
+        except LayoutError as err:
+            failures.append(str(err))
+            continue
+        problem = speech_problem(wave, model.sample_rate, args.min_seconds, args.silence_db, args.min_voiced)
+        if problem:
+            failures.append(f"{path}: {problem}")
+            continue
+        probs = {c: float(v) for c, v in zip(model.classes, model.probs(wave, norm))}
+        results.append({"file": path, "label": max(probs, key=probs.get), "probs": probs})
+        if not args.json:
+            print(f"{path}: {results[-1]['label']}   {_format_probs(probs)}")
+    if args.json:
+        print(json.dumps(results if len(results) != 1 else results[0], indent=2))
+    for failure in failures:
+        print(f"error: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="react ser predict",
                                      description="Speech-emotion inference")
     parser.add_argument("files", nargs="*", help="wav (or other soundfile-readable) files")
-    parser.add_argument("--checkpoint", required=True, help="run dir, checkpoint dir or state.pt")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="run dir, checkpoint dir or state.pt")
+    source.add_argument("--model", help="the ONNX export (python -m react.ser.export) instead: files only")
+    parser.add_argument("--norm", help="--model: the speaker's statistics (2, F) .npy a speaker-normalised "
+                                       "export needs (written by --save-norm)")
+    parser.add_argument("--save-norm", help="--checkpoint: write the statistics of the files' speaker to "
+                                            "this .npy (for --model --norm) instead of classifying")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--stream", action="store_true", help="sliding-window timeline over each file")
     parser.add_argument("--mic", action="store_true", help="live microphone timeline (needs sounddevice)")
@@ -214,8 +275,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.files and not args.mic:
         parser.error("give wav files or --mic")
+    for flag, value in (("--window", args.window), ("--hop", args.hop)):
+        if not value > 0:
+            print(f"error: {flag} {value:g}: must be a positive number of seconds", file=sys.stderr)
+            return 2
+    if args.model:
+        return predict_onnx(args)
     try:
         model, classes, sr = load_ser_model(args.checkpoint)
+        if args.save_norm:
+            return save_norm(model, sr, args.files, args.save_norm)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {user_message(err)}", file=sys.stderr)
         return 2
@@ -244,6 +313,12 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(str(err))
     pooled = model_speaker_norm(model, list(waves.values())) if args.same_speaker and waves else None
     for path, wave in waves.items():
+        # too short in either mode; a timeline labels its silent windows instead of refusing the file
+        min_voiced = 0.0 if args.stream else args.min_voiced
+        problem = speech_problem(wave, sr, args.min_seconds, args.silence_db, min_voiced)
+        if problem:
+            failures.append(f"{path}: {problem}")
+            continue
         if args.stream:
             rows = timeline(model, wave, sr, classes, args.window, args.hop, args.silence_db, args.min_voiced,
                             pooled)
@@ -253,10 +328,6 @@ def main(argv: list[str] | None = None) -> int:
                 for row in rows:
                     _print_row(row)
         else:
-            problem = speech_problem(wave, sr, args.min_seconds, args.silence_db, args.min_voiced)
-            if problem:
-                failures.append(f"{path}: {problem}")
-                continue
             norm = pooled if pooled is not None else model_speaker_norm(model, [wave])
             p = classify(model, [wave], norms=None if norm is None else [norm])[0]
             probs = {c: float(v) for c, v in zip(classes, p)}

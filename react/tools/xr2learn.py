@@ -4,8 +4,9 @@ One modality: the blocks (``pre_processing_config``, ``encoder_config`` ...) sit
 Several (``"modality": ["shimmer", "body-tracking"]``): each modality's blocks sit under its name.
 Reference modality names map to ours: ``shimmer`` -> ``bio``, ``body-tracking`` -> ``body``.
 ``dataset_config`` and ``pre_processing_config`` become data-stage overrides; the training blocks
-become overrides of the training stages (:mod:`react.tools.xr2learn_training`). Any other key is a
-:class:`ConfigError` naming it.
+become overrides of the training stages (:mod:`react.tools.xr2learn_training`); an ``ssl_config``
+block turns ``get_ssl`` on unless the file sets it. Any other key is a :class:`ConfigError` naming
+it. ``configs/tools/configuration.json`` is an example in the reference format.
 """
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ def map_xr2learn(data: dict, source: str = "configuration.json") -> XR2LearnConf
                               "and spectral features (handcrafted.kinds)")
         pre = _preprocess(blocks.get("pre_processing_config", {}), ours,
                           f"{prefix}pre_processing_config", source)
+        if "ssl_config" in blocks:  # SSL training reads the unlabelled windows get_ssl writes
+            pre.setdefault("get_ssl", True)
         result.data[ours] = {"dataset": dataset, "preprocess": {"modalities": [ours], **pre}}
         result.training[ours] = {k: blocks[k] for k in TRAINING_BLOCKS if k in blocks}
         result.stages[ours] = map_training(result.training[ours], prefix, source)

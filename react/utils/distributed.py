@@ -40,6 +40,14 @@ def share(n: int, process_index: int, num_processes: int) -> range:
     return range(start, start + base + (process_index < extra))
 
 
+def share_summary(n: int, num_processes: int, unit: str = "clips") -> str:
+    """How :func:`share` split ``n`` items: ``"2 processes, 3 clips each"`` (``"4 or 3"`` when uneven)."""
+    if num_processes == 1:
+        return f"1 process, {n} {unit}"
+    sizes = sorted({len(share(n, i, num_processes)) for i in range(num_processes)}, reverse=True)
+    return f"{num_processes} processes, {' or '.join(map(str, sizes))} {unit} each"
+
+
 def gather(obj: Any, acc: Any) -> list[Any]:
     """Every process's ``obj`` (picklable), in process order, on every process."""
     from accelerate.utils import gather_object

@@ -52,3 +52,19 @@ def save_json(obj: Any, target: str | os.PathLike) -> None:
     """Write JSON to ``target`` atomically."""
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """``path`` as a file to write, checked before any work: an existing folder there is an error."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{flag} {path}: is a folder; give a file name, e.g. {path / 'metrics.json'}")
+    return path
+
+
+def output_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """``path`` as a folder to write into, checked before any work: an existing file there is an error."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {path}: is a file; give a folder (it is created when missing)")
+    return path

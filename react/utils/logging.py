@@ -22,12 +22,28 @@ class _Stderr(logging.StreamHandler):
         """The stream is always the current ``sys.stderr``."""
 
 
+class _LazyFile(logging.FileHandler):
+    """A log file (and its folder) created at the first record, so that a command that fails before
+    it logs anything leaves no folder holding an empty ``log.txt``."""
+
+    def __init__(self, path: Path):
+        super().__init__(path, delay=True)
+
+    def _open(self):
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
 def setup_logging(run_dir: str | os.PathLike | None = None, level: int = logging.INFO,
-                  filename: str = "log.txt", main: bool = True) -> logging.Logger:
+                  filename: str = "log.txt", main: bool | None = None) -> logging.Logger:
     """Configure the ``react`` logger: console always, ``<run_dir>/<filename>`` when given.
 
-    Under DDP only the main process logs below ERROR (``main=False`` elsewhere), so each line
-    appears once."""
+    Under ``accelerate launch`` only the main process logs below ERROR (``main``: default, whether
+    this process has rank 0), so each line and warning of a shared job appears once."""
+    if main is None:
+        from react.utils.distributed import rank
+
+        main = rank() == 0
     logger = logging.getLogger("react")
     logger.setLevel(level if main else logging.ERROR)
     logger.propagate = False
@@ -38,8 +54,7 @@ def setup_logging(run_dir: str | os.PathLike | None = None, level: int = logging
     console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     logger.addHandler(console)
     if run_dir is not None:
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(Path(run_dir) / filename)
+        file_handler = _LazyFile(Path(run_dir) / filename)
         file_handler.setFormatter(logging.Formatter(FORMAT))
         logger.addHandler(file_handler)
     return logger

@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     report.add_argument("--limit", type=int, default=0, help="first N clips only (0 = all)")
     report.add_argument("--videos", action="store_true", help="also render each clip's face-sketch video")
     report.add_argument("--sample", type=int, default=0, help="sample drawn in single-sample plots/videos")
+    report.add_argument("--compare", help="comparison.csv of python -m evaluation.compare: its rows (the "
+                                          "baselines) are shown beside the model")
     return parser.parse_args(argv)
 
 
@@ -52,7 +54,7 @@ def run_report(args: argparse.Namespace) -> None:
     if args.limit < 0:
         raise VizError(f"--limit must be >= 0 (0 = all clips), got {args.limit}")
     print(write_report(args.metrics, args.pred_dir, args.data_dir, args.out, args.split, args.limit,
-                       args.videos, args.sample))
+                       args.videos, args.sample, args.compare))
 
 
 def main(argv: list[str] | None = None) -> int:

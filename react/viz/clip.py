@@ -1,4 +1,8 @@
-"""All pictures of one clip into one folder: the four plots and, optionally, the face-sketch video."""
+"""All pictures of one clip into one folder: the four plots and, optionally, the face-sketch video.
+
+The pictures draw the constrained form of the samples (AUs clipped to [0, 1], expressions
+renormalised to sum 1; :func:`react.data.react_layout.constrained_attributes`) and say so; a
+model's raw output, which the evaluation scores, can leave those ranges."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from react.data.react_layout import constrained_attributes
 from react.viz import plots
 from react.viz.inputs import VizError
 from react.viz.video import Panel, speaker_frames, write_face_video
@@ -14,7 +19,7 @@ from react.viz.video import Panel, speaker_frames, write_face_video
 PLOTS = {  # file name -> what it shows
     "au_heatmap.png": "AU occurrence over time",
     "valence_arousal.png": "valence-arousal trajectories",
-    "expressions.png": "expression probabilities over time",
+    "expressions.png": "expression probabilities over time (samples renormalised)",
     "diversity.png": "all attributes, every sample, mean +/- std",
 }
 VIDEO = "face.mp4"
@@ -34,6 +39,7 @@ def render_clip(samples: np.ndarray, out_dir: str | os.PathLike, truth: np.ndarr
         raise VizError(f"sample {sample} does not exist: the clip has {len(samples)} sample(s)")
     if truth is not None and truth.shape != samples.shape[1:]:
         raise VizError(f"ground truth is {truth.shape} but the samples are {samples.shape[1:]}")
+    samples = constrained_attributes(samples)
     panels = [Panel("speaker", frames=speaker_frames(speaker_video, size))] if video and speaker_video else []
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

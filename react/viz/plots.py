@@ -45,7 +45,7 @@ def plot_au_heatmap(samples: np.ndarray, truth: np.ndarray | None, path: str | o
         ax.set_yticks(range(L.NUM_AUS), AUS, fontsize=7)
         ax.set_title(title, fontsize=10, loc="left")
     axes[-1].set_xlabel("time (s)")
-    fig.colorbar(image, ax=list(axes), label="AU occurrence", shrink=0.8)
+    fig.colorbar(image, ax=list(axes), label="AU occurrence (samples clipped to 0..1)", shrink=0.8)
     _save(fig, path)
 
 
@@ -82,7 +82,8 @@ def plot_expressions(samples: np.ndarray, truth: np.ndarray | None, path: str | 
     for ax, (title, values) in zip(axes, rows):
         ax.stackplot(t, values[:, EXPR].T, colors=EXPRESSION_COLORS, labels=names, linewidth=0)
         ax.set_xlim(t[0], t[-1])
-        ax.set_ylabel("probability (stacked)")
+        raw = title == "real listener"
+        ax.set_ylabel("probability (stacked)" if raw else "probability (stacked,\nrenormalised)")
         ax.set_title(title, fontsize=10, loc="left")
     axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     axes[-1].set_xlabel("time (s)")
@@ -96,9 +97,9 @@ def plot_diversity(samples: np.ndarray, truth: np.ndarray | None, path: str | os
     fig = Figure(figsize=(14, 9))  # three axes of stacked rows: 25 separate axes would take seconds
     grid = fig.add_gridspec(2, 2, height_ratios=(2, 8), left=0.1, right=0.99, bottom=0.06, top=0.93,
                             wspace=0.28, hspace=0.12)
-    groups = ((fig.add_subplot(grid[:, 0]), slice(0, L.NUM_AUS), "action units (0..1)"),
+    groups = ((fig.add_subplot(grid[:, 0]), slice(0, L.NUM_AUS), "action units (samples clipped to 0..1)"),
               (fig.add_subplot(grid[0, 1]), VA, "valence, arousal (-1..1)"),
-              (fig.add_subplot(grid[1, 1]), EXPR, "expression probabilities (0..1)"))
+              (fig.add_subplot(grid[1, 1]), EXPR, "expression probabilities (samples renormalised)"))
     for ax, columns, title in groups:
         _ridges(ax, t, samples, truth, columns)
         ax.set_title(title, fontsize=10, loc="left")

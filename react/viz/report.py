@@ -1,4 +1,6 @@
-"""An HTML report of one evaluation: metrics table, per-clip summary, one page per clip.
+"""An HTML report of one evaluation: the run (model, checkpoint, config; a warning when its features
+came from random-init backbones), its metrics beside the baselines of a comparison table, per-clip
+scores and one page per clip. A metrics file computed from another prediction folder is refused.
 
 Layout of the output folder (open ``index.html`` in a browser; every link is relative)::
 
@@ -9,6 +11,7 @@ Layout of the output folder (open ``index.html`` in a browser; every link is rel
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -44,7 +47,13 @@ img.thumb { width: 150px; }
 video { max-width: 100%; border: 1px solid #ddd; }
 nav a { margin-right: 16px; }
 .meta { color: #555; }
+.warn { background: #fff3cd; border: 1px solid #e0c060; padding: 6px 10px; }
 """
+
+
+# what the report shows of the rest of metrics.json (internal counters and timings stay out)
+SHOWN_DETAILS = ("mode", "split", "clips", "samples", "tlcc_samples", "metric_set", "layout",
+                 "TLCC_worst_clips")
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,8 @@ class ClipEntry:
     folder: str  # relative to the report root
     s_mse: float
     fr_var: float
+    frc: float | None  # from metrics.json's per_clip scores, when it has them
+    frd: float | None
 
 
 def read_metrics(path: str | os.PathLike) -> dict:
@@ -76,16 +87,72 @@ def read_metrics(path: str | os.PathLike) -> dict:
     return metrics
 
 
+def check_pred_dir(metrics: dict, pred_dir: str | os.PathLike, metrics_path: str | os.PathLike) -> None:
+    """Refuse metrics that record another prediction folder than the one the report draws."""
+    recorded = metrics.get("pred_dir")
+    if recorded and Path(recorded).resolve() != Path(pred_dir).resolve():
+        raise VizError(f"{metrics_path}: computed from the predictions in {recorded}, not {pred_dir}; "
+                       "score these with evaluation.py --out")
+
+
+def run_details(pred_dir: str | os.PathLike, metrics: dict,
+                split: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """``(label, value)`` rows naming the model, checkpoint and config of the run whose folder holds
+    ``pred_dir`` (as training and ``react.online`` write it), and warnings: features that came from
+    a randomly initialised backbone (their sidecar records ``weights: random``)."""
+    import yaml
+
+    run = Path(pred_dir).resolve().parent
+    config = run / "config.yaml"
+    cfg = yaml.safe_load(config.read_text()) if config.is_file() else None
+    cfg = cfg if isinstance(cfg, dict) else {}
+    rows = [("model", str(cfg["task"]))] if "task" in cfg else []
+    best = run / "checkpoints" / "best"
+    checkpoint = metrics.get("checkpoint") or (str(best) if best.is_dir() else "")
+    rows += [("checkpoint", checkpoint)] if checkpoint else []
+    rows += [("config", str(config))] if cfg else []
+    data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
+    features = data.get("features_root") or data.get("root")
+    warnings = []
+    for kind in ("Video_features", "Audio_features") if features else ():
+        sidecar = next((Path(features) / split / kind).rglob("*.json"), None)
+        settings = json.loads(sidecar.read_text()) if sidecar else {}
+        if settings.get("weights") == "random":
+            warnings.append(f"{kind.split('_')[0].lower()} features come from a RANDOMLY INITIALISED "
+                            f"{settings.get('backbone', 'backbone')} ({sidecar}): these scores say nothing "
+                            "about a trained model")
+    return rows, warnings
+
+
+def read_comparison(path: str | os.PathLike) -> list[dict[str, str]]:
+    """The rows of a ``comparison.csv`` written by ``evaluation.compare`` (baselines, other models)."""
+    path = Path(path)
+    if not path.is_file():
+        raise VizError(f"{path}: comparison table not found (write it with python -m evaluation.compare)")
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    missing = [k for k in ("name", *METRIC_KEYS) if rows and k not in rows[0]]
+    if not rows or missing:
+        raise VizError(f"{path}: not a comparison table (missing {', '.join(missing) or 'rows'})")
+    return rows
+
+
 def write_report(metrics_path: str | os.PathLike, pred_dir: str | os.PathLike, data_dir: str | os.PathLike,
                  out_dir: str | os.PathLike, split: str | None = None, limit: int = 0, videos: bool = False,
-                 sample: int = 0) -> Path:
+                 sample: int = 0, compare: str | os.PathLike | None = None) -> Path:
     """Render the report into ``out_dir``; returns its ``index.html``.
 
     ``split`` defaults to the one recorded in the metrics; ``limit``: first clips only (0 = all);
-    ``videos``: also render each clip's face-sketch video beside its speaker video.
+    ``videos``: also render each clip's face-sketch video beside its speaker video; ``compare``: a
+    ``comparison.csv`` whose rows (baselines) are shown beside the model.
     """
     metrics = read_metrics(metrics_path)
+    check_pred_dir(metrics, pred_dir, metrics_path)
     split = _split_name(metrics, split, metrics_path)
+    others = read_comparison(compare) if compare else []
+    per_clip = metrics.get("per_clip") or {}
+    scores = {clip: (frc, frd) for clip, frc, frd in zip(per_clip.get("clip", []), per_clip.get("FRC", []),
+                                                         per_clip.get("FRD", []))}
     info = L.read_split(data_dir, split)
     clips = list(range(len(info)))[:limit or None]
     inputs = _check_inputs(info, pred_dir, clips)
@@ -101,7 +168,7 @@ def write_report(metrics_path: str | os.PathLike, pred_dir: str | os.PathLike, d
         folder = f"clips/{c:03d}"
         render_clip(samples, out / folder, truth, speaker if speaker.exists() else None, sample, videos)
         entries.append(ClipEntry(c, info.clips[c], listener, folder, s_mse(samples[None]),
-                                 fr_var(samples[None])))
+                                 fr_var(samples[None]), *scores.get(info.clips[c], (None, None))))
     plot_clip_summary([str(e.index) for e in entries], np.array([e.s_mse for e in entries]),
                       np.array([e.fr_var for e in entries]), out / "summary.png")
     shutil.copyfile(metrics_path, out / "metrics.json")
@@ -111,7 +178,9 @@ def write_report(metrics_path: str | os.PathLike, pred_dir: str | os.PathLike, d
         nxt = entries[i + 1] if i + 1 < len(entries) else None
         (out / entry.folder / "index.html").write_text(_clip_page(entry, prev, nxt, split, sample, videos))
     index = out / "index.html"
-    index.write_text(_index_page(metrics, entries, split, pred_dir, data_dir, len(info)))
+    details, warnings = run_details(pred_dir, metrics, split)
+    index.write_text(_index_page(metrics, entries, split, pred_dir, data_dir, len(info), details, warnings,
+                                 others))
     return index
 
 
@@ -150,31 +219,44 @@ def _number(value: object) -> str:
     return f"{value:.5g}" if isinstance(value, float) else escape(str(value))
 
 
+def _score(value: float | None) -> str:
+    return "&ndash;" if value is None else f"{value:.4g}"
+
+
 def _index_page(metrics: dict, entries: list[ClipEntry], split: str, pred_dir: str | os.PathLike,
-                data_dir: str | os.PathLike, total: int) -> str:
-    rows = "".join(f"<tr><th>{k}</th><td class='num'>{_number(metrics[k])}</td><td>{METRIC_NOTES[k][0]}</td>"
-                   f"<td>{escape(METRIC_NOTES[k][1])}</td></tr>\n" for k in METRIC_KEYS)
-    extras = {k: v for k, v in metrics.items() if k not in METRIC_KEYS and not isinstance(v, (dict, list))}
-    extra_rows = "".join(f"<tr><th>{escape(k)}</th><td class='num'>{_number(v)}</td></tr>\n"
-                         for k, v in extras.items())
+                data_dir: str | os.PathLike, total: int, details: list[tuple[str, str]], warnings: list[str],
+                others: list[dict[str, str]]) -> str:
+    baselines = "".join(f"<th>{escape(o['name'])}</th>" for o in others)
+    rows = "".join(f"<tr><th>{k}</th><td class='num'>{_number(metrics[k])}</td>"
+                   + "".join(f"<td class='num'>{_number(float(o[k]))}</td>" for o in others)
+                   + f"<td>{METRIC_NOTES[k][0]}</td><td>{escape(METRIC_NOTES[k][1])}</td></tr>\n"
+                   for k in METRIC_KEYS)
+    shown = [(k, escape(v)) for k, v in details]
+    shown += [(k, _number(metrics[k])) for k in SHOWN_DETAILS if k in metrics]
+    extra_rows = "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>\n" for k, v in shown)
+    alerts = "".join(f"<p class='warn'>&#9888; {escape(w)}</p>\n" for w in warnings)
     clip_rows = "".join(
         f"<tr><td class='num'>{e.index}</td><td><a href='{e.folder}/index.html'>{escape(e.clip)}</a></td>"
-        f"<td>{escape(e.listener)}</td><td class='num'>{e.s_mse:.4g}</td><td class='num'>{e.fr_var:.4g}</td>"
+        f"<td>{escape(e.listener)}</td><td class='num'>{_score(e.frc)}</td>"
+        f"<td class='num'>{_score(e.frd)}</td>"
+        f"<td class='num'>{e.s_mse:.4g}</td><td class='num'>{e.fr_var:.4g}</td>"
         f"<td><a href='{e.folder}/index.html'><img class='thumb' src='{e.folder}/valence_arousal.png' "
         f"alt='valence-arousal of clip {e.index}'></a></td></tr>\n" for e in entries)
-    shown = f"{len(entries)} of {total}" if len(entries) < total else f"all {total}"
+    count = f"{len(entries)} of {total}" if len(entries) < total else f"all {total}"
     body = f"""<h1>REACT evaluation report</h1>
+{alerts}
 <p class="meta">split <b>{escape(split)}</b> &middot;
 predictions <code>{escape(str(pred_dir))}</code> &middot; data <code>{escape(str(data_dir))}</code>
 &middot; written {datetime.now():%Y-%m-%d %H:%M} &middot; <a href="metrics.json">metrics.json</a></p>
 <h2>Metrics</h2>
-<table><tr><th>metric</th><th>value</th><th>better</th><th>what it measures</th></tr>
+<table><tr><th>metric</th><th>this run</th>{baselines}<th>better</th><th>what it measures</th></tr>
 {rows}</table>
 <table><tr><th>run detail</th><th>value</th></tr>
 {extra_rows}</table>
-<h2>Clips ({shown})</h2>
+<h2>Clips ({count})</h2>
 <img class="plot" src="summary.png" alt="per-clip S-MSE and FRVar">
-<table><tr><th>#</th><th>clip (speaker)</th><th>real listener</th><th>S-MSE</th><th>FRVar</th>
+<table><tr><th>#</th><th>clip (speaker)</th><th>real listener</th><th>FRC</th><th>FRD</th><th>S-MSE</th>
+<th>FRVar</th>
 <th>valence-arousal</th></tr>
 {clip_rows}</table>"""
     return _page(f"REACT report: {split}", "style.css", body)

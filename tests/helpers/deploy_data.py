@@ -60,3 +60,25 @@ def write_clip(
         str(audio), (0.3 * np.sin(2 * np.pi * (200 + 50 * t) * t) + 0.01 * rng.standard_normal(len(t))), rate
     )
     return video, audio
+
+
+def write_truncated_clip(path: Path, frames: int, kept: float = 0.5, size: int = 32) -> Path:
+    """A faststart mp4 (index before the data) of ``frames`` noise frames cut to its first ``kept``
+    fraction of bytes: the header still declares ``frames`` frames, the file holds fewer."""
+    import av
+
+    rng = np.random.default_rng(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for _ in range(frames):
+            image = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    data = path.read_bytes()
+    path.write_bytes(data[: round(len(data) * kept)])
+    return path
