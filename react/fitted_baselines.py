@@ -173,18 +173,20 @@ def nearest_clips(queries: list[np.ndarray], train_inputs: list[np.ndarray], k: 
     """``(Q, k)`` indices of the training clips nearest to each query, nearest first (ties: lower index).
 
     Distance: mean squared difference per frame and column of the inputs standardised by the
-    training statistics, over the common length. With fewer than ``k`` training clips the ranking
-    repeats from the nearest.
+    training statistics, over the common length (clips of one length: the cross products in float32,
+    the norms in float64; memory holds the standardised inputs of both sets in float32). With
+    fewer than ``k`` training clips the ranking repeats from the nearest.
     """
     mean, sd = standardiser(train_inputs)
     train = [((x - mean) / sd).astype(np.float32) for x in train_inputs]
     lengths = {len(x) for x in train} | {len(q) for q in queries}
     dist = np.empty((len(queries), len(train)))
-    if len(lengths) == 1:  # one length: all distances at once, |a|^2 + |b|^2 - 2 a.b
-        b = np.stack(train).reshape(len(train), -1).astype(np.float64)
-        for i, q in enumerate(queries):
-            a = (((q - mean) / sd).astype(np.float32)).reshape(-1).astype(np.float64)
-            dist[i] = (a @ a + (b * b).sum(1) - 2 * (b @ a)) / a.size
+    if len(lengths) == 1:  # one length: |a|^2 + |b|^2 - 2 a.b, the products in one float32 matrix product
+        b = np.stack(train).reshape(len(train), -1)
+        a = np.stack([((q - mean) / sd).astype(np.float32) for q in queries]).reshape(len(queries), -1)
+        norm_a, norm_b = ([float(r.astype(np.float64) @ r.astype(np.float64)) for r in m] for m in (a, b))
+        cross = (a @ b.T).astype(np.float64)
+        dist[:] = (np.array(norm_a)[:, None] + np.array(norm_b)[None] - 2 * cross) / a.shape[1]
     else:
         for i, q in enumerate(queries):
             a = ((q - mean) / sd).astype(np.float32)
