@@ -12,17 +12,18 @@ continues where it stopped):
    epochs (``train.patience``); the best weights generate 10 reactions per test clip;
 3. the baselines (``python -m react.baselines``: GT, Random, Mime, MeanSeq, MeanFr, and Linear and
    NN fitted on the training split from the same features the models see);
-4. ``python -m evaluation.compare`` over every folder, then ``table.md``: per model the mean ± sd
-   over seeds (sample sd), each baseline once, and the epochs each model trained.
+4. ``evaluation.py`` on every folder (its ``--out`` JSON is reused while the inputs are unchanged),
+   then ``table.md``: per model the mean ± sd over seeds (sample sd), each baseline once, and the
+   epochs each model trained. ``--table-only`` trains nothing and tabulates the finished runs.
 
     nice -n 10 python benchmarks/regnn_table.py --out runs/regnn_table [--seeds 0,1,2]
         [--pairs 48] [--eval-pairs 50] [--max-epochs 8] [--patience 2] [--steps 10] [--val-clips 6]
+        [--table-only]
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -86,25 +87,35 @@ def train_model(config: str, seed: int, data: Path, run_dir: Path, args: argpars
     return {"epochs": int(last["epoch"]), "best_val_loss": last["best"], "seconds": seconds}
 
 
-def summarise(rows: list[dict], runs: dict[str, list[dict]], args: argparse.Namespace, clips: int) -> str:
+def score(name: str, pred_dir: Path, data: Path, out: Path) -> dict:
+    """``evaluation.py`` on one prediction folder; its JSON is reused while inputs are unchanged."""
+    target = out / "scores" / (name.replace(" ", "_").replace("/", "_") + ".json")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    run([sys.executable, "evaluation.py", "--data-dir", str(data), "--pred-dir", str(pred_dir),
+         "--split", "test", "--workers", "2", "--out", str(target)], out / "scores.log")
+    return json.loads(target.read_text())
+
+
+def cell(values: list[float], digits: int) -> str:
+    """``mean ± sd`` (sample sd) over several values, the value alone for one."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
+
+
+def summarise(scores: dict[str, list[dict]], runs: dict[str, list[dict]], args: argparse.Namespace) -> str:
     """The markdown table: mean ± sd over seeds for the models, one value for each baseline."""
-    head = "| | " + " | ".join(f"{k} {ARROWS[k]}" for k in METRIC_KEYS) + " | epochs |"
-    lines = [head, "|---|" + "---:|" * (len(METRIC_KEYS) + 1)]
-    by_name: dict[str, list[dict]] = {}
-    for row in rows:
-        by_name.setdefault(row["name"].split(" / seed ")[0], []).append(row)
-    for name, group in by_name.items():
-        cells = []
-        for key in METRIC_KEYS:
-            values = np.array([float(r[key]) for r in group])
-            d = DIGITS[key]
-            cells.append(f"{values.mean():.{d}f} ± {values.std(ddof=1):.{d}f}" if len(values) > 1
-                         else f"{values[0]:.{d}f}")
+    head = "| | " + " | ".join(f"{k} {ARROWS[k]}" for k in METRIC_KEYS) + " | seeds | epochs |"
+    lines = [head, "|---|" + "---:|" * (len(METRIC_KEYS) + 2)]
+    for name, group in scores.items():
+        cells = [cell([g[k] for g in group], DIGITS[k]) for k in METRIC_KEYS]
         epochs = ", ".join(str(r["epochs"]) for r in runs.get(name, [])) or "-"
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {epochs} |")
-    note = (f"\n{clips} test clips; models: mean ± sd over seeds {args.seeds}, at most {args.max_epochs} "
-            f"epochs of {args.steps} batches, stopped after {args.patience} epochs without a lower "
-            "validation loss (epochs column: per seed); Linear and NN read the same stand-in features.\n")
+        seeds = ", ".join(str(r["seed"]) for r in runs.get(name, [])) or "-"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {seeds} | {epochs} |")
+    note = (f"\n{2 * args.eval_pairs} test clips ({args.pairs} training dyads); models: mean ± sd over the "
+            f"seeds listed, at most {args.max_epochs} epochs of {args.steps} batches of 32 windows, stopped "
+            f"after {args.patience} epochs without a lower validation loss (first {args.val_clips} "
+            "validation clips); Linear and NN read the same stand-in features as the models.\n")
     return "\n".join(lines) + "\n" + note
 
 
@@ -120,33 +131,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="batches of 32 windows per epoch")
     parser.add_argument("--val-clips", type=int, default=6,
                         help="first clips of the validation split for the loss (0: all)")
+    parser.add_argument("--table-only", action="store_true",
+                        help="train nothing: the table of the runs that have finished")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     data = make_data(out, args)
-    runs: dict[str, list[dict]] = {name: [] for name in MODELS}
-    for seed in seeds:  # seed by seed, so that a stopped run has both models
-        for name, config in MODELS.items():
-            info = train_model(config, seed, data, out / Path(config).stem / f"seed{seed}", args)
-            runs[name].append(info)
-            print(f"{name}, seed {seed}: {info['epochs']} epochs, best val loss {info['best_val_loss']:.5f}, "
-                  f"{info['seconds']} s", flush=True)
-    preds = [f"{name} / seed {seed}={out / Path(config).stem / f'seed{seed}' / 'pred'}"
-             for name, config in MODELS.items() for seed in seeds]
     base = out / "baselines"
     run([sys.executable, "-m", "react.baselines", "--data-dir", str(data), "--split", "test",
          "--out", str(base), "--inputs", "features"], out / "baselines.log")
-    preds += [f"{b}={base / b}" for b in BASELINES]
-    run([sys.executable, "-m", "evaluation.compare", "--data-dir", str(data), "--split", "test",
-         "--out", str(out / "cmp"), "--workers", "2", "--pred", *preds], out / "compare.log")
-    rows = list(csv.DictReader((out / "cmp" / "comparison.csv").open()))
-    for row, info in zip(rows, [i for name in MODELS for i in runs[name]]):
-        row["epochs"] = info["epochs"]
-    clips = 2 * args.eval_pairs
-    table = summarise(rows, runs, args, clips)
+    scores: dict[str, list[dict]] = {name: [] for name in MODELS}
+    scores.update({b: [score(b, base / b, data, out)] for b in BASELINES})
+    runs: dict[str, list[dict]] = {name: [] for name in MODELS}
+    for seed in seeds:  # seed by seed, so that a stopped run has both models
+        for name, config in MODELS.items():
+            run_dir = out / Path(config).stem / f"seed{seed}"
+            if args.table_only and not (run_dir / "test_results.json").is_file():
+                continue
+            info = train_model(config, seed, data, run_dir, args) | {"seed": seed}
+            runs[name].append(info)
+            scores[name].append(score(f"{Path(config).stem}_seed{seed}", run_dir / "pred", data, out))
+            got = scores[name][-1]
+            print(f"{name}, seed {seed}: {info['epochs']} epochs, best val loss {info['best_val_loss']:.5f}, "
+                  f"{info['seconds']} s, FRC {got['FRC']:.3f}, FRD {got['FRD']:.2f}", flush=True)
+    table = summarise({k: v for k, v in scores.items() if v}, runs, args)
     (out / "table.md").write_text(table)
-    (out / "runs.json").write_text(json.dumps(runs, indent=2) + "\n")
+    (out / "runs.json").write_text(json.dumps({"runs": runs, "scores": scores}, indent=2) + "\n")
     print(table)
     return 0
 
