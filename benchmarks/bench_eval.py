@@ -1,24 +1,25 @@
-"""Speed of the REACT evaluation against the straightforward per-pair reference, at real density and size.
+"""Speed of the REACT evaluation against the official script's way of running the reference.
 
-Two parts:
+The reference (``evaluation/reference.py``: one ``tslearn.metrics.dtw`` per pair and group,
+per-column ``np.corrcoef``) runs as the official REACT 2024 ``evaluate.py`` runs it
+(``reference.pooled``): FRC, FRD and TLCC one clip per task in a ``multiprocessing`` pool of
+``--workers`` processes, S-MSE, FRVar and FRDvs as whole-tensor torch expressions. It runs on a
+sample of clips; its time for the whole split is projected from the sample (FRC and FRD per
+(clip, appropriate reaction) pair, TLCC per clip, the diversity metrics measured on the whole set
+when it is in memory, else per clip and per clip pair from a chunk), and the sampled clips'
+values are checked against ours. Three kinds of predictions (``evaluation/synthetic.py``):
+``mixture`` (model-like), ``mean-like`` (low diversity) and ``random``.
 
-* ``density`` (default): a synthetic REACT split of ``--clips`` clips on disk, with about
-  ``--density`` appropriate reactions per clip (real data has tens) and model-like predictions
-  (``evaluation/synthetic.py``: warped, noisy mixtures of appropriate reactions, no near-copies).
-  It times the whole ``python evaluation.py`` command (start-up and loading included), the
-  in-process metrics, and the per-pair reference (``evaluation/reference.py``: one
-  ``tslearn.metrics.dtw`` per pair and group, per-column ``np.corrcoef``) on a sample of clips,
-  alternating the two so that both see the same machine load. The reference time of the whole
-  split is projected from the sample (per pair, per clip or per clip pair, as each metric grows),
-  and the sampled clips' values are checked against ours.
+* ``density`` (default): a synthetic REACT split of ``--clips`` clips on disk with about
+  ``--density`` appropriate reactions per clip. Times the whole ``python evaluation.py`` command
+  (start-up and loading included), alternating with the reference so that both see the same load.
 * ``real-size``: a split as large as the REACT 2024 test set (``--clips 1600``, 10 to 50
   appropriate reactions each), arrays in memory. Predictions are generated and scored a chunk of
-  clips at a time (``evaluation.score_clips``) and merged (``evaluation.combine``), so memory holds
-  the ground truth and one chunk. Prints the time per metric, the per-pair reference time measured
-  on sampled clips and its projection to the whole split, and the peak memory.
+  clips at a time (``evaluation.score_clips``, merged by ``evaluation.combine``) so memory holds the
+  ground truth and one chunk; prints the time per metric, the projected reference and the peak memory.
 
-    python benchmarks/bench_eval.py [--clips 80] [--density 28] [--workers 2] [--repeats 2]
-    python benchmarks/bench_eval.py real-size [--clips 1600] [--chunk 64] [--device cuda]
+    python benchmarks/bench_eval.py [--clips 80] [--density 28] [--workers 2] [--kinds mixture,random]
+    python benchmarks/bench_eval.py real-size [--clips 1600] [--chunk 64] [--kinds ...] [--device cuda]
 """
 
 from __future__ import annotations
@@ -39,14 +40,16 @@ from scipy.ndimage import gaussian_filter1d
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluation import combine, compute_metrics, load_split, reference, score_clips  # noqa: E402
+from evaluation import combine, load_split, reference, score_clips  # noqa: E402
 from evaluation.loading import load_ground_truth  # noqa: E402
 from evaluation.metrics import METRIC_KEYS, frd_minima  # noqa: E402
-from evaluation.synthetic import make_predictions, write_predictions  # noqa: E402
+from evaluation.synthetic import KINDS, make_kind, write_predictions  # noqa: E402
 from react.data import react_layout as L  # noqa: E402
 from scripts.make_synthetic_react import generate  # noqa: E402
 
-TOLERANCE = 1e-5
+TOLERANCE = 1e-5  # per-clip FRC, FRD, TLCC against the reference (float64 on both sides)
+DIVERSITY_TOLERANCE = 1e-4  # the official diversity expressions run in float32
+DIVERSITY = ("S-MSE", "FRVar", "FRDvs")
 
 
 def nearest_matrix(listener: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -62,61 +65,45 @@ def nearest_matrix(listener: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def reference_sample(pred: np.ndarray, clips: np.ndarray, listener: np.ndarray, speaker: np.ndarray,
-                     appropriate: np.ndarray, tlcc_samples: str = "first") -> tuple[dict, dict]:
-    """The per-pair reference on the clips ``clips`` (``pred`` holds their predictions): per metric the
-    per-clip values and the seconds spent; S-MSE/FRVar/FRDvs, cheap per clip, on the same clips."""
-    reference.group_dtw(pred[0, 0, :5], listener[0, :5])  # tslearn compiles on its first call
-    values: dict[str, list[float]] = {k: [] for k in ("FRC", "FRD", "S-MSE", "FRVar", "TLCC")}
-    seconds = dict.fromkeys(values, 0.0)
-    runs = {
-        "FRC": lambda p, k: reference.frc(p, listener, appropriate[[k]]),
-        "FRD": lambda p, k: reference.frd(p, listener, appropriate[[k]]),
-        "S-MSE": lambda p, k: reference.s_mse(p),
-        "FRVar": lambda p, k: reference.fr_var(p),
-        "TLCC": lambda p, k: reference.tlcc(p, speaker[[k]], tlcc_samples),
-    }
-    for row, k in enumerate(clips):
-        for key, fn in runs.items():
-            start = time.perf_counter()
-            values[key].append(fn(pred[row:row + 1], k))
-            seconds[key] += time.perf_counter() - start
-    start = time.perf_counter()  # FRDvs: one (clip pair, sample) difference per term
-    pairs = [(a, b) for a in range(len(clips)) for b in range(len(clips)) if a != b]
-    for a, b in pairs:
-        for i in range(pred.shape[1]):
-            ((pred[a, i].astype(np.float64) - pred[b, i].astype(np.float64)) ** 2).sum()
-    seconds["FRDvs"] = time.perf_counter() - start
-    values["FRDvs_terms"] = [len(pairs) * pred.shape[1]]
+def run_reference(pred: np.ndarray, sampled: np.ndarray, listener: np.ndarray, speaker: np.ndarray,
+                  appropriate: np.ndarray, workers: int, diversity_pred: np.ndarray) -> tuple[dict, dict]:
+    """The pooled reference on the clips ``sampled`` (``pred`` holds their predictions) and its
+    diversity metrics on ``diversity_pred``: (values, seconds)."""
+    values, seconds = reference.pooled(pred, listener, speaker[sampled], appropriate[sampled], workers)
+    if diversity_pred is not pred:
+        start = time.perf_counter()
+        values.update(reference._torch_diversity(diversity_pred))
+        seconds["diversity"] = time.perf_counter() - start
     return values, seconds
 
 
-def project_reference(seconds: dict, sampled: np.ndarray, appropriate: np.ndarray, samples: int) -> dict:
-    """Reference seconds of the whole split from those of the sampled clips: FRC and FRD per
-    (clip, sample, appropriate reaction) pair, FRDvs per (clip pair, sample), the others per clip."""
-    c = len(appropriate)
-    pairs_all, pairs_sampled = appropriate.sum(), appropriate[sampled].sum()
-    n = len(sampled)
-    out = {key: seconds[key] * pairs_all / pairs_sampled for key in ("FRC", "FRD")}
-    out.update({key: seconds[key] * c / n for key in ("S-MSE", "FRVar", "TLCC")})
-    out["FRDvs"] = seconds["FRDvs"] * (c * (c - 1)) / (n * (n - 1))
-    out["per_pair_ms"] = 1e3 * (seconds["FRC"] + seconds["FRD"]) / (pairs_sampled * samples)
+def project(seconds: dict, sampled: np.ndarray, appropriate: np.ndarray, diversity_scale: float) -> dict:
+    """Reference seconds of the whole split: FRC and FRD per (clip, appropriate reaction) pair of
+    the sample, TLCC per clip, the diversity metrics times ``diversity_scale``."""
+    pairs = appropriate.sum() / appropriate[sampled].sum()
+    out = {"FRC": seconds["FRC"] * pairs, "FRD": seconds["FRD"] * pairs,
+           "TLCC": seconds["TLCC"] * len(appropriate) / len(sampled),
+           "diversity": seconds["diversity"] * diversity_scale}
+    out["total"] = sum(out.values())
     return out
 
 
-def agreement(ours: dict[str, np.ndarray], ref: dict[str, list[float]]) -> float:
-    """Largest relative difference between our per-clip values and the reference's on the sample."""
+def agreement(ours: dict[str, np.ndarray], ref: dict) -> float:
+    """Largest relative difference of per-clip FRC, FRD, TLCC (sampled clips) and of the diversity metrics."""
     worst = 0.0
-    for key in ("FRC", "FRD", "S-MSE", "FRVar", "TLCC"):
+    for key in ("FRC", "FRD", "TLCC"):
         a, b = np.asarray(ours[key], dtype=np.float64), np.asarray(ref[key], dtype=np.float64)
         a = a.reshape(len(b), -1).mean(axis=1)  # TLCC: offsets per (clip, sample) -> per clip
         worst = max(worst, float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12))))
     return worst
 
 
-def make_set(root: Path, clips: int, density: float, seed: int) -> tuple[Path, Path]:
-    """A test split of ``clips`` clips on disk, about ``density`` appropriate reactions per clip, and
-    predictions; returns (data dir, prediction dir)."""
+def diversity_agreement(ours: dict, ref: dict) -> float:
+    return max(abs(ours[k] - ref[k]) / max(abs(ref[k]), 1e-12) for k in DIVERSITY)
+
+
+def make_split(root: Path, clips: int, density: float, seed: int) -> Path:
+    """A test split of ``clips`` clips on disk with about ``density`` appropriate reactions per clip."""
     data = root / f"react_{clips}"
     generate(data, pairs=1, eval_pairs=clips // 2, seed=seed, media=False)
     split = L.read_split(data, "test")
@@ -125,76 +112,75 @@ def make_set(root: Path, clips: int, density: float, seed: int) -> tuple[Path, P
     low = max(1, int(round(density * 0.6)))
     counts = np.minimum(rng.integers(low, int(round(2 * density - low)) + 1, size=clips), clips)
     np.save(L.appropriateness_path(data, "test"), nearest_matrix(listener, counts).astype(np.float32))
-    appropriate = L.read_appropriateness(split)
-    write_predictions(data / "pred", split, make_predictions(listener, appropriate, seed=seed))
-    return data, data / "pred"
+    return data
 
 
-def time_command(data: Path, preds: Path, workers: int) -> tuple[float, dict]:
-    """Wall seconds of ``python evaluation.py`` as a whole command (numba cache already warm)."""
+def time_command(data: Path, preds: Path, workers: int) -> tuple[float, dict, int]:
+    """Wall seconds, metrics and peak memory (KiB, its own) of ``python evaluation.py`` as a whole command."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "metrics.json"
         cmd = [sys.executable, str(ROOT / "evaluation.py"), "--data-dir", str(data), "--pred-dir", str(preds),
                "--split", "test", "--workers", str(workers), "--out", str(out)]
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        start = time.perf_counter()
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        wall = time.perf_counter() - start
-        if done.returncode != 0:
-            raise RuntimeError(f"evaluation.py failed:\n{done.stderr}")
-        return wall, json.loads(out.read_text())
+        with (Path(tmp) / "log").open("w+") as log:
+            start = time.perf_counter()
+            child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            _, status, usage = os.wait4(child.pid, 0)
+            wall = time.perf_counter() - start
+            child.returncode = os.waitstatus_to_exitcode(status)
+            if child.returncode != 0:
+                log.seek(0)
+                raise RuntimeError(f"evaluation.py failed:\n{log.read()}")
+        return wall, json.loads(out.read_text()), usage.ru_maxrss
 
 
-def bench_density(args: argparse.Namespace) -> dict:
-    with tempfile.TemporaryDirectory(prefix="bench_eval_") as tmp:
-        data, preds = make_set(Path(tmp), args.clips, args.density, args.seed)
-        pred, listener, speaker, appropriate = load_split(data, preds, "test")
-        c, s = pred.shape[:2]
-        sampled = np.sort(np.random.default_rng(args.seed).choice(c, size=min(args.sample, c), replace=False))
-        time_command(data, preds, args.workers)  # warm caches (numba, files)
-        commands, ref_runs = [], []
-        for _ in range(args.repeats):  # alternate: both see the same machine load
-            commands.append(time_command(data, preds, args.workers))
-            ref_runs.append(reference_sample(pred[sampled], sampled, listener, speaker, appropriate))
-        metrics = commands[0][1]
-        part = score_clips(pred[sampled], sampled, listener, speaker, appropriate, workers=args.workers)
-        ref_values = ref_runs[0][0]
-        ref_seconds = {k: float(np.median([r[1][k] for r in ref_runs])) for k in ref_runs[0][1]}
-        projected = project_reference(ref_seconds, sampled, appropriate, s)
-        command_s = float(np.median([w for w, _ in commands]))
-        # The in-process metrics once more, checked against the command's values.
-        inproc = compute_metrics(pred, listener, speaker, appropriate, workers=args.workers)
-        same = all(inproc[k] == metrics[k] for k in METRIC_KEYS)
-    reference_total = sum(projected[k] for k in METRIC_KEYS)
+def bench_density_kind(kind: str, data: Path, args: argparse.Namespace) -> dict:
+    split = L.read_split(data, "test")
+    listener, speaker, appropriate = load_ground_truth(split)
+    preds = data / f"pred_{kind}"
+    write_predictions(preds, split, make_kind(kind, listener, appropriate, seed=args.seed))
+    pred, listener, speaker, appropriate = load_split(data, preds, "test")
+    c = len(pred)
+    sampled = np.sort(np.random.default_rng(args.seed).choice(c, size=min(args.sample, c), replace=False))
+    time_command(data, preds, args.workers)  # warm caches (numba, files)
+    commands, refs = [], []
+    for _ in range(args.repeats):  # alternate: both see the same machine load
+        commands.append(time_command(data, preds, args.workers))
+        refs.append(run_reference(pred[sampled], sampled, listener, speaker, appropriate, args.workers, pred))
+    metrics = commands[0][1]
+    part = score_clips(pred[sampled], sampled, listener, speaker, appropriate, workers=args.workers)
+    ref_seconds = {k: float(np.median([r[1][k] for r in refs])) for k in refs[0][1]}
+    projected = project(ref_seconds, sampled, appropriate, 1.0)
+    command_s = float(np.median([w for w, _, _ in commands]))
     return {
-        "clips": c, "mean_appropriate": float(appropriate.sum(1).mean()), "pairs": metrics["frd_pairs"],
-        "full_pairs": metrics["frd_full_pairs"], "command_seconds": command_s,
-        "command_runs": [w for w, _ in commands], "seconds": metrics["seconds"],
-        "reference_projected": projected, "reference_total": reference_total,
-        "speedup_command": reference_total / command_s,
-        "sample_clips": sampled.tolist(), "rel_diff_sample": agreement(part.per_clip, ref_values),
-        "command_equals_in_process": same, "metrics": {k: metrics[k] for k in METRIC_KEYS},
+        "kind": kind, "clips": c, "mean_appropriate": float(appropriate.sum(1).mean()),
+        "pairs": metrics["frd_pairs"], "full_pairs": metrics["frd_full_pairs"], "command_seconds": command_s,
+        "command_runs": [w for w, _, _ in commands], "seconds": metrics["seconds"],
+        "reference_sample_seconds": ref_seconds, "reference_projected": projected,
+        "speedup_command": projected["total"] / command_s, "sample_clips": sampled.tolist(),
+        "rel_diff_sample": agreement({k: part.per_clip[k] for k in ("FRC", "FRD", "TLCC")}, refs[0][0]),
+        "rel_diff_diversity": diversity_agreement(metrics, refs[0][0]),
+        "command_peak_rss_gib": max(p for _, _, p in commands) / 2**20,
+        "metrics": {k: metrics[k] for k in METRIC_KEYS},
     }
 
 
-def print_metric_seconds(res: dict, title: str) -> None:
-    """The set's header line and one row per metric: our seconds, the reference's projected seconds."""
-    print(f"\n== {title}{res['clips']} clips, {res['mean_appropriate']:.1f} appropriate reactions per clip: "
-          f"{res['pairs']} FRD pairs, {res['full_pairs']} DTWs run to the end (the rest pruned)")
-    print(f"{'metric':<7} {'ours s':>9} {'reference s (projected)':>24}")
-    for key in METRIC_KEYS:
-        print(f"{key:<7} {res['seconds'][key]:9.2f} {res['reference_projected'][key]:24.1f}")
-
-
-def print_density(res: dict) -> None:
-    print_metric_seconds(res, "")
-    print(f"{'load':<7} {res['seconds']['load']:9.2f}")
-    print(f"per-pair reference (FRC + FRD): {res['reference_projected']['per_pair_ms']:.2f} ms per pair")
-    runs = ", ".join(f"{w:.2f}" for w in res["command_runs"])
-    print(f"`python evaluation.py`, whole command: {res['command_seconds']:.2f} s (runs: {runs}); "
-          f"reference, projected: {res['reference_total']:.1f} s -> {res['speedup_command']:.1f}x")
-    print(f"agreement with the reference on clips {res['sample_clips']}: largest relative difference "
-          f"{res['rel_diff_sample']:.1e}; command == in-process: {res['command_equals_in_process']}")
+def print_kind(res: dict, ours_label: str, ours_total: float) -> None:
+    """One prediction kind: our seconds per metric against the projected reference, and the ratio."""
+    ref = res["reference_projected"]
+    print(f"\n== {res['kind']}: {res['clips']} clips, {res['mean_appropriate']:.1f} appropriate reactions "
+          "per "
+          f"clip; {res['pairs']} FRD (sample, reaction) pairs, {res['full_pairs']} DTWs run to the end")
+    pool = f"reference s (pool of {res['workers']}, projected)"
+    print(f"{'metric':<10} {'ours s':>8} {pool:>36}")
+    for key in ("FRC", "FRD", "TLCC"):
+        print(f"{key:<10} {res['seconds'][key]:8.2f} {ref[key]:36.1f}")
+    ours_div = sum(res["seconds"].get(k, 0.0) for k in DIVERSITY)
+    print(f"{'diversity':<10} {ours_div:8.2f} {ref['diversity']:36.1f}   (S-MSE, FRVar, FRDvs)")
+    print(f"{ours_label}: {ours_total:.2f} s; reference: {ref['total']:.1f} s "
+          f"-> {ref['total'] / ours_total:.1f}x")
+    print(f"agreement on clips {res['sample_clips']}: per-clip FRC/FRD/TLCC {res['rel_diff_sample']:.1e}, "
+          f"diversity {res['rel_diff_diversity']:.1e} (relative)")
 
 
 def synthetic_ground_truth(clips: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -224,65 +210,47 @@ def synthetic_ground_truth(clips: int, rng: np.random.Generator) -> tuple[np.nda
     return listener, speaker
 
 
-def bench_real_size(args: argparse.Namespace) -> dict:
+def bench_real_size_kind(kind: str, listener: np.ndarray, speaker: np.ndarray, appropriate: np.ndarray,
+                         args: argparse.Namespace) -> dict:
+    clips = len(listener)
     rng = np.random.default_rng(args.seed)
-    start = time.perf_counter()
-    listener, speaker = synthetic_ground_truth(args.clips, rng)
-    counts = rng.integers(args.min_appropriate, args.max_appropriate + 1, size=args.clips)
-    appropriate = nearest_matrix(listener, counts)
-    print(f"ground truth: {args.clips} clips, {appropriate.sum(1).mean():.1f} appropriate reactions per clip "
-          f"(min {appropriate.sum(1).min()}, max {appropriate.sum(1).max()}), "
-          f"{time.perf_counter() - start:.1f} s to generate", flush=True)
-    parts, generate_s = [], 0.0
-    sampled = np.sort(rng.choice(args.clips, size=args.sample, replace=False))
+    sampled = np.sort(rng.choice(clips, size=args.sample, replace=False))
     ref_pred = np.empty((len(sampled), L.NUM_PREDICTIONS, L.NUM_FRAMES, L.EMOTION_DIM), np.float32)
-    check = None
+    parts, generate_s, check, first_chunk = [], 0.0, None, None
     scored = time.perf_counter()
-    for first in range(0, args.clips, args.chunk):
-        clips = np.arange(first, min(first + args.chunk, args.clips))
+    for first in range(0, clips, args.chunk):
+        chunk = np.arange(first, min(first + args.chunk, clips))
         start = time.perf_counter()
-        pred = make_predictions(listener, appropriate[clips], seed=args.seed + first)
+        pred = make_kind(kind, listener, appropriate[chunk], seed=args.seed + first)
         generate_s += time.perf_counter() - start
-        parts.append(score_clips(pred, clips, listener, speaker, appropriate, workers=args.workers))
-        inside = np.isin(sampled, clips)
-        ref_pred[inside] = pred[np.searchsorted(clips, sampled[inside])]
+        parts.append(score_clips(pred, chunk, listener, speaker, appropriate, workers=args.workers))
+        inside = np.isin(sampled, chunk)
+        ref_pred[inside] = pred[np.searchsorted(chunk, sampled[inside])]
+        if first_chunk is None:
+            first_chunk = pred
         if args.device != "cpu" and check is None:  # the torch DTW path on the same clips
-            minima, _ = frd_minima(pred, listener, appropriate[clips], backend="torch", device=args.device)
+            minima, _ = frd_minima(pred, listener, appropriate[chunk], backend="torch", device=args.device)
             frd = parts[-1].per_clip["FRD"]
             check = float(np.max(np.abs(minima.sum(1) - frd) / frd))
-        done = clips[-1] + 1
         spent = time.perf_counter() - scored - generate_s
-        print(f"  {done}/{args.clips} clips scored, {spent:.0f} s", flush=True)
+        print(f"  {kind}: {chunk[-1] + 1}/{clips} clips scored, {spent:.0f} s",
+              flush=True)
     metrics = combine(parts)
-    ours_values = {k: np.concatenate([p.per_clip[k] for p in parts])[sampled] for k in parts[0].per_clip}
-    ref_values, ref_seconds = reference_sample(ref_pred, sampled, listener, speaker, appropriate)
-    projected = project_reference(ref_seconds, sampled, appropriate, L.NUM_PREDICTIONS)
-    ours_total = sum(metrics["seconds"][k] for k in METRIC_KEYS)
+    ours = {k: np.concatenate([p.per_clip[k] for p in parts])[sampled] for k in ("FRC", "FRD", "TLCC")}
+    values, seconds = run_reference(ref_pred, sampled, listener, speaker, appropriate, args.workers,
+                                    first_chunk)
+    n = len(first_chunk)  # diversity measured on the first chunk: S-MSE/FRVar per clip, FRDvs per clip pair
+    scale = clips * (clips - 1) / (n * (n - 1))
+    projected = project(seconds, sampled, appropriate, scale)
     return {
-        "clips": args.clips, "mean_appropriate": float(appropriate.sum(1).mean()),
+        "kind": kind, "clips": clips, "mean_appropriate": float(appropriate.sum(1).mean()),
         "pairs": metrics["frd_pairs"], "full_pairs": metrics["frd_full_pairs"], "seconds": metrics["seconds"],
-        "ours_total": ours_total,
-        "generate_seconds": generate_s, "reference_projected": projected,
-        "reference_total": sum(projected[k] for k in METRIC_KEYS), "sample_clips": sampled.tolist(),
-        "rel_diff_sample": agreement(ours_values, ref_values), "torch_rel_diff": check,
-        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "ours_total": sum(metrics["seconds"][k] for k in METRIC_KEYS), "generate_seconds": generate_s,
+        "reference_sample_seconds": seconds, "reference_projected": projected,
+        "sample_clips": sampled.tolist(),
+        "rel_diff_sample": agreement(ours, values), "rel_diff_diversity": 0.0, "torch_rel_diff": check,
         "metrics": {k: metrics[k] for k in METRIC_KEYS},
     }
-
-
-def print_real_size(res: dict) -> None:
-    print_metric_seconds(res, "real size: ")
-    ref_total = res["reference_total"]
-    print(f"{'total':<7} {res['ours_total']:9.1f} {ref_total:24.0f}   "
-          f"({ref_total / 3600:.2f} h of reference, {ref_total / res['ours_total']:.0f}x)")
-    print(f"per-pair reference: {res['reference_projected']['per_pair_ms']:.2f} ms per (clip, sample, "
-          f"reaction) pair for FRC + FRD, measured on clips {res['sample_clips']}")
-    print(f"agreement on those clips: largest relative difference {res['rel_diff_sample']:.1e}")
-    if res["torch_rel_diff"] is not None:
-        print(f"torch DTW path vs numba on the first chunk: largest relative difference "
-              f"{res['torch_rel_diff']:.1e}")
-    print(f"peak memory: {res['peak_rss_gib']:.2f} GiB (ground truth in memory, predictions generated "
-          "and scored a chunk at a time)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,31 +261,60 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-appropriate", type=int, default=10, help="real-size: fewest per clip")
     parser.add_argument("--max-appropriate", type=int, default=50, help="real-size: most per clip")
     parser.add_argument("--chunk", type=int, default=64, help="real-size: clips scored at a time")
-    parser.add_argument("--sample", type=int, default=3, help="clips the per-pair reference runs on")
+    parser.add_argument("--sample", type=int, default=4, help="clips the reference runs on")
     parser.add_argument("--repeats", type=int, default=2, help="density: command / reference alternations")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="our threads and the reference's processes")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="prediction kinds, comma-separated")
     parser.add_argument("--device", default="cpu", help="real-size: also run the torch DTW on this device")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="", help="also write the results as JSON")
     args = parser.parse_args(argv)
     args.clips = args.clips or (80 if args.part == "density" else 1600)
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     if args.clips % 2 or args.clips < 4:
         parser.error("--clips must be an even number >= 4 (both directions of N rows)")
-    if not 2 <= args.sample <= args.clips:
-        parser.error("--sample must be between 2 (FRDvs needs a pair of clips) and --clips")
+    if not 2 <= args.sample <= args.clips or any(k not in KINDS for k in kinds):
+        parser.error(f"--sample must be between 2 and --clips; --kinds from {','.join(KINDS)}")
     load = os.getloadavg()
-    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; "
+          f"ours with {args.workers} threads, the reference with a pool of {args.workers} processes")
+    results = []
     if args.part == "density":
-        res = bench_density(args)
-        print_density(res)
+        with tempfile.TemporaryDirectory(prefix="bench_eval_") as tmp:
+            data = make_split(Path(tmp), args.clips, args.density, args.seed)
+            for kind in kinds:
+                res = bench_density_kind(kind, data, args) | {"workers": args.workers}
+                runs = ", ".join(f"{w:.2f}" for w in res["command_runs"])
+                print_kind(res, f"`python evaluation.py`, whole command (runs {runs})",
+                           res["command_seconds"])
+                print(f"peak memory of the command: {res['command_peak_rss_gib']:.2f} GiB")
+                results.append(res)
     else:
-        res = bench_real_size(args)
-        print_real_size(res)
-    res["load_average"] = [load, os.getloadavg()]
+        rng = np.random.default_rng(args.seed)
+        listener, speaker = synthetic_ground_truth(args.clips, rng)
+        counts = rng.integers(args.min_appropriate, args.max_appropriate + 1, size=args.clips)
+        appropriate = nearest_matrix(listener, counts)
+        print(f"ground truth: {args.clips} clips, {appropriate.sum(1).mean():.1f} appropriate reactions "
+              "per clip "
+              f"(min {appropriate.sum(1).min()}, max {appropriate.sum(1).max()})", flush=True)
+        for kind in kinds:
+            res = bench_real_size_kind(kind, listener, speaker, appropriate, args) | {"workers": args.workers}
+            print_kind(res, "ours, metrics in process", res["ours_total"])
+            if res["torch_rel_diff"] is not None:
+                print("torch DTW vs numba on the first chunk: largest relative difference "
+                      f"{res['torch_rel_diff']:.1e}")
+            results.append(res)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(f"\npeak memory: {peak:.2f} GiB (ground truth in memory, predictions generated and scored "
+              "a chunk "
+              "at a time; the reference's sample included)")
+    load_after = os.getloadavg()
     if args.out:
-        Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
-    agree = res["rel_diff_sample"] < TOLERANCE and res.get("command_equals_in_process", True)
-    print(f"exact: {'OK' if agree else 'FAILED'} (tolerance {TOLERANCE:g} against the reference)")
+        report = {"load_average": [load, load_after], "results": results}
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    agree = all(r["rel_diff_sample"] < TOLERANCE and r["rel_diff_diversity"] < DIVERSITY_TOLERANCE
+                for r in results)
+    print(f"exact: {'OK' if agree else 'FAILED'} (per-clip tolerance {TOLERANCE:g} against the reference)")
     return 0 if agree else 1
 
 

@@ -3,9 +3,17 @@
 Loops over clips, samples and candidate listeners, one ``tslearn.metrics.dtw`` per pair and
 group, per-column ``np.corrcoef`` for CCC and TLCC. Slow on purpose: tests and
 ``benchmarks/bench_eval.py`` check the fast implementation against it.
+
+:func:`pooled` runs it the way the official evaluation script does (REACT 2024 ``evaluate.py``):
+FRC, FRD and TLCC one clip per task in a ``multiprocessing`` pool (the ground truth sent along
+with the tasks), S-MSE, FRVar and FRDvs as whole-tensor ``torch.cdist`` / variance expressions.
 """
 
 from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from functools import partial
 
 import numpy as np
 
@@ -106,3 +114,55 @@ def compute_metrics(pred: np.ndarray, listener: np.ndarray, speaker: np.ndarray,
         "S-MSE": s_mse(pred), "FRVar": fr_var(pred), "FRDvs": frdvs(pred),
         "TLCC": tlcc(pred, speaker, tlcc_samples),
     }
+
+
+def _clip_frc(row: np.ndarray, pred: np.ndarray, listener: np.ndarray) -> float:
+    """Sum over the samples of one clip of the max CCC over its appropriate reactions."""
+    cand = np.flatnonzero(row)
+    return float(sum(max(ccc(listener[j], p) for j in cand) for p in pred))
+
+
+def _clip_frd(row: np.ndarray, pred: np.ndarray, listener: np.ndarray) -> float:
+    """Sum over the samples of one clip of the min FRD pair cost over its appropriate reactions."""
+    cand = np.flatnonzero(row)
+    return float(sum(min(group_dtw(p, listener[j]) for j in cand) for p in pred))
+
+
+def _clip_tlcc(pred: np.ndarray, speaker: np.ndarray) -> float:
+    """|offset| of the first sample only (the official per-clip function returns inside its loop)."""
+    return float(tlcc_offset(pred[0], speaker))
+
+
+def _torch_diversity(pred: np.ndarray) -> dict[str, float]:
+    """S-MSE, FRVar and FRDvs as whole-tensor expressions (squared ``cdist`` sums, frame variance)."""
+    import torch
+
+    p = torch.from_numpy(pred)
+    c, s = p.shape[:2]
+    flat = p.reshape(c, s, -1)
+    per_clip = [float(torch.cdist(x, x).pow(2).sum()) / (s * (s - 1) * flat.shape[-1]) for x in flat]
+    across = flat.transpose(0, 1)
+    frdvs_value = float(torch.cdist(across, across).pow(2).sum()) / (c * (c - 1) * s) / flat.shape[-1]
+    return {"S-MSE": sum(per_clip) / c, "FRVar": float(p.var(dim=2).mean()), "FRDvs": frdvs_value}
+
+
+def pooled(pred: np.ndarray, listener: np.ndarray, speaker: np.ndarray, appropriate: np.ndarray,
+           processes: int) -> tuple[dict[str, np.ndarray | float], dict[str, float]]:
+    """Per-clip FRC, FRD, TLCC of the clips ``pred`` holds (``appropriate``: their rows) in a pool of
+    ``processes``, and the diversity metrics of ``pred``; returns (values, seconds per metric)."""
+    group_dtw(pred[0, 0, :5], listener[0, :5])  # tslearn compiles on first use; forked workers inherit it
+    values: dict[str, np.ndarray | float] = {}
+    seconds: dict[str, float] = {}
+    with mp.get_context("fork").Pool(processes) as pool:
+        for key, fn in (("TLCC", None), ("FRC", _clip_frc), ("FRD", _clip_frd)):
+            start = time.perf_counter()
+            if fn is None:
+                out = pool.starmap(_clip_tlcc, zip(pred, speaker))
+            else:
+                out = pool.starmap(partial(fn, listener=listener), zip(appropriate, pred))
+            seconds[key] = time.perf_counter() - start
+            values[key] = np.asarray(out)
+    start = time.perf_counter()
+    values.update(_torch_diversity(pred))
+    seconds["diversity"] = time.perf_counter() - start
+    return values, seconds

@@ -1,10 +1,13 @@
-"""Model-like synthetic predictions in the layout ``evaluation.py`` reads (tests, benchmark).
+"""Synthetic predictions in the layout ``evaluation.py`` reads (tests, benchmark), of three kinds.
 
-A generator that learned something produces reactions that resemble the appropriate ones without
-copying any: each sample here is a random convex mixture of a few appropriate listener reactions,
-time-warped by a smooth random speed profile (its own timing) and overlaid with smooth noise of
-its own, then put into the valid value ranges. No sample is close to a single reaction, so the
-FRD minima are not decided by one obviously nearest candidate (as they are with near-copies).
+- ``mixture`` (model-like): a generator that learned something produces reactions that resemble
+  the appropriate ones without copying any: each sample is a random convex mixture of a few
+  appropriate listener reactions, time-warped by a smooth random speed profile (its own timing) and
+  overlaid with smooth noise of its own, then put into the valid value ranges. No sample is close
+  to a single reaction, so the FRD minima are not decided by one obviously nearest candidate.
+- ``mean-like`` (low diversity, like an under-trained generator): the mean reaction of the split
+  plus a little smooth noise per sample.
+- ``random``: every value uniform in [0, 1), like the Random baseline.
 """
 
 from __future__ import annotations
@@ -54,6 +57,24 @@ def make_predictions(listener: np.ndarray, appropriate: np.ndarray, samples: int
             own = gaussian_filter1d(rng.normal(size=(t, d)), 5, axis=0) * noise * 6
             pred[k, i] = _valid_ranges(_time_warp(base, rng, warp) + own)
     return pred
+
+
+KINDS = ("mixture", "mean-like", "random")
+
+
+def make_kind(kind: str, listener: np.ndarray, appropriate: np.ndarray, seed: int = 0) -> np.ndarray:
+    """``(C, 10, T, 25)`` float32 predictions of ``kind`` (see the module docstring) for the rows of
+    ``appropriate``; ``listener``: every real reaction of the split."""
+    if kind == "mixture":
+        return make_predictions(listener, appropriate, seed=seed)
+    rng = np.random.default_rng(seed)
+    shape = (len(appropriate), L.NUM_PREDICTIONS, *listener.shape[1:])
+    if kind == "random":
+        return rng.random(shape, dtype=np.float32)
+    if kind == "mean-like":
+        noise = gaussian_filter1d(rng.normal(size=shape), 5, axis=2) * 0.1
+        return _valid_ranges(listener.mean(axis=0, dtype=np.float64) + noise).astype(np.float32)
+    raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
 
 def write_predictions(pred_dir: str | os.PathLike, split: L.Split, pred: np.ndarray) -> None:

@@ -45,6 +45,7 @@ class TrainConfig:
     mixed_precision: str = "auto"  # auto (bf16/fp16 on GPU, off on CPU) | no | fp16 | bf16
     num_workers: int = 0
     val_every: int = 1  # epochs between validations (0 disables)
+    patience: int = 0  # stop after this many validations in a row without improvement (0: never)
     ckpt_every: int = 1  # epochs between numbered checkpoints (last/best always kept)
     keep_last: int = 3  # numbered checkpoints kept, newest first (0 = all)
     log_every: int = 10  # steps between console/TensorBoard scalars

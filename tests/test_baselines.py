@@ -23,6 +23,7 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("react_baselines")
     emotions, matrix = write_layout(root, "test", seed=0)
     train, _ = write_layout(root, "train", seed=7)
+    write_layout(root, "val", seed=8)  # Linear chooses its penalty there
     assert baselines.main(["--data-dir", str(root), "--split", "test", "--out-dir", str(root / "base")]) == 0
     return root, emotions, train
 
@@ -37,7 +38,7 @@ def test_files_are_float32_in_the_evaluation_layout(data):
     root, *_ = data
     for name in baselines.BASELINES:
         value = torch.load(L.prediction_path(root / "base" / name, "test", CLIPS[4], 9), weights_only=True)
-        assert value.dtype == torch.float32 and value.shape == (750, 25)
+        assert value.dtype == torch.float32 and value.shape == (750, 25), name
         assert value.untyped_storage().nbytes() == 750 * 25 * 4  # one reaction, not a shared buffer
 
 

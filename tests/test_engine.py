@@ -44,6 +44,19 @@ def test_training_writes_config_checkpoints_and_learns(tmp_path):
     assert cfg.task == TOY and not model.training
 
 
+def test_patience_stops_when_validation_stops_improving(tmp_path):
+    # lr 0: the validation loss never changes, so only the first validation improves.
+    _train(tmp_path, "train.epochs=8", "train.lr=0.0", "train.patience=2", "train.val_every=1")
+    last = torch.load(checkpoint_file(tmp_path / "checkpoints" / "last"), weights_only=True)
+    assert last["epoch"] == 3 and last["stale"] == 2
+    log = (tmp_path / "log.txt").read_text()
+    assert "early stop before epoch 4: val/loss did not improve in 2 validations" in log
+    tested = (tmp_path / "test_results.json").stat().st_mtime_ns
+    _train(tmp_path, "train.epochs=8", "train.lr=0.0", "train.patience=2", "train.val_every=1", "resume=auto")
+    last = torch.load(checkpoint_file(tmp_path / "checkpoints" / "last"), weights_only=True)
+    assert last["epoch"] == 3 and (tmp_path / "test_results.json").stat().st_mtime_ns == tested
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_resume_continues_identically(tmp_path, workers):
     extra = [f"train.num_workers={workers}"]

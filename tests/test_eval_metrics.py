@@ -182,3 +182,35 @@ def test_process_shares_cover_the_clips_once(n, processes):
     shares = [share(n, p, processes) for p in range(processes)]
     assert [i for s in shares for i in s] == list(range(n))
     assert max(map(len, shares)) - min(map(len, shares)) <= 1
+
+
+def test_pooled_reference_runs_the_official_way_and_agrees():
+    pred, listener, speaker, appropriate = random_set(seed=5, c=4, s=2)
+    rows = np.array([1, 3])
+    values, seconds = reference.pooled(pred[rows], listener, speaker[rows], appropriate[rows], processes=2)
+    for i, k in enumerate(rows):
+        one = pred[k:k + 1]
+        assert values["FRC"][i] == pytest.approx(reference.frc(one, listener, appropriate[[k]]), rel=1e-12)
+        assert values["FRD"][i] == pytest.approx(reference.frd(one, listener, appropriate[[k]]), rel=1e-12)
+        assert values["TLCC"][i] == reference.tlcc(one, speaker[[k]], "first")
+    sub = pred[rows]  # the diversity metrics in float32 torch, as the official script
+    assert values["S-MSE"] == pytest.approx(reference.s_mse(sub), rel=1e-5)
+    assert values["FRVar"] == pytest.approx(reference.fr_var(sub), rel=1e-5)
+    assert values["FRDvs"] == pytest.approx(reference.frdvs(sub), rel=1e-5)
+    assert set(seconds) == {"FRC", "FRD", "TLCC", "diversity"}
+
+
+def test_synthetic_prediction_kinds():
+    from evaluation.synthetic import KINDS, make_kind
+
+    rng = np.random.default_rng(0)
+    listener = rng.random((6, 80, 25), dtype=np.float32)
+    appropriate = np.eye(6, dtype=bool)[:3]
+    preds = {kind: make_kind(kind, listener, appropriate, seed=1) for kind in KINDS}
+    for kind, p in preds.items():
+        assert p.shape == (3, 10, 80, 25) and p.dtype == np.float32, kind
+        assert p.min() >= -1 and p.max() <= 1
+    assert M.s_mse(preds["mean-like"]) < 0.1 * M.s_mse(preds["random"])  # low diversity
+    np.testing.assert_allclose(preds["mean-like"].mean(axis=(0, 1)), listener.mean(0), atol=0.05)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        make_kind("copies", listener, appropriate)

@@ -78,9 +78,10 @@ def resample_index(frames: torch.Tensor, src: int, dst: int
 class FeatureStore:
     """Per-clip feature tensors, loaded lazily (memory-mapped) and checked once (shape, NaN/inf).
 
-    ``min_frames``: the rows every clip needs, or a clip -> rows mapping (clips of any length)."""
+    ``dim``: the feature width (``None``: the first file read sets it); ``min_frames``: the rows
+    every clip needs, or a clip -> rows mapping (clips of any length)."""
 
-    def __init__(self, root: str | os.PathLike, split: str, kind: str, dim: int,
+    def __init__(self, root: str | os.PathLike, split: str, kind: str, dim: int | None,
                  min_frames: int | Mapping[str, int]):
         self.root, self.split, self.kind, self.dim, self.min_frames = Path(root), split, kind, dim, min_frames
         self._cache: dict[str, torch.Tensor] = {}
@@ -101,6 +102,7 @@ class FeatureStore:
                 shape = tuple(feats.shape) if isinstance(feats, torch.Tensor) else type(feats).__name__
                 raise L.LayoutError(f"{path}: expected a (frames, dim) tensor, got {shape}")
             need = self.min_frames if isinstance(self.min_frames, int) else self.min_frames.get(clip, 1)
+            self.dim = feats.shape[1] if self.dim is None else self.dim
             if feats.shape[1] != self.dim or feats.shape[0] < need:
                 raise L.LayoutError(f"{path}: expected at least {need} frames x {self.dim} "
                                     f"(the model's {self.kind}_dim), got {tuple(feats.shape)}")

@@ -108,6 +108,7 @@ class Run:
     epoch: int = 0
     step: int = 0
     best: float | None = None
+    stale: int = 0  # validations in a row without improvement of the monitored metric
     items: int = 0
 
 
@@ -203,6 +204,7 @@ def resume(run: Run) -> None:
         run.optimizer.load_state_dict(state["optimizer"])
         run.scheduler.load_state_dict(state["scheduler"])
         run.epoch, run.step, run.best = state["epoch"], state["step"], state.get("best")
+        run.stale = state.get("stale", 0)
         rng = ckpt.load_rng(source, run.acc.process_index)
         if rng is not None:  # absent when the number of processes grew: this rank starts afresh
             set_rng_state(rng)
@@ -283,6 +285,7 @@ def end_epoch(run: Run, epoch: int, means: dict[str, float], seconds: float) -> 
             raise KeyError(f"task {cfg.task}: validate() did not return the monitored '{run.task.monitor}'")
         improved = _improved(metrics[run.task.monitor], run.best, run.task.monitor_mode)
         run.best = metrics[run.task.monitor] if improved else run.best
+        run.stale = 0 if improved else run.stale + 1
     run.epoch = epoch + 1
     save_checkpoints(run, improved)
     if acc.is_main_process:
@@ -324,7 +327,7 @@ def save_checkpoints(run: Run, improved: bool) -> None:
     if acc.is_main_process:
         state = {"model": acc.unwrap_model(run.model).state_dict(), "optimizer": run.optimizer.state_dict(),
                  "scheduler": run.scheduler.state_dict(), "epoch": run.epoch, "step": run.step,
-                 "best": run.best, "config": OmegaConf.to_container(cfg, resolve=True)}
+                 "best": run.best, "stale": run.stale, "config": OmegaConf.to_container(cfg, resolve=True)}
         for target in targets:
             ckpt.stage(target, state)
     acc.wait_for_everyone()
@@ -347,14 +350,28 @@ def _interrupted(run: Run) -> TrainingInterrupted:
                                "command with resume=auto to continue")
 
 
+def patience_spent(run: Run) -> bool:
+    """Whether ``train.patience`` validations in a row did not improve (decided by the main process)."""
+    flag = [run.cfg.train.patience > 0 and run.stale >= run.cfg.train.patience]
+    if run.acc.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        broadcast_object_list(flag)
+    return flag[0]
+
+
 def fit(cfg: DictConfig) -> dict[str, float]:
     """Train ``cfg.task``; returns the last validation metrics (empty if validation is off)."""
     run = setup(cfg)
     resume(run)
     metrics: dict[str, float] = {}
-    start = run.epoch
+    finished = run.epoch >= cfg.train.epochs or patience_spent(run)
     try:
         for epoch in range(run.epoch, cfg.train.epochs):
+            if patience_spent(run):
+                run.log.info("early stop before epoch %d: %s did not improve in %d validations (best %.5g)",
+                             epoch + 1, run.task.monitor, run.stale, run.best)
+                break
             started = time.perf_counter()
             means = train_epoch(run, epoch)
             metrics = end_epoch(run, epoch, means, time.perf_counter() - started) or metrics
@@ -365,7 +382,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         if run.writer is not None:
             run.writer.close()
     results = run.paths.run_dir / "test_results.json"
-    if start >= cfg.train.epochs and results.is_file():
+    if finished and results.is_file():
         run.log.info("run was already complete; see %s", results)
     elif cfg.train.test_at_end and isinstance(run.task, TestableTask):
         run.acc.wait_for_everyone()
