@@ -4,11 +4,13 @@ PyTorch with onnxruntime.
     python -m react.ser.export --checkpoint runs/ser_tiny --out runs/ser_tiny/ser.onnx
 
 The graph maps ``wave`` (batch, samples) float32 at the training sample rate to ``probs``
-(batch, classes); a ``normalization=speaker`` model also takes ``norm`` (batch, 2, F), the
-speaker's mean and std of each log-mel band and acoustic descriptor
-(:func:`react.ser.inference.speaker_norm`); the descriptors are computed inside the graph. The class names,
-sample rate, input names and the checkpoint it came from are stored in the model's metadata. An
-export already made from the same checkpoint file is kept, not redone.
+(batch, classes), following the checkpoint's protocol: an inductive model takes the waveform only
+(a ``population`` model's training statistics are constants of the graph); a speaker-adapted one
+(``normalization=speaker``) also takes ``norm`` (batch, 2, F), the mean and std of each log-mel band
+and acoustic descriptor over the speaker's enrolment recordings
+(:func:`react.ser.inference.speaker_norm`). The descriptors are computed inside the graph. The
+protocol, class names, sample rate, input names and the checkpoint it came from are stored in the
+model's metadata. An export already made from the same checkpoint file is kept, not redone.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ class ProbabilityModel(nn.Module):
 
 
 def _inputs(model: nn.Module, wave: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The export's inputs for ``wave``: with a speaker-normalised model, ``norm`` from the wave."""
+    """The export's inputs for ``wave``: with a speaker-adapted model also a ``norm`` (here the
+    wave's own statistics: any speaker statistics serve to trace and check the graph)."""
     if not getattr(model, "speaker_norm", False):
         return {"wave": wave}
     from react.ser.inference import speaker_norm
@@ -89,7 +92,8 @@ def export_onnx(model: nn.Module, target: str | os.PathLike, classes: list[str],
                               output_names=["probs"], dynamic_axes={k: axes[k] for k in [*example, "probs"]},
                               opset_version=opset, dynamo=False)
         proto = onnx.load(str(tmp))
-        meta = {"classes": ",".join(classes), "sample_rate": str(sample_rate)}
+        meta = {"protocol": "speaker-adapted" if len(example) > 1 else "inductive",
+                "classes": ",".join(classes), "sample_rate": str(sample_rate)}
         if len(example) > 1:
             meta["inputs"] = ",".join(example)
         if source:

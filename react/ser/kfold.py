@@ -41,28 +41,36 @@ def spread(values: list[float]) -> dict[str, float]:
             "min": float(a.min()), "max": float(a.max())}
 
 
+BASELINES = ("baseline", "baseline_speaker_adapted")  # the classic systems a fold's results may hold
+
+
 def summarise(results: list[dict]) -> dict:
-    """Per-fold rows and the spread of each metric, for the model and (when present) the baseline."""
+    """Per-fold rows and the spread of each metric, for the model and the classic baselines that
+    every fold has; ``protocol``: the folds' protocol (they must share it)."""
+    protocols = sorted({r.get("protocol", "inductive") for r in results})
+    if len(protocols) > 1:
+        raise ValueError(f"the folds were run under different protocols ({', '.join(protocols)}): "
+                         "rerun them with one data.protocol")
     systems = {"model": results}
-    if all("baseline" in r for r in results):
-        systems["baseline"] = [r["baseline"] for r in results]
-    summary: dict = {"folds": [{"fold": i, "test_actors": r.get("test_actors", []),
+    systems.update({key: [r[key] for r in results] for key in BASELINES if all(key in r for r in results)})
+    summary: dict = {"protocol": protocols[0],
+                     "folds": [{"fold": i, "test_actors": r.get("test_actors", []),
                                 **{name: {k: rows[i][k] for k in METRICS} for name, rows in systems.items()}}
                                for i, r in enumerate(results)]}
     for name, rows in systems.items():
         summary[name] = {k: spread([row[k] for row in rows]) for k in METRICS}
-    if "baseline" in systems:
-        summary["baseline"]["name"] = results[0]["baseline"]["name"]
+        if name != "model":
+            summary[name]["name"] = rows[0]["name"]
     return summary
 
 
 def markdown(summary: dict) -> str:
-    """The summary as markdown: mean +- std per system, then the folds."""
-    names = [n for n in ("model", "baseline") if n in summary]
-    label = {"model": "model", "baseline": summary.get("baseline", {}).get("name", "baseline")}
+    """The summary as markdown: the protocol, mean +- std per system, then the folds."""
+    names = [n for n in ("model", *BASELINES) if n in summary]
+    label = {n: summary[n].get("name", n) for n in names}
     k = len(summary["folds"])
-    lines = [f"# {k}-fold by actor (mean +- std over folds)", "", "| system | accuracy | UAR | macro-F1 |",
-             "| --- | --- | --- | --- |"]
+    lines = [f"# {k}-fold by actor, {summary['protocol']} protocol (mean +- std over folds)", "",
+             "| system | accuracy | UAR | macro-F1 |", "| --- | --- | --- | --- |"]
     for name in names:
         cells = [f"{summary[name][m]['mean']:.4f} +- {summary[name][m]['std']:.4f}" for m in METRICS]
         lines.append(f"| {label[name]} | " + " | ".join(cells) + " |")

@@ -8,10 +8,12 @@ A file shorter than ``--min-seconds`` or without speech (fewer than ``--min-voic
 frames above ``--silence-db`` dBFS) is an error, not a guess; in a timeline such a window is
 reported as ``silence`` without classification.
 
-A ``normalization=speaker`` model normalises by the speaker's statistics: of each file itself, of
-all files with ``--same-speaker``, of the whole file in ``--stream``, and of everything heard so far
-(its voiced windows) with ``--mic``. ``--mic`` needs the ``sounddevice`` package and the PortAudio
-library (``libportaudio2``); the timeline is printed and, with ``--plot``, redrawn into a PNG after
+Every prediction follows the checkpoint's protocol (docs/ser.md). An inductive checkpoint classifies
+each file or window on its own. A speaker-adapted one (``normalization=speaker``) needs
+``--enrol DIR|FILES``: recordings of the same speaker, none of them among the files classified,
+whose statistics normalise every file, window or live block (``--enrol`` on an inductive
+checkpoint is an error: it has nothing to adapt). ``--mic`` needs the ``sounddevice`` package and the
+PortAudio library (``libportaudio2``); the timeline is printed and, with ``--plot``, redrawn into a PNG after
 every window (headless, matplotlib Agg).
 """
 
@@ -33,9 +35,10 @@ from react.data.audio import load_audio
 from react.data.react_layout import LayoutError
 from react.data.ser_corpus import label_space
 from react.errors import user_message
-from react.ser.inference import RunningNorm, classify, model_speaker_norm
+from react.ser.inference import classify, model_speaker_norm
 
 SILENCE = "silence"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
 def load_ser_model(checkpoint: str | os.PathLike) -> tuple[nn.Module, list[str], int]:
@@ -90,14 +93,12 @@ def timeline(model: nn.Module, wave: np.ndarray, sample_rate: int, classes: list
              hop_s: float, silence_db: float, min_voiced: float = 0.1,
              norm: np.ndarray | None = None) -> list[dict]:
     """One entry per sliding window: start/end seconds, label, confidence, probabilities; windows
-    with too little speech are labelled ``silence``. ``norm``: the speaker's statistics
-    (``normalization=speaker`` models; default: those of ``wave``)."""
+    with too little speech are labelled ``silence``. ``norm``: the speaker's enrolment statistics
+    (``normalization=speaker`` models only)."""
     window, hop = round(window_s * sample_rate), round(hop_s * sample_rate)
     starts = window_starts(wave.size, window, hop)
     chunks = [wave[s:s + window] for s in starts]
     loud = [i for i, c in enumerate(chunks) if voiced_fraction(c, sample_rate, silence_db) >= min_voiced]
-    if norm is None and loud:
-        norm = model_speaker_norm(model, [wave])
     probs = classify(model, [chunks[i] for i in loud], norms=None if norm is None else [norm] * len(loud))
     rows = [{"start": s / sample_rate, "end": (s + chunks[i].size) / sample_rate, "label": SILENCE,
              "confidence": None, "probs": None} for i, s in enumerate(starts)]
@@ -162,14 +163,14 @@ def _input_stream(sample_rate: int) -> Any:
 def run_microphone(model: nn.Module, sample_rate: int, classes: list[str], window_s: float, hop_s: float,
                    silence_db: float, seconds: float, min_voiced: float = 0.1,
                    open_stream: Callable[[int], Any] = _input_stream,
-                   display: Callable[[dict], None] = _print_row) -> list[dict]:
+                   display: Callable[[dict], None] = _print_row,
+                   norm: np.ndarray | None = None) -> list[dict]:
     """Classify the last ``window_s`` of microphone audio every ``hop_s`` (until Ctrl-C or
     ``seconds``); each row goes to ``display``. ``open_stream(sample_rate)`` gives a context
     manager with ``read(frames) -> (array (frames, 1), overflowed)`` (a sounddevice InputStream).
-    A speaker-normalised model uses the statistics of every voiced window heard so far."""
+    ``norm``: the speaker's enrolment statistics (speaker-adapted models)."""
     window, hop = round(window_s * sample_rate), round(hop_s * sample_rate)
     buffer = np.zeros(0, dtype=np.float32)
-    running = RunningNorm(model.raw_features) if getattr(model, "speaker_norm", False) else None
     rows, elapsed = [], 0.0
     with open_stream(sample_rate) as stream:
         while seconds <= 0 or elapsed < seconds - 1e-9:
@@ -177,11 +178,6 @@ def run_microphone(model: nn.Module, sample_rate: int, classes: list[str], windo
             block = np.asarray(block, dtype=np.float32).reshape(len(block), -1)[:, 0]
             buffer = np.concatenate([buffer, block])[-window:]
             elapsed += block.size / sample_rate
-            norm = None
-            if running is not None and voiced_fraction(block, sample_rate, silence_db) >= min_voiced:
-                norm = running.update([block]).value()
-            elif running is not None and running.frames:
-                norm = running.value()
             started = time.perf_counter()
             row = timeline(model, buffer, sample_rate, classes, window_s, window_s, silence_db, min_voiced,
                            norm)[0]
@@ -190,6 +186,45 @@ def run_microphone(model: nn.Module, sample_rate: int, classes: list[str], windo
             rows.append(row)
             display(row)
     return rows
+
+
+def enrolment_files(sources: list[str]) -> list[str]:
+    """``--enrol`` arguments -> audio files: a folder gives its audio files (sorted), a file itself."""
+    files = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            found = sorted(str(f) for f in path.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"{source}: no audio files ({', '.join(AUDIO_SUFFIXES)}) to enrol")
+            files += found
+        elif path.is_file():
+            files.append(source)
+        else:
+            raise FileNotFoundError(f"{source}: enrolment file or folder not found")
+    return files
+
+
+def enrolment_norm(model: nn.Module, checkpoint: str, enrol: list[str], classified: list[str],
+                   sample_rate: int) -> np.ndarray | None:
+    """The speaker statistics a checkpoint's protocol asks for: None for an inductive model, those
+    of the ``--enrol`` recordings for a speaker-adapted one (which must not include a classified
+    file); a clear error when they are missing or do not apply."""
+    adapted = getattr(model, "speaker_norm", False)
+    if not adapted:
+        if enrol:
+            raise ValueError(f"{checkpoint}: an inductive checkpoint (each file classified on its own); "
+                             "--enrol applies to speaker-adapted ones (model.normalization=speaker)")
+        return None
+    if not enrol:
+        raise ValueError(f"{checkpoint}: a speaker-adapted checkpoint; give --enrol DIR|FILES, recordings of "
+                         "the same speaker that are not among the files classified")
+    files = enrolment_files(enrol)
+    shared = sorted({str(Path(f).resolve()) for f in files} & {str(Path(f).resolve()) for f in classified})
+    if shared:
+        raise ValueError(f"{shared[0]}: classified and used for enrolment; the speaker-adapted protocol "
+                         "never takes statistics from the evaluated recordings")
+    return model_speaker_norm(model, [load_audio(f, sample_rate) for f in files])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,15 +243,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-seconds", type=float, default=0.5, help="shortest file that is classified")
     parser.add_argument("--seconds", type=float, default=0.0, help="--mic duration (0 = until Ctrl-C)")
     parser.add_argument("--plot", help="--mic: redraw the live timeline into this PNG after every window")
-    parser.add_argument("--same-speaker", action="store_true",
-                        help="the files are one speaker's: normalise by their pooled statistics "
-                             "(speaker-normalised models; default: each file by its own)")
+    parser.add_argument("--enrol", nargs="+", metavar="DIR|FILE",
+                        help="speaker-adapted checkpoints: recordings of the speaker (a folder of them, or "
+                             "files), not among those classified, whose statistics normalise the speaker")
     args = parser.parse_args(argv)
     if not args.files and not args.mic:
         parser.error("give wav files or --mic")
     try:
         model, classes, sr = load_ser_model(args.checkpoint)
-    except (FileNotFoundError, ValueError) as err:
+        norm = enrolment_norm(model, args.checkpoint, args.enrol or [], args.files, sr)
+    except (FileNotFoundError, ValueError, LayoutError) as err:
         print(f"error: {user_message(err)}", file=sys.stderr)
         return 2
     if args.mic:
@@ -229,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                     plot(row)
 
             run_microphone(model, sr, classes, args.window, args.hop, args.silence_db, args.seconds,
-                           args.min_voiced, display=show)
+                           args.min_voiced, display=show, norm=norm)
         except RuntimeError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -242,11 +278,10 @@ def main(argv: list[str] | None = None) -> int:
             waves[path] = load_audio(path, sr)
         except LayoutError as err:
             failures.append(str(err))
-    pooled = model_speaker_norm(model, list(waves.values())) if args.same_speaker and waves else None
     for path, wave in waves.items():
         if args.stream:
             rows = timeline(model, wave, sr, classes, args.window, args.hop, args.silence_db, args.min_voiced,
-                            pooled)
+                            norm)
             results.append({"file": path, "timeline": rows})
             if not args.json:
                 print(f"{path}:")
@@ -257,7 +292,6 @@ def main(argv: list[str] | None = None) -> int:
             if problem:
                 failures.append(f"{path}: {problem}")
                 continue
-            norm = pooled if pooled is not None else model_speaker_norm(model, [wave])
             p = classify(model, [wave], norms=None if norm is None else [norm])[0]
             probs = {c: float(v) for c, v in zip(classes, p)}
             label = max(probs, key=probs.get)
