@@ -202,12 +202,7 @@ def test_no_prediction_uses_another_evaluated_utterance(corpus, tmp_path, monkey
     change the speaker's predictions (its statistics are used, and only they)."""
     import features.audio
 
-    def functionals(wave, sample_rate):  # stands in for openSMILE: level, length, spectral balance
-        spec = np.abs(np.fft.rfft(wave))
-        return np.array([np.log(np.mean(wave ** 2) + 1e-9), wave.size / sample_rate,
-                         np.log(spec[: spec.size // 4].sum() / spec.sum())] * 29 + [0.0], dtype=np.float32)
-
-    monkeypatch.setattr(features.audio, "egemaps_functionals", functionals)
+    monkeypatch.setattr(features.audio, "egemaps_functionals", _fake_functionals)
     root = _copy_corpus(corpus, tmp_path / "corpus")
     extra = ["data.protocol=speaker-adapted", "data.enrol_per_speaker=3", "model.normalization=speaker"] \
         if protocol == "speaker-adapted" else ["model.normalization=population"]
@@ -411,6 +406,65 @@ def test_speaker_adapted_run_predict_with_enrolment_equals_report(corpus, tmp_pa
     graph = onnx.load(str(tmp_path / "ser.onnx"))
     assert [i.name for i in graph.graph.input] == ["wave", "norm"]
     assert {p.key: p.value for p in graph.metadata_props}["protocol"] == "speaker-adapted"
+
+
+def _fake_functionals(wave: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Stands in for openSMILE's 88 functionals (tested on its own): level, length, spectral balance."""
+    spec = np.abs(np.fft.rfft(wave))
+    return np.array([np.log(np.mean(wave ** 2) + 1e-9), wave.size / sample_rate,
+                     np.log(spec[: spec.size // 4].sum() / spec.sum())] * 29 + [0.0], dtype=np.float32)
+
+
+@pytest.mark.parametrize("protocol", ["inductive", "speaker-adapted"])
+def test_classic_model_trains_reports_predicts_and_exports(corpus, tmp_path, capsys, monkeypatch,
+                                                           protocol):
+    """configs/ser_classic.yaml: fitted on the training speakers, its report equals the classic
+    baseline's figures under the same protocol; predict file by file equals the report; --stream
+    runs; the ONNX graph (after openSMILE) gives the model's probabilities."""
+    import onnxruntime as ort
+
+    import features.audio
+    from react.ser.classic import ClassicSER
+
+    monkeypatch.setattr(features.audio, "egemaps_functionals", _fake_functionals)
+    run = tmp_path / "run"
+    adapted = ["data.protocol=speaker-adapted", "data.enrol_per_speaker=3", "model.normalization=speaker"]
+    assert train.main(["--config", str(ROOT / "configs" / "ser_classic.yaml"), f"data.root={corpus}",
+                       f"out_dir={run}", "data.emotions=basic4", "data.val_fraction=0.2",
+                       "data.test_fraction=0.2", f"report.baseline_cache_dir={tmp_path / 'cache'}",
+                       *(adapted if protocol == "speaker-adapted" else [])]) == 0
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert metrics["protocol"]["name"] == protocol
+    same = metrics["baseline_speaker_adapted" if protocol == "speaker-adapted" else "baseline"]
+    assert abs(metrics["accuracy"] - same["accuracy"]) <= 1 / metrics["n"]  # the same model (float32 norm)
+    enrol = [f for files in metrics["protocol"].get("enrolment", {}).values() for f in files]
+    extra = ["--enrol", *enrol] if enrol else []
+    _assert_predict_equals_report(run, capsys, extra)
+    first = list(_report_predictions(run))[0]
+    assert predict.main([first, "--checkpoint", str(run), "--stream", "--window", "1.0", "--json",
+                         *extra]) == 0
+    assert json.loads(capsys.readouterr().out)["timeline"]
+    assert export.main(["--checkpoint", str(run), "--out", str(tmp_path / "ser.onnx")]) == 0
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "ser.onnx")).metadata_props}
+    assert meta["protocol"] == protocol and meta["inputs"].startswith("functionals")
+    model, _, _ = predict.load_ser_model(run)
+    assert isinstance(model, ClassicSER)
+    wave = torch.from_numpy(sf.read(first, dtype="float32")[0])[None]
+    functionals = model.raw_features(wave, torch.ones_like(wave, dtype=torch.bool))[0][:, 0].float()
+    inputs = {"functionals": functionals.numpy()}
+    norm = None
+    if enrol:
+        from react.ser.inference import model_speaker_norm
+
+        norm = model_speaker_norm(model, [sf.read(f, dtype="float32")[0] for f in enrol])[None]
+        inputs["norm"] = norm
+    got = ort.InferenceSession(str(tmp_path / "ser.onnx")).run(["probs"], inputs)[0]
+    with torch.no_grad():
+        logits = model(wave, norm=None if norm is None else torch.from_numpy(norm))["logits"]
+    expected = torch.softmax(logits, -1)
+    assert np.allclose(got, expected.numpy(), atol=1e-5)
 
 
 def test_prediction_and_export_need_only_the_checkpoint(corpus, tmp_path, capsys):

@@ -80,13 +80,14 @@ def fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_
 
 
 def speaker_standardised(x: np.ndarray, actors: list[str], enrolment: dict[str, np.ndarray]) -> np.ndarray:
-    """Each row of ``x`` z-scored by the mean and std (ddof 0) of its actor's enrolment functionals
-    ``enrolment[actor]`` (n, D); a functional constant over the enrolment keeps scale 1."""
+    """Each row of ``x`` z-scored by the mean and std (ddof 0, at least 1e-3, as
+    :class:`react.ser.inference.RunningNorm`) of its actor's enrolment functionals
+    ``enrolment[actor]`` (n, D)."""
     x = np.nan_to_num(np.asarray(x, dtype=np.float64))
     out = np.empty_like(x)
     for actor in set(actors):
         ref = np.nan_to_num(np.asarray(enrolment[actor], dtype=np.float64))
-        std = ref.std(0)
+        std = np.sqrt(np.maximum(ref.var(0), 1e-6))
         rows = [i for i, a in enumerate(actors) if a == actor]
-        out[rows] = (x[rows] - ref.mean(0)) / np.where(std > 1e-8, std, 1.0)
+        out[rows] = (x[rows] - ref.mean(0)) / std
     return out

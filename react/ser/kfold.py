@@ -86,7 +86,7 @@ def markdown(summary: dict) -> str:
 def run_kfold(cfg: DictConfig) -> dict:
     """Run (or test) every fold of ``data.kfold`` and write the summary; returns it."""
     from react.config import absolute_paths
-    from react.engine import run
+    from react.ser.classic import run
 
     if cfg.task != "ser":
         raise ConfigError(f"k-fold by actor runs the ser task, not '{cfg.task}'")

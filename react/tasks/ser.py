@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -53,6 +54,7 @@ from react.models.ser import SSL_TRAINING_FIELDS, Frontend, SERModel, SERModelCo
 from react.models.specaugment import SpecAugment
 from react.models.ssl_audio import FAMILIES
 from react.pretrained import load_ssl_weights, ssl_architecture
+from react.ser import classic
 from react.ser.inference import classify, speaker_norm
 from react.tasks.protocol import RunPaths
 from react.utils.io import save_json
@@ -214,9 +216,25 @@ class Task:
         enrolled = {u.path for us in self.enrolment.values() for u in us}
         return [u for u in self.splits[split] if split == "train" or u.path not in enrolled]
 
-    def _frontend(self) -> Frontend:
-        m = self.cfg.model
-        return Frontend(self.cfg.data.sample_rate, m.n_mels, m.descriptors)
+    @property
+    def classic(self) -> bool:
+        """Whether the model is the classic eGeMAPS + logistic regression (:mod:`react.ser.classic`)."""
+        return self.cfg.model.encoder == classic.ENCODER
+
+    def _raw_features(self) -> Callable:
+        """The model's un-normalised features, whose statistics are ``norm`` (weights not needed)."""
+        m, sample_rate = self.cfg.model, self.cfg.data.sample_rate
+        if self.classic:
+            return classic.ClassicSER(len(self.classes), sample_rate, m.normalization).raw_features
+        return Frontend(sample_rate, m.n_mels, m.descriptors).raw
+
+    def _functionals(self, utterances: list[Utterance]) -> np.ndarray:
+        """The eGeMAPS functionals of ``utterances`` (cached per file, :mod:`react.ser.baseline`)."""
+        from react.ser import baseline
+
+        cache = baseline.FunctionalsCache(self.cfg.report.baseline_cache_dir or None,
+                                          self.cfg.data.sample_rate, self.audio)
+        return cache.many([u.path for u in utterances])
 
     @cached_property
     def speaker_norms(self) -> dict[str, np.ndarray] | None:
@@ -224,7 +242,7 @@ class Task:
         enrolment recordings, when the model normalises by speaker; else None."""
         if self.cfg.model.normalization != "speaker":
             return None
-        frontend = self._frontend().raw
+        frontend = self._raw_features()
         batch = self.cfg.report.eval_batch_size
         return {actor: speaker_norm(frontend, [self.audio(u.path) for u in us], batch)
                 for actor, us in sorted(self.enrolment.items())}
@@ -232,7 +250,7 @@ class Task:
     def population_norm(self) -> np.ndarray:
         """Mean and std of each log-mel band (and descriptor) over all training utterances: the
         statistics of a ``normalization=population`` model."""
-        return speaker_norm(self._frontend().raw, [self.audio(u.path) for u in self.splits["train"]],
+        return speaker_norm(self._raw_features(), [self.audio(u.path) for u in self.splits["train"]],
                             self.cfg.report.eval_batch_size)
 
     def protocol(self) -> dict[str, Any]:
@@ -268,10 +286,13 @@ class Task:
         return collate(items)
 
     # ----- model and loss -------------------------------------------------------------------
-    def build_model(self, pretrained: bool = True) -> SERModel:
+    def build_model(self, pretrained: bool = True) -> nn.Module:
         """The SER model; an SSL encoder's architecture is read once from ``model.weights`` (or
-        the tiny random one) into ``model.ssl_arch``, and its weights loaded when ``pretrained``."""
+        the tiny random one) into ``model.ssl_arch``, and its weights loaded when ``pretrained``;
+        the classic model is fitted on the training speakers when ``pretrained``."""
         m, sample_rate = self.cfg.model, self.cfg.data.sample_rate
+        if self.classic:
+            return self._classic_model(pretrained)
         ssl = m.encoder in FAMILIES
         if ssl and sample_rate != 16000:
             raise ConfigError(f"SSL encoders take 16 kHz audio, data.sample_rate is {sample_rate}")
@@ -289,6 +310,23 @@ class Task:
             model.set_population_norm(self.population_norm())
         if ssl and pretrained and not m.random_init:
             load_ssl_weights(model.encoder.model, m.encoder, m.weights)
+        return model
+
+    def _classic_model(self, fit: bool) -> classic.ClassicSER:
+        """The classic model, fitted on the training utterances' functionals when ``fit`` (each
+        z-scored by its speaker's enrolment statistics under ``normalization=speaker``)."""
+        try:
+            model = classic.ClassicSER(len(self.classes), self.cfg.data.sample_rate,
+                                       self.cfg.model.normalization)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        if fit:
+            train = self.splits["train"]
+            x = self._functionals(train)
+            if model.speaker_norm:
+                norms = np.stack([self.speaker_norms[u.actor] for u in train])
+                x = (x - norms[:, 0]) / norms[:, 1]
+            model.fit(x, np.array([self.classes.index(u.emotion) for u in train]), self.cfg.seed)
         return model
 
     def class_weights(self) -> torch.Tensor | None:
@@ -343,13 +381,11 @@ class Task:
         from react.ser.report import classification_metrics
 
         train = self.splits["train"]
-        functionals = baseline.FunctionalsCache(self.cfg.report.baseline_cache_dir or None,
-                                                self.cfg.data.sample_rate, self.audio)
-        train_x, test_x = (functionals.many([u.path for u in us]) for us in (train, test.utterances))
+        train_x, test_x = self._functionals(train), self._functionals(test.utterances)
         train_y = np.array([self.classes.index(u.emotion) for u in train])
         inputs = {"baseline": (baseline.NAME, train_x, test_x)}
         if self.adapted:
-            enrol = {a: functionals.many([u.path for u in us]) for a, us in self.enrolment.items()}
+            enrol = {a: self._functionals(us) for a, us in self.enrolment.items()}
             inputs["baseline_speaker_adapted"] = (
                 baseline.NAME_SPEAKER,
                 baseline.speaker_standardised(train_x, [u.actor for u in train], enrol),
