@@ -437,6 +437,9 @@ def test_classic_model_trains_reports_predicts_and_exports(corpus, tmp_path, cap
     assert metrics["protocol"]["name"] == protocol
     same = metrics["baseline_speaker_adapted" if protocol == "speaker-adapted" else "baseline"]
     assert abs(metrics["accuracy"] - same["accuracy"]) <= 1 / metrics["n"]  # the same model (float32 norm)
+    if protocol == "inductive":  # the very same fit
+        assert {k: metrics[k] for k in ("accuracy", "uar", "macro_f1")} == {
+            k: same[k] for k in ("accuracy", "uar", "macro_f1")}
     enrol = [f for files in metrics["protocol"].get("enrolment", {}).values() for f in files]
     extra = ["--enrol", *enrol] if enrol else []
     _assert_predict_equals_report(run, capsys, extra)

@@ -73,9 +73,9 @@ def fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_
     if len(np.unique(train_y)) < 2:
         raise ValueError("the classic baseline needs at least two emotions in the training split")
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, random_state=seed))
-    clf.fit(np.nan_to_num(train_x), train_y)
+    clf.fit(np.nan_to_num(np.asarray(train_x, dtype=np.float64)), train_y)  # float64, as ClassicSER
     probs = np.zeros((len(test_x), n_classes), dtype=np.float64)
-    probs[:, clf.classes_] = clf.predict_proba(np.nan_to_num(test_x))
+    probs[:, clf.classes_] = clf.predict_proba(np.nan_to_num(np.asarray(test_x, dtype=np.float64)))
     return probs
 
 
