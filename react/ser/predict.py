@@ -3,6 +3,7 @@
     python -m react.ser.predict a.wav [b.wav ...] --checkpoint runs/ser_tiny [--json]
     python -m react.ser.predict long.wav --checkpoint runs/ser_tiny --stream --window 2 --hop 0.5
     python -m react.ser.predict --mic --checkpoint runs/ser_tiny [--seconds 30] [--plot live.png]
+    python -m react.ser.predict a.wav --checkpoint runs/ser_adapted --enrol speaker_dir/   (speaker-adapted)
 
 A file shorter than ``--min-seconds`` or without speech (fewer than ``--min-voiced`` of its 25 ms
 frames above ``--silence-db`` dBFS) is an error, not a guess; in a timeline such a window is
@@ -12,9 +13,9 @@ Every prediction follows the checkpoint's protocol (docs/ser.md). An inductive c
 each file or window on its own. A speaker-adapted one (``normalization=speaker``) needs
 ``--enrol DIR|FILES``: recordings of the same speaker, none of them among the files classified,
 whose statistics normalise every file, window or live block (``--enrol`` on an inductive
-checkpoint is an error: it has nothing to adapt). ``--mic`` needs the ``sounddevice`` package and the
-PortAudio library (``libportaudio2``); the timeline is printed and, with ``--plot``, redrawn into a PNG after
-every window (headless, matplotlib Agg).
+checkpoint is an error: it has nothing to adapt). ``--mic`` needs the ``sounddevice`` package and
+the PortAudio library (``libportaudio2``); the timeline is printed and, with ``--plot``, redrawn
+into a PNG after every window (headless, matplotlib Agg).
 """
 
 from __future__ import annotations
