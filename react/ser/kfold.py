@@ -1,5 +1,6 @@
-"""K-fold by actor in one command: every fold trained (or tested) through the engine, then the mean
-and spread of accuracy, UAR and macro-F1, model and classic baseline side by side.
+"""K-fold by actor in one command: every fold trained (or tested) through the engine (a classic
+model fitted, :mod:`react.ser.classic`), then the mean and spread of accuracy, UAR and macro-F1,
+model and classic baselines side by side, under the folds' one protocol.
 
     python train.py --config configs/ser_cpu.yaml data.kfold=6 [key=value ...]   (data.fold -1: all)
 
