@@ -3,6 +3,7 @@ PyTorch and through the exported ONNX model (onnxruntime).
 
     python benchmarks/bench_ser_stream.py --checkpoint runs/ser_cpu [--threads 1]
     python benchmarks/bench_ser_stream.py --config configs/ser_cpu.yaml      # untrained, same cost
+    python benchmarks/bench_ser_stream.py --checkpoint runs/ser_classic      # classic: openSMILE per window
 
 The input is a minute of the synthetic corpus (or any ``--wav``); each window is timed through the
 whole timeline path (voicing check, speaker statistics, batch of one, softmax). Goal (issue 12):
@@ -23,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from react.data.audio import load_audio  # noqa: E402
+from react.ser.classic import ClassicSER  # noqa: E402
 from react.ser.export import export_onnx  # noqa: E402
 from react.ser.inference import model_speaker_norm  # noqa: E402
 from react.ser.predict import load_ser_model, timeline  # noqa: E402
@@ -85,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         timeline(model, chunk, sr, classes, args.window, args.window, -55.0, norm=norm)
         torch_times.append(time.perf_counter() - started)
     _report("PyTorch (predict --stream)", torch_times, args.window)
+    if isinstance(model, ClassicSER):
+        print("ONNX Runtime: not timed (the classic model's graph starts after openSMILE's functionals)")
+        return 0
 
     import onnxruntime as ort
 

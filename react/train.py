@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
             from react.ser.kfold import markdown, run_kfold
 
             print(markdown(run_kfold(cfg)), end="")
+        elif cfg.task == "ser":  # the engine, or the classic model's fit
+            from react.ser.classic import run as run_ser
+
+            run_ser(cfg)
         else:
             run(cfg)
     except TrainingInterrupted as err:

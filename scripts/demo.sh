@@ -25,11 +25,12 @@ $PY -m react.stages all --config configs/stages/tiny.yaml name=demo data.root="$
 step "3/5 evaluation of $RUN/train/pred -> $RUN/metrics.json"
 $PY evaluation.py --data-dir "$DATA" --pred-dir "$RUN/train/pred" --split test --out "$RUN/metrics.json"
 
-step "4/5 speech emotion: synthetic RAVDESS + ser_tiny -> $RUN/ser"
+step "4/5 speech emotion: synthetic RAVDESS + the README's recommended ser_classic (inductive) -> $RUN/ser"
 if [ ! -d data/demo_ravdess ]; then
   $PY scripts/make_synthetic_ravdess.py --out-dir data/demo_ravdess
 fi
-$PY train.py --config configs/ser_tiny.yaml data.root=data/demo_ravdess out_dir="$RUN/ser" resume=auto
+$PY train.py --config configs/ser_classic.yaml data.root=data/demo_ravdess out_dir="$RUN/ser" resume=auto
+cat "$RUN/ser/report/summary.md"
 WAV=data/demo_ravdess/Actor_05/03-01-05-02-01-01-05.wav  # an angry utterance of a test actor
 $PY -m react.ser.predict "$WAV" --checkpoint "$RUN/ser"
 $PY -m react.ser.predict "$WAV" --checkpoint "$RUN/ser" --stream --window 1.5 --hop 0.5

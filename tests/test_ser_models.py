@@ -55,9 +55,10 @@ def test_attention_pooling_ignores_padding():
 
 @pytest.mark.parametrize("kw", [
     dict(encoder="logmel_cnn", aux_sex_weight=0.5),
-    dict(encoder="logmel_tdnn", normalization="speaker", context_layers=2, pool_std=True, pool_heads=2),
-    dict(encoder="logmel_tdnn", normalization="speaker", descriptors=True, pool_std=True),
-    dict(encoder="wav2vec2", random_init=True, spec_branch=True, normalization="speaker", context_layers=1),
+    dict(encoder="logmel_tdnn", normalization="population", context_layers=2, pool_std=True, pool_heads=2),
+    dict(encoder="logmel_tdnn", normalization="population", descriptors=True, pool_std=True),
+    dict(encoder="wav2vec2", random_init=True, spec_branch=True, normalization="population",
+         context_layers=1),
     dict(encoder="hubert", random_init=True),
     dict(encoder="wavlm", random_init=True, layer_weighting=False),
 ])
@@ -180,14 +181,25 @@ def test_speaker_normalisation_uses_the_given_statistics(descriptors):
     own = speaker_norm(model.raw_features, loud)
     assert np.allclose(classify(model, loud, norms=[own] * 2), probs, atol=1e-4)
     assert not np.allclose(classify(model, loud, norms=[norm] * 2), probs, atol=1e-3)
-    with pytest.raises(ValueError, match="normalization=utterance"):
+    # a population model standardises by its fixed training statistics as a speaker model by the given ones
+    population = _model(encoder="logmel_tdnn", normalization="population", cnn_channels=[8, 8],
+                        descriptors=descriptors).eval()
+    population.load_state_dict(model.state_dict(), strict=False)
+    population.set_population_norm(norm)
+    assert np.allclose(classify(population, waves), probs, atol=1e-5)
+    assert torch.equal(population.state_dict()["population_norm"], torch.from_numpy(norm))  # saved with it
+    with pytest.raises(ValueError, match="does not normalise by speaker"):
         _model()(torch.randn(1, 4000), norm=torch.zeros(1, 2, 64))
+    with pytest.raises(ValueError, match="needs norm: the statistics of the speaker's enrolment"):
+        model(torch.randn(1, 4000))
+    with pytest.raises(ValueError, match="without normalization=population"):
+        model.set_population_norm(norm)
     with pytest.raises(ValueError, match="use a logmel encoder or model.spec_branch"):
         _model(encoder="hubert", random_init=True, normalization="speaker")
 
 
 @pytest.mark.parametrize("kw", [dict(encoder="logmel_cnn"), dict(encoder="wav2vec2", random_init=True),
-                                dict(encoder="logmel_tdnn", normalization="speaker", context_layers=1,
+                                dict(encoder="logmel_tdnn", normalization="population", context_layers=1,
                                      pool_std=True),
                                 dict(encoder="logmel_tdnn", normalization="speaker", descriptors=True)])
 def test_onnx_export_matches_pytorch_at_any_length(tmp_path, kw):
@@ -197,7 +209,7 @@ def test_onnx_export_matches_pytorch_at_any_length(tmp_path, kw):
     assert worst < 1e-4
     meta = {p.key: p.value for p in onnx.load(str(target)).metadata_props}
     speaker = kw.get("normalization") == "speaker"
-    extra = {"inputs": "wave,norm"} if speaker else {}
+    extra = {"inputs": "wave,norm", "protocol": "speaker-adapted"} if speaker else {"protocol": "inductive"}
     assert meta == {"classes": "a,b,c,d", "sample_rate": "16000", **extra}
     dims = onnx.load(str(target)).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param for d in dims] == ["batch", "samples"]

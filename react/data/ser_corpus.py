@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,6 +229,33 @@ def speaker_split(utterances: list[Utterance], val_fraction: float, test_fractio
     if not train:
         raise CorpusError(f"{len(actors)} actors are too few for val={val_fraction}, test={test_fraction}")
     return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
+
+
+def enrolment_split(utterances: list[Utterance], n: int, seed: int, emotion: str = ""
+                    ) -> tuple[dict[str, list[Utterance]], list[Utterance]]:
+    """The speaker-adapted protocol's enrolment: for every actor, ``n`` of its utterances (of
+    ``emotion`` only, when given) drawn at random with a generator seeded by ``seed`` and the
+    actor's name (so one actor's draw does not depend on the others); returns actor -> enrolment
+    utterances, and the remaining utterances (the ones that may be evaluated), in input order."""
+    if n < 1:
+        raise CorpusError(f"data.enrol_per_speaker={n}: the speaker-adapted protocol needs at least one "
+                          "enrolment utterance per speaker")
+    by_actor: dict[str, list[Utterance]] = {}
+    for u in utterances:
+        if not emotion or u.emotion == emotion:
+            by_actor.setdefault(u.actor, []).append(u)
+    actors = sorted({u.actor for u in utterances})
+    enrol = {}
+    for actor in actors:
+        candidates = sorted(by_actor.get(actor, []), key=lambda u: u.path)
+        if len(candidates) < n:
+            kind = f"{emotion} utterances" if emotion else "utterances"
+            raise CorpusError(f"actor {actor} has {len(candidates)} {kind}, fewer than the {n} enrolment "
+                              "recordings asked for (data.enrol_per_speaker)")
+        rng = np.random.default_rng([seed, zlib.crc32(actor.encode())])
+        enrol[actor] = [candidates[i] for i in sorted(rng.choice(len(candidates), n, replace=False))]
+    chosen = {u.path for us in enrol.values() for u in us}
+    return enrol, [u for u in utterances if u.path not in chosen]
 
 
 class AudioCache:

@@ -7,10 +7,13 @@ Every module takes ``(B, L)`` waveforms with a ``(B, L)`` validity mask and keep
 the result: a padded batch gives the same outputs as its utterances one by one.
 
 Log-mel normalisation (``normalization``): ``utterance`` standardises each utterance's log-mel with
-its own mean and std; ``speaker`` standardises each mel band with the statistics of the speaker's
-own (unlabelled) audio, passed as ``norm`` (B, 2, F) = per-feature mean and std of the raw frame
-features (:meth:`SERModel.raw_features`), so level and timbre relative to the speaker stay visible;
-without ``norm`` the utterance's own per-band statistics stand in.
+its own mean and std; ``population`` standardises each mel band (and descriptor) with fixed
+statistics of the training speakers' audio, a buffer saved with the weights (set by the task with
+:meth:`SERModel.set_population_norm`), so absolute level and pitch stay visible and nothing but the
+utterance is needed at inference; ``speaker`` standardises each band with the statistics of the
+speaker's enrolment recordings, passed as ``norm`` (B, 2, F) = per-feature mean and std of the raw
+frame features (:meth:`SERModel.raw_features`), so level and timbre relative to the speaker stay
+visible (the speaker-adapted protocol; without ``norm`` such a model refuses to run).
 
 Acoustic-descriptor branch (``descriptors``): eGeMAPS-like low-level descriptors computed in PyTorch
 from the same spectrum (:mod:`react.models.ser_descriptors`; pitch, HNR, loudness, spectral balance,
@@ -29,12 +32,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from react.models.ser_descriptors import N_FUNCTIONALS, Descriptors, PowerSpectrum, functionals
+from react.models.ser_descriptors import LLD_NAMES, N_FUNCTIONALS, Descriptors, PowerSpectrum, functionals
 from react.models.specaugment import SpecAugment
 from react.models.ssl_audio import FAMILIES, build_ssl_encoder
 
 ENCODER_MODES = ("frozen", "full", "last_n")
-NORMALIZATIONS = ("utterance", "speaker")
+NORMALIZATIONS = ("utterance", "population", "speaker")
 # fixed in every SSL encoder here: no layer drop, no HF SpecAugment (ours runs on the layer mix)
 SSL_TRAINING_FIELDS = {"layerdrop": 0.0, "apply_spec_augment": False}
 
@@ -54,7 +57,9 @@ class SERModelConfig:
     n_mels: int = 64
     cnn_channels: list[int] = field(default_factory=lambda: [16, 32, 64])  # per block (CNN and TDNN)
     embed_dim: int = 128  # width of the log-mel CNN's frame features
-    normalization: str = "utterance"  # utterance | speaker (per-band, from the speaker's own audio)
+    # utterance | population (per band, training speakers' statistics) | speaker (per band, the
+    # speaker's enrolment recordings: speaker-adapted protocol only)
+    normalization: str = "utterance"
     descriptors: bool = False  # acoustic-descriptor branch (pitch, HNR, loudness... functionals) fused
     context_layers: int = 0  # transformer layers over the encoder's frames before pooling
     context_heads: int = 4
@@ -412,7 +417,8 @@ class SERModel(nn.Module):
 
         def mel_cnn(tdnn: bool = False) -> LogMelCNNEncoder:
             return LogMelCNNEncoder(sample_rate, cfg.n_mels, cfg.cnn_channels, cfg.embed_dim, specaug,
-                                    per_band=self.speaker_norm, tdnn=tdnn, descriptors=cfg.descriptors)
+                                    per_band=cfg.normalization != "utterance", tdnn=tdnn,
+                                    descriptors=cfg.descriptors)
 
         if cfg.encoder in ("logmel_cnn", "logmel_tdnn"):
             if cfg.spec_branch:
@@ -434,9 +440,12 @@ class SERModel(nn.Module):
             self.spec_branch = mel_cnn()
             self.spec_pool = AttentionPooling(cfg.embed_dim, cfg.pool_heads, cfg.pool_std)
             width += self.spec_pool.out_dim
-        if self.mel is None and (self.speaker_norm or cfg.descriptors):
-            raise ValueError("model.normalization=speaker and model.descriptors work on the log-mel front "
-                             "end: use a logmel encoder or model.spec_branch")
+        if self.mel is None and (cfg.normalization != "utterance" or cfg.descriptors):
+            raise ValueError(f"model.normalization={cfg.normalization} and model.descriptors work on the "
+                             "log-mel front end: use a logmel encoder or model.spec_branch")
+        n_features = cfg.n_mels + (len(LLD_NAMES) if cfg.descriptors else 0)  # identity until set
+        self.register_buffer("population_norm", torch.stack([torch.zeros(n_features), torch.ones(n_features)])
+                             if cfg.normalization == "population" else None)
         # the functionals, standardised over the training data as a classic model's scaler would
         self.descriptor_norm = nn.BatchNorm1d(N_FUNCTIONALS) if cfg.descriptors else None
         width += N_FUNCTIONALS if cfg.descriptors else 0
@@ -448,6 +457,13 @@ class SERModel(nn.Module):
     def mel(self) -> LogMelCNNEncoder | None:
         """The log-mel encoder or branch (its front end gives the features ``norm`` describes)."""
         return self.encoder if isinstance(self.encoder, LogMelCNNEncoder) else self.spec_branch
+
+    def set_population_norm(self, norm: np.ndarray) -> None:
+        """Fix the ``population`` statistics: mean and std ``(2, F)`` of :meth:`raw_features` over the
+        training speakers' audio."""
+        if self.population_norm is None:
+            raise ValueError("set_population_norm on a model without normalization=population")
+        self.population_norm.copy_(torch.as_tensor(norm, dtype=self.population_norm.dtype))
 
     def raw_features(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The un-normalised frame features (B, T, F) and their weights whose per-feature statistics
@@ -461,7 +477,12 @@ class SERModel(nn.Module):
         if mask is None:
             mask = torch.ones_like(wave, dtype=torch.bool)
         if norm is not None and not self.speaker_norm:
-            raise ValueError("norm given to a model with normalization=utterance")
+            raise ValueError("norm (speaker statistics) given to a model that does not normalise by speaker")
+        if norm is None and self.speaker_norm:
+            raise ValueError("a normalization=speaker model needs norm: the statistics of the speaker's "
+                             "enrolment recordings")
+        if self.population_norm is not None:
+            norm = self.population_norm.unsqueeze(0).expand(wave.shape[0], -1, -1)
         described = None
         if isinstance(self.encoder, LogMelCNNEncoder):
             feats, fmask, described = self.encoder(wave, mask, norm)

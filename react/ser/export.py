@@ -4,11 +4,15 @@ PyTorch with onnxruntime.
     react ser export --checkpoint runs/ser_tiny --out runs/ser_tiny/ser.onnx
 
 The graph maps ``wave`` (batch, samples) float32 at the training sample rate to ``probs``
-(batch, classes); a ``normalization=speaker`` model also takes ``norm`` (batch, 2, F), the
-speaker's mean and std of each log-mel band and acoustic descriptor
-(:func:`react.ser.inference.speaker_norm`); the descriptors are computed inside the graph. The class names,
-sample rate, input names and the checkpoint it came from are stored in the model's metadata. An
-export already made from the same checkpoint file is kept, not redone.
+(batch, classes), following the checkpoint's protocol: an inductive model takes the waveform only
+(a ``population`` model's training statistics are constants of the graph); a speaker-adapted one
+(``normalization=speaker``) also takes ``norm`` (batch, 2, F), the mean and std of each log-mel band
+and acoustic descriptor over the speaker's enrolment recordings
+(:func:`react.ser.inference.speaker_norm`). The descriptors are computed inside the graph. The
+protocol, class names, sample rate, input names and the checkpoint it came from are stored in the
+model's metadata. The classic model (:mod:`react.ser.classic`) exports what follows openSMILE:
+``functionals`` (batch, 88), its eGeMAPSv02 functionals [and ``norm`` (batch, 2, 88)] to ``probs``.
+An export already made from the same checkpoint file is kept, not redone.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from react.ser.classic import N_FUNCTIONALS, ClassicSER
 from react.utils.io import atomic_path
 
 
@@ -37,8 +42,27 @@ class ProbabilityModel(nn.Module):
         return torch.softmax(self.model(wave, norm=norm)["logits"], dim=-1)
 
 
+class ClassicProbabilities(nn.Module):
+    """The classic model after openSMILE: functionals [and speaker statistics] -> probabilities."""
+
+    def __init__(self, model: ClassicSER):
+        super().__init__()
+        self.model = model
+
+    def forward(self, functionals: torch.Tensor, norm: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.softmax(self.model.head(functionals, norm), dim=-1).float()
+
+
 def _inputs(model: nn.Module, wave: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The export's inputs for ``wave``: with a speaker-normalised model, ``norm`` from the wave."""
+    """The export's inputs for ``wave``: with a speaker-adapted model also a ``norm`` (here the
+    wave's own statistics: any speaker statistics serve to trace and check the graph); for the
+    classic model, stand-in functionals (a seeded draw per batch size) instead of the wave."""
+    if isinstance(model, ClassicSER):
+        x = torch.randn(len(wave), N_FUNCTIONALS, generator=torch.Generator().manual_seed(len(wave)))
+        inputs = {"functionals": model.mean.float() + x * model.scale.float()}
+        if model.speaker_norm:
+            inputs["norm"] = torch.stack([x[0], x[-1].abs() + 1]).expand(len(wave), -1, -1).contiguous()
+        return inputs
     if not getattr(model, "speaker_norm", False):
         return {"wave": wave}
     from react.ser.inference import speaker_norm
@@ -74,9 +98,10 @@ def export_onnx(model: nn.Module, target: str | os.PathLike, classes: list[str],
     import onnx
     import onnxruntime as ort
 
-    wrapper = ProbabilityModel(model).eval()
+    wrapper = (ClassicProbabilities if isinstance(model, ClassicSER) else ProbabilityModel)(model).eval()
     example = _inputs(model, torch.randn(2, int(sample_rate * check_seconds[0])) * 0.1)
-    axes = {"wave": {0: "batch", 1: "samples"}, "norm": {0: "batch"}, "probs": {0: "batch"}}
+    axes = {"wave": {0: "batch", 1: "samples"}, "functionals": {0: "batch"}, "norm": {0: "batch"},
+            "probs": {0: "batch"}}
     target = Path(target)
     with atomic_path(target) as tmp:
         # the TorchScript exporter (fast, exact here) warns that it is legacy and about traced
@@ -89,9 +114,12 @@ def export_onnx(model: nn.Module, target: str | os.PathLike, classes: list[str],
                               output_names=["probs"], dynamic_axes={k: axes[k] for k in [*example, "probs"]},
                               opset_version=opset, dynamo=False)
         proto = onnx.load(str(tmp))
-        meta = {"classes": ",".join(classes), "sample_rate": str(sample_rate)}
-        if len(example) > 1:
+        meta = {"protocol": "speaker-adapted" if "norm" in example else "inductive",
+                "classes": ",".join(classes), "sample_rate": str(sample_rate)}
+        if list(example) != ["wave"]:
             meta["inputs"] = ",".join(example)
+        if "functionals" in example:
+            meta["features"] = "eGeMAPSv02 functionals (openSMILE), computed outside this graph"
         if source:
             meta["checkpoint"] = source
         for key, value in meta.items():

@@ -1,7 +1,8 @@
-"""K-fold by actor in one command: every fold trained (or tested) through the engine, then the mean
-and spread of accuracy, UAR and macro-F1, model and classic baseline side by side.
+"""K-fold by actor in one command: every fold trained (or tested) through the engine (a classic
+model fitted, :mod:`react.ser.classic`), then the mean and spread of accuracy, UAR and macro-F1,
+model and classic baselines side by side, under the folds' one protocol.
 
-    python train.py --config configs/ser_cpu.yaml data.kfold=6 [key=value ...]   (data.fold -1: all)
+    react train --config configs/ser_cpu.yaml data.kfold=6 [key=value ...]   (data.fold -1: all)
 
 Fold ``i`` runs in ``<out_dir>/fold_<i>/`` with ``data.fold=i`` (same seed, so the folds partition
 the actors); a finished fold (its ``test_results.json``) is kept, an interrupted one resumed, so
@@ -41,28 +42,36 @@ def spread(values: list[float]) -> dict[str, float]:
             "min": float(a.min()), "max": float(a.max())}
 
 
+BASELINES = ("baseline", "baseline_speaker_adapted")  # the classic systems a fold's results may hold
+
+
 def summarise(results: list[dict]) -> dict:
-    """Per-fold rows and the spread of each metric, for the model and (when present) the baseline."""
+    """Per-fold rows and the spread of each metric, for the model and the classic baselines that
+    every fold has; ``protocol``: the folds' protocol (they must share it)."""
+    protocols = sorted({r.get("protocol", "inductive") for r in results})
+    if len(protocols) > 1:
+        raise ValueError(f"the folds were run under different protocols ({', '.join(protocols)}): "
+                         "rerun them with one data.protocol")
     systems = {"model": results}
-    if all("baseline" in r for r in results):
-        systems["baseline"] = [r["baseline"] for r in results]
-    summary: dict = {"folds": [{"fold": i, "test_actors": r.get("test_actors", []),
+    systems.update({key: [r[key] for r in results] for key in BASELINES if all(key in r for r in results)})
+    summary: dict = {"protocol": protocols[0],
+                     "folds": [{"fold": i, "test_actors": r.get("test_actors", []),
                                 **{name: {k: rows[i][k] for k in METRICS} for name, rows in systems.items()}}
                                for i, r in enumerate(results)]}
     for name, rows in systems.items():
         summary[name] = {k: spread([row[k] for row in rows]) for k in METRICS}
-    if "baseline" in systems:
-        summary["baseline"]["name"] = results[0]["baseline"]["name"]
+        if name != "model":
+            summary[name]["name"] = rows[0]["name"]
     return summary
 
 
 def markdown(summary: dict) -> str:
-    """The summary as markdown: mean +- std per system, then the folds."""
-    names = [n for n in ("model", "baseline") if n in summary]
-    label = {"model": "model", "baseline": summary.get("baseline", {}).get("name", "baseline")}
+    """The summary as markdown: the protocol, mean +- std per system, then the folds."""
+    names = [n for n in ("model", *BASELINES) if n in summary]
+    label = {n: summary[n].get("name", n) for n in names}
     k = len(summary["folds"])
-    lines = [f"# {k}-fold by actor (mean +- std over folds)", "", "| system | accuracy | UAR | macro-F1 |",
-             "| --- | --- | --- | --- |"]
+    lines = [f"# {k}-fold by actor, {summary['protocol']} protocol (mean +- std over folds)", "",
+             "| system | accuracy | UAR | macro-F1 |", "| --- | --- | --- | --- |"]
     for name in names:
         cells = [f"{summary[name][m]['mean']:.4f} +- {summary[name][m]['std']:.4f}" for m in METRICS]
         lines.append(f"| {label[name]} | " + " | ".join(cells) + " |")
@@ -78,7 +87,7 @@ def markdown(summary: dict) -> str:
 def run_kfold(cfg: DictConfig) -> dict:
     """Run (or test) every fold of ``data.kfold`` and write the summary; returns it."""
     from react.config import absolute_paths
-    from react.engine import run
+    from react.ser.classic import run
 
     if cfg.task != "ser":
         raise ConfigError(f"k-fold by actor runs the ser task, not '{cfg.task}'")

@@ -2,18 +2,21 @@
 
     react ser predict a.wav [b.wav ...] --checkpoint runs/ser_tiny [--json]
     react ser predict long.wav --checkpoint runs/ser_tiny --stream --window 2 --hop 0.5
-    react ser predict a.wav --model ser.onnx [--norm norm.npy]   # the ONNX export, no torch
     react ser predict --mic --checkpoint runs/ser_tiny [--seconds 30] [--plot live.png]
+    react ser predict a.wav --checkpoint runs/ser_adapted --enrol speaker_dir/   (speaker-adapted)
+    react ser predict a.wav --model ser.onnx [--norm norm.npy]   # the ONNX export, no torch
 
 A file shorter than ``--min-seconds`` or without speech (fewer than ``--min-voiced`` of its 25 ms
 frames above ``--silence-db`` dBFS) is an error, not a guess; in a timeline such a window is
 reported as ``silence`` without classification.
 
-A ``normalization=speaker`` model normalises by the speaker's statistics: of each file itself, of
-all files with ``--same-speaker``, of the whole file in ``--stream``, and of everything heard so far
-(its voiced windows) with ``--mic``. ``--mic`` needs the ``sounddevice`` package and the PortAudio
-library (``libportaudio2``); the timeline is printed and, with ``--plot``, redrawn into a PNG after
-every window (headless, matplotlib Agg).
+Every prediction follows the checkpoint's protocol (docs/ser.md). An inductive checkpoint classifies
+each file or window on its own. A speaker-adapted one (``normalization=speaker``) needs
+``--enrol DIR|FILES``: recordings of the same speaker, none of them among the files classified,
+whose statistics normalise every file, window or live block (``--enrol`` on an inductive
+checkpoint is an error: it has nothing to adapt). ``--mic`` needs the ``sounddevice`` package and
+the PortAudio library (``libportaudio2``); the timeline is printed and, with ``--plot``, redrawn
+into a PNG after every window (headless, matplotlib Agg).
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ from react.data.audio import load_audio
 from react.data.react_layout import LayoutError
 from react.data.ser_corpus import label_space
 from react.errors import user_message
-from react.ser.inference import RunningNorm, classify, model_speaker_norm
+from react.ser.inference import classify, model_speaker_norm
 
 SILENCE = "silence"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
 def load_ser_model(checkpoint: str | os.PathLike) -> tuple[nn.Module, list[str], int]:
@@ -91,14 +95,12 @@ def timeline(model: nn.Module, wave: np.ndarray, sample_rate: int, classes: list
              hop_s: float, silence_db: float, min_voiced: float = 0.1,
              norm: np.ndarray | None = None) -> list[dict]:
     """One entry per sliding window: start/end seconds, label, confidence, probabilities; windows
-    with too little speech are labelled ``silence``. ``norm``: the speaker's statistics
-    (``normalization=speaker`` models; default: those of ``wave``)."""
+    with too little speech are labelled ``silence``. ``norm``: the speaker's enrolment statistics
+    (``normalization=speaker`` models only)."""
     window, hop = round(window_s * sample_rate), round(hop_s * sample_rate)
     starts = window_starts(wave.size, window, hop)
     chunks = [wave[s:s + window] for s in starts]
     loud = [i for i, c in enumerate(chunks) if voiced_fraction(c, sample_rate, silence_db) >= min_voiced]
-    if norm is None and loud:
-        norm = model_speaker_norm(model, [wave])
     probs = classify(model, [chunks[i] for i in loud], norms=None if norm is None else [norm] * len(loud))
     rows = [{"start": s / sample_rate, "end": (s + chunks[i].size) / sample_rate, "label": SILENCE,
              "confidence": None, "probs": None} for i, s in enumerate(starts)]
@@ -167,14 +169,14 @@ def _input_stream(sample_rate: int) -> Any:
 def run_microphone(model: nn.Module, sample_rate: int, classes: list[str], window_s: float, hop_s: float,
                    silence_db: float, seconds: float, min_voiced: float = 0.1,
                    open_stream: Callable[[int], Any] = _input_stream,
-                   display: Callable[[dict], None] = _print_row) -> list[dict]:
+                   display: Callable[[dict], None] = _print_row,
+                   norm: np.ndarray | None = None) -> list[dict]:
     """Classify the last ``window_s`` of microphone audio every ``hop_s`` (until Ctrl-C or
     ``seconds``); each row goes to ``display``. ``open_stream(sample_rate)`` gives a context
     manager with ``read(frames) -> (array (frames, 1), overflowed)`` (a sounddevice InputStream).
-    A speaker-normalised model uses the statistics of every voiced window heard so far."""
+    ``norm``: the speaker's enrolment statistics (speaker-adapted models)."""
     window, hop = round(window_s * sample_rate), round(hop_s * sample_rate)
     buffer = np.zeros(0, dtype=np.float32)
-    running = RunningNorm(model.raw_features) if getattr(model, "speaker_norm", False) else None
     rows, elapsed = [], 0.0
     with open_stream(sample_rate) as stream:
         while seconds <= 0 or elapsed < seconds - 1e-9:
@@ -182,11 +184,6 @@ def run_microphone(model: nn.Module, sample_rate: int, classes: list[str], windo
             block = np.asarray(block, dtype=np.float32).reshape(len(block), -1)[:, 0]
             buffer = np.concatenate([buffer, block])[-window:]
             elapsed += block.size / sample_rate
-            norm = None
-            if running is not None and voiced_fraction(block, sample_rate, silence_db) >= min_voiced:
-                norm = running.update([block]).value()
-            elif running is not None and running.frames:
-                norm = running.value()
             started = time.perf_counter()
             row = timeline(model, buffer, sample_rate, classes, window_s, window_s, silence_db, min_voiced,
                            norm)[0]
@@ -197,16 +194,52 @@ def run_microphone(model: nn.Module, sample_rate: int, classes: list[str], windo
     return rows
 
 
-def save_norm(model: nn.Module, sample_rate: int, files: list[str], target: str) -> int:
-    """Write the speaker statistics of ``files`` (one speaker's audio) for the ONNX export's ``norm``."""
+def enrolment_files(sources: list[str]) -> list[str]:
+    """``--enrol`` arguments -> audio files: a folder gives its audio files (sorted), a file itself."""
+    files = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            found = sorted(str(f) for f in path.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"{source}: no audio files ({', '.join(AUDIO_SUFFIXES)}) to enrol")
+            files += found
+        elif path.is_file():
+            files.append(source)
+        else:
+            raise FileNotFoundError(f"{source}: enrolment file or folder not found")
+    return files
+
+
+def enrolment_norm(model: nn.Module, checkpoint: str, enrol: list[str], classified: list[str],
+                   sample_rate: int) -> np.ndarray | None:
+    """The speaker statistics a checkpoint's protocol asks for: None for an inductive model, those
+    of the ``--enrol`` recordings for a speaker-adapted one (which must not include a classified
+    file); a clear error when they are missing or do not apply."""
+    adapted = getattr(model, "speaker_norm", False)
+    if not adapted:
+        if enrol:
+            raise ValueError(f"{checkpoint}: an inductive checkpoint (each file classified on its own); "
+                             "--enrol applies to speaker-adapted ones (model.normalization=speaker)")
+        return None
+    if not enrol:
+        raise ValueError(f"{checkpoint}: a speaker-adapted checkpoint; give --enrol DIR|FILES, recordings of "
+                         "the same speaker that are not among the files classified")
+    files = enrolment_files(enrol)
+    shared = sorted({str(Path(f).resolve()) for f in files} & {str(Path(f).resolve()) for f in classified})
+    if shared:
+        raise ValueError(f"{shared[0]}: classified and used for enrolment; the speaker-adapted protocol "
+                         "never takes statistics from the evaluated recordings")
+    return model_speaker_norm(model, [load_audio(f, sample_rate) for f in files])
+
+
+def save_norm(norm: np.ndarray, files: int, target: str) -> int:
+    """Write a speaker-adapted model's enrolment statistics for the ONNX export's ``norm`` input."""
     from react.utils.io import atomic_path
 
-    norm = model_speaker_norm(model, [load_audio(f, sample_rate) for f in files])
-    if norm is None:
-        raise ValueError("the model is not speaker-normalised: its export takes no --norm")
     with atomic_path(target) as tmp, open(tmp, "wb") as fh:
         np.save(fh, norm)
-    print(f"wrote {target}: mean and std of {norm.shape[1]} frame features over {len(files)} file(s)")
+    print(f"wrote {target}: mean and std of {norm.shape[1]} frame features over {files} enrolment file(s)")
     return 0
 
 
@@ -253,11 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="*", help="wav (or other soundfile-readable) files")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="run dir, checkpoint dir or state.pt")
-    source.add_argument("--model", help="the ONNX export (python -m react.ser.export) instead: files only")
-    parser.add_argument("--norm", help="--model: the speaker's statistics (2, F) .npy a speaker-normalised "
-                                       "export needs (written by --save-norm)")
-    parser.add_argument("--save-norm", help="--checkpoint: write the statistics of the files' speaker to "
-                                            "this .npy (for --model --norm) instead of classifying")
+    source.add_argument("--model", help="the ONNX export (react ser export) instead: files only")
+    parser.add_argument("--norm", help="--model: the speaker's enrolment statistics (2, F) .npy that a "
+                                       "speaker-adapted export needs (written by --save-norm)")
+    parser.add_argument("--save-norm", help="--checkpoint of a speaker-adapted model: write the --enrol "
+                                            "recordings' statistics to this .npy (for --model --norm) "
+                                            "instead of classifying")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--stream", action="store_true", help="sliding-window timeline over each file")
     parser.add_argument("--mic", action="store_true", help="live microphone timeline (needs sounddevice)")
@@ -269,11 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-seconds", type=float, default=0.5, help="shortest file that is classified")
     parser.add_argument("--seconds", type=float, default=0.0, help="--mic duration (0 = until Ctrl-C)")
     parser.add_argument("--plot", help="--mic: redraw the live timeline into this PNG after every window")
-    parser.add_argument("--same-speaker", action="store_true",
-                        help="the files are one speaker's: normalise by their pooled statistics "
-                             "(speaker-normalised models; default: each file by its own)")
+    parser.add_argument("--enrol", nargs="+", metavar="DIR|FILE",
+                        help="speaker-adapted checkpoints: recordings of the speaker (a folder of them, or "
+                             "files), not among those classified, whose statistics normalise the speaker")
     args = parser.parse_args(argv)
-    if not args.files and not args.mic:
+    if not args.files and not args.mic and not args.save_norm:
         parser.error("give wav files or --mic")
     for flag, value in (("--window", args.window), ("--hop", args.hop)):
         if not value > 0:
@@ -283,9 +317,12 @@ def main(argv: list[str] | None = None) -> int:
         return predict_onnx(args)
     try:
         model, classes, sr = load_ser_model(args.checkpoint)
+        norm = enrolment_norm(model, args.checkpoint, args.enrol or [], args.files, sr)
         if args.save_norm:
-            return save_norm(model, sr, args.files, args.save_norm)
-    except (FileNotFoundError, ValueError) as err:
+            if norm is None:
+                raise ValueError(f"{args.checkpoint}: an inductive checkpoint; its export takes no --norm")
+            return save_norm(norm, len(enrolment_files(args.enrol)), args.save_norm)
+    except (FileNotFoundError, ValueError, LayoutError) as err:
         print(f"error: {user_message(err)}", file=sys.stderr)
         return 2
     if args.mic:
@@ -298,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
                     plot(row)
 
             run_microphone(model, sr, classes, args.window, args.hop, args.silence_db, args.seconds,
-                           args.min_voiced, display=show)
+                           args.min_voiced, display=show, norm=norm)
         except RuntimeError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -311,7 +348,6 @@ def main(argv: list[str] | None = None) -> int:
             waves[path] = load_audio(path, sr)
         except LayoutError as err:
             failures.append(str(err))
-    pooled = model_speaker_norm(model, list(waves.values())) if args.same_speaker and waves else None
     for path, wave in waves.items():
         # too short in either mode; a timeline labels its silent windows instead of refusing the file
         min_voiced = 0.0 if args.stream else args.min_voiced
@@ -321,14 +357,13 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if args.stream:
             rows = timeline(model, wave, sr, classes, args.window, args.hop, args.silence_db, args.min_voiced,
-                            pooled)
+                            norm)
             results.append({"file": path, "timeline": rows})
             if not args.json:
                 print(f"{path}:")
                 for row in rows:
                     _print_row(row)
         else:
-            norm = pooled if pooled is not None else model_speaker_norm(model, [wave])
             p = classify(model, [wave], norms=None if norm is None else [norm])[0]
             probs = {c: float(v) for c, v in zip(classes, p)}
             label = max(probs, key=probs.get)

@@ -1,12 +1,13 @@
 """Speech-emotion evaluation report: metrics JSON, confusion and ROC plots, per-class and
 misclassified-file CSVs.
 
-``<run_dir>/test_metrics.json`` holds ``accuracy``, ``uar`` (macro recall), ``macro_f1``,
-``per_class`` and ``confusion`` (rows true, columns predicted, in ``labels`` order), and
-``baseline`` (the classic baseline's accuracy, UAR, macro-F1) when given;
-``<run_dir>/report/`` holds ``summary.md`` (model and baseline side by side), ``confusion.png``,
-``roc.png``, ``per_class.csv`` and ``misclassified.csv`` (and ``misclassified/<true>_as_<pred>/``
-copies when asked).
+``<run_dir>/test_metrics.json`` holds ``protocol`` (its name and rule, see :mod:`react.tasks.ser`),
+``accuracy``, ``uar`` (macro recall), ``macro_f1``, ``per_class`` and ``confusion`` (rows true,
+columns predicted, in ``labels`` order), and the classic baselines' accuracy, UAR, macro-F1 under
+their keys (``baseline``, ``baseline_speaker_adapted``) when given; ``<run_dir>/report/`` holds
+``summary.md`` (the protocol, model and baselines side by side), ``confusion.png``, ``roc.png``,
+``per_class.csv``, ``predictions.csv`` (every file's label and probabilities) and
+``misclassified.csv`` (and ``misclassified/<true>_as_<pred>/`` copies when asked).
 """
 
 from __future__ import annotations
@@ -126,28 +127,35 @@ def summary_table(rows: dict[str, dict]) -> str:
 
 
 def write_report(run_dir: str | os.PathLike, y_true: np.ndarray, probs: np.ndarray, labels: list[str],
-                 files: list[str], copy_misclassified: bool = False, baseline: dict | None = None) -> dict:
+                 files: list[str], copy_misclassified: bool = False, baselines: dict[str, dict] | None = None,
+                 protocol: dict | None = None) -> dict:
     """Write ``test_metrics.json`` and ``report/`` under ``run_dir``; return the metrics.
-    ``baseline`` (``name``, ``accuracy``, ``uar``, ``macro_f1``...) is stored and tabled beside them."""
+    ``baselines`` (key -> ``name``, ``accuracy``, ``uar``, ``macro_f1``...) are stored under their
+    keys and tabled beside the model; ``protocol`` (``name``, ``rule``...) is stored and stated."""
     run_dir = Path(run_dir)
     report = run_dir / "report"
     y_true = np.asarray(y_true)
     probs = np.asarray(probs, dtype=np.float64)
     if len(files) != len(y_true):
         raise ValueError(f"{len(files)} files for {len(y_true)} labels")
-    metrics = classification_metrics(y_true, probs, labels)
-    if baseline is not None:
-        metrics["baseline"] = baseline
+    baselines = baselines or {}
+    metrics = {**({"protocol": protocol} if protocol else {}),
+               **classification_metrics(y_true, probs, labels), **baselines}
     save_json(metrics, run_dir / "test_metrics.json")
-    rows = {"model": metrics, **({baseline["name"]: baseline} if baseline is not None else {})}
+    rows = {"model": metrics, **{b["name"]: b for b in baselines.values()}}
+    stated = f"Protocol: **{protocol['name']}**: {protocol['rule']}.\n\n" if protocol else ""
     with atomic_path(report / "summary.md") as tmp:
-        tmp.write_text(f"# Test: {metrics['n']} utterances of unseen speakers\n\n{summary_table(rows)}")
+        tmp.write_text(f"# Test: {metrics['n']} utterances of unseen speakers\n\n{stated}"
+                       + summary_table(rows))
     _plot_confusion(np.array(metrics["confusion"]), labels, report / "confusion.png")
     _plot_roc(y_true, probs, labels, report / "roc.png")
     _write_csv(report / "per_class.csv", ["class", "precision", "recall", "f1", "support", "auc"],
                [[name, f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}", m["support"],
                  "" if m["auc"] is None else f"{m['auc']:.4f}"] for name, m in metrics["per_class"].items()])
     y_pred = probs.argmax(1)
+    _write_csv(report / "predictions.csv", ["file", "true", "predicted", *labels],
+               [[f, labels[t], labels[p], *(f"{v:.6f}" for v in row)]
+                for f, t, p, row in zip(files, y_true, y_pred, probs)])
     wrong = np.flatnonzero(y_pred != y_true)
     _write_csv(report / "misclassified.csv", ["file", "true", "predicted", "p_predicted", "p_true"],
                [[files[i], labels[y_true[i]], labels[y_pred[i]], f"{probs[i, y_pred[i]]:.4f}",

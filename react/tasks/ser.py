@@ -3,17 +3,29 @@
 Each dataset is split by actor (seeded, sex-balanced; or k-fold by actor), then the splits are
 merged; the actor lists go to ``<run_dir>/splits.json`` and are reused when present, so a test run
 evaluates exactly the speakers that training never saw. Training crops and augments waveforms;
-validation and test use whole, clean utterances. With ``model.normalization=speaker`` every
-utterance carries its actor's log-mel band statistics, computed from all of that actor's audio
-without labels (test actors included: their own unlabelled speech). ``test`` writes the report (see
-:mod:`react.ser.report`) with the classic baseline (:mod:`react.ser.baseline`) trained on the same
-training actors beside the model. K-fold by actor over all folds: :mod:`react.ser.kfold`.
+validation and test use whole, clean utterances.
+
+Two evaluation protocols (``data.protocol``; docs/ser.md):
+
+- ``inductive`` (default): a prediction uses the utterance being classified and what was learned
+  from the training speakers, nothing else (``model.normalization`` utterance or population; the
+  population statistics come from the training speakers' audio).
+- ``speaker-adapted``: every speaker has ``data.enrol_per_speaker`` enrolment recordings drawn by
+  :func:`react.data.ser_corpus.enrolment_split` (seeded, optionally of one emotion); a
+  ``normalization=speaker`` model is standardised by their statistics, and the enrolment recordings
+  of validation and test speakers are never evaluated.
+
+``test`` writes the report (see :mod:`react.ser.report`), naming the protocol, with the classic
+baseline (:mod:`react.ser.baseline`) trained on the same training actors and given the same
+information beside the model (speaker-adapted runs add the baseline z-scored per speaker by the
+same enrolment recordings). K-fold by actor over all folds: :mod:`react.ser.kfold`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +42,7 @@ from react.data.ser_corpus import (
     AudioCache,
     CorpusError,
     Utterance,
+    enrolment_split,
     label_space,
     scan_cremad,
     scan_ravdess,
@@ -41,6 +54,7 @@ from react.models.ser import SSL_TRAINING_FIELDS, Frontend, SERModel, SERModelCo
 from react.models.specaugment import SpecAugment
 from react.models.ssl_audio import FAMILIES
 from react.pretrained import load_ssl_weights, ssl_architecture
+from react.ser import classic
 from react.ser.inference import classify, speaker_norm
 from react.tasks.protocol import RunPaths
 from react.utils.io import save_json
@@ -48,6 +62,7 @@ from react.utils.logging import get_logger
 
 log = get_logger(__name__)
 SPLITS_FILE = "splits.json"
+PROTOCOLS = ("inductive", "speaker-adapted")
 
 
 @dataclass
@@ -64,6 +79,9 @@ class SERDataConfig:
     kfold: int = 0  # > 1: k-fold by actor, fold `fold` is the test set
     fold: int = -1  # with kfold > 1: the test fold; -1 = every fold (train.py runs them all)
     cache_audio: bool = True  # keep decoded audio in memory
+    protocol: str = "inductive"  # inductive | speaker-adapted (enrolment recordings per speaker)
+    enrol_per_speaker: int = 8  # speaker-adapted: enrolment recordings per speaker, drawn at random
+    enrol_emotion: str = ""  # speaker-adapted: draw them from this emotion only (e.g. neutral); "" = any
 
 
 @dataclass
@@ -108,6 +126,17 @@ class Task:
         self.classes = label_space(cfg.data.emotions)
         self.audio = AudioCache(cfg.data.sample_rate, cfg.data.cache_audio)
         self._class_weights: torch.Tensor | None = None
+        if cfg.data.protocol not in PROTOCOLS:
+            raise ConfigError(f"data.protocol '{cfg.data.protocol}' not in {', '.join(PROTOCOLS)}")
+        if cfg.model.normalization == "speaker" and not self.adapted:
+            raise ConfigError("model.normalization=speaker needs the speaker's enrolment recordings: set "
+                              "data.protocol=speaker-adapted, or use normalization utterance or population "
+                              "(inductive)")
+
+    @property
+    def adapted(self) -> bool:
+        """Whether the run follows the speaker-adapted protocol."""
+        return self.cfg.data.protocol == "speaker-adapted"
 
     # ----- data -----------------------------------------------------------------------------
     def _corpora(self) -> dict[str, list[Utterance]]:
@@ -172,21 +201,76 @@ class Task:
         return self.run_dir / SPLITS_FILE
 
     @cached_property
+    def enrolment(self) -> dict[str, list[Utterance]]:
+        """Speaker-adapted protocol: actor (of every split) -> its enrolment recordings; else empty."""
+        if not self.adapted:
+            return {}
+        d = self.cfg.data
+        enrol, _ = enrolment_split([u for us in self.splits.values() for u in us], d.enrol_per_speaker,
+                                   self.cfg.seed, d.enrol_emotion)
+        return enrol
+
+    def evaluated(self, split: str) -> list[Utterance]:
+        """The utterances of ``split`` that are classified: all of them, less the enrolment
+        recordings under the speaker-adapted protocol (training uses every training utterance)."""
+        enrolled = {u.path for us in self.enrolment.values() for u in us}
+        return [u for u in self.splits[split] if split == "train" or u.path not in enrolled]
+
+    @property
+    def classic(self) -> bool:
+        """Whether the model is the classic eGeMAPS + logistic regression (:mod:`react.ser.classic`)."""
+        return self.cfg.model.encoder == classic.ENCODER
+
+    def _raw_features(self) -> Callable:
+        """The model's un-normalised features, whose statistics are ``norm`` (weights not needed)."""
+        m, sample_rate = self.cfg.model, self.cfg.data.sample_rate
+        if self.classic:
+            return classic.ClassicSER(len(self.classes), sample_rate, m.normalization).raw_features
+        return Frontend(sample_rate, m.n_mels, m.descriptors).raw
+
+    def _functionals(self, utterances: list[Utterance]) -> np.ndarray:
+        """The eGeMAPS functionals of ``utterances`` (cached per file, :mod:`react.ser.baseline`)."""
+        from react.ser import baseline
+
+        cache = baseline.FunctionalsCache(self.cfg.report.baseline_cache_dir or None,
+                                          self.cfg.data.sample_rate, self.audio)
+        return cache.many([u.path for u in utterances])
+
+    @cached_property
     def speaker_norms(self) -> dict[str, np.ndarray] | None:
-        """Actor -> mean and std of each log-mel band (and acoustic descriptor) over all of the
-        actor's (unlabelled) audio, when the model normalises by speaker; else None."""
-        m = self.cfg.model
-        if m.normalization != "speaker":
+        """Actor -> mean and std of each log-mel band (and acoustic descriptor) over the actor's
+        enrolment recordings, when the model normalises by speaker; else None."""
+        if self.cfg.model.normalization != "speaker":
             return None
-        frontend = Frontend(self.cfg.data.sample_rate, m.n_mels, m.descriptors).raw
-        by_actor: dict[str, list[str]] = {}
-        for u in (u for us in self.splits.values() for u in us):
-            by_actor.setdefault(u.actor, []).append(u.path)
-        return {actor: speaker_norm(frontend, [self.audio(p) for p in paths], self.cfg.report.eval_batch_size)
-                for actor, paths in sorted(by_actor.items())}
+        frontend = self._raw_features()
+        batch = self.cfg.report.eval_batch_size
+        return {actor: speaker_norm(frontend, [self.audio(u.path) for u in us], batch)
+                for actor, us in sorted(self.enrolment.items())}
+
+    def population_norm(self) -> np.ndarray:
+        """Mean and std of each log-mel band (and descriptor) over all training utterances: the
+        statistics of a ``normalization=population`` model."""
+        return speaker_norm(self._raw_features(), [self.audio(u.path) for u in self.splits["train"]],
+                            self.cfg.report.eval_batch_size)
+
+    def protocol(self) -> dict[str, Any]:
+        """The report's ``protocol`` entry: its name and rule (and the test speakers' enrolment)."""
+        if not self.adapted:
+            return {"name": "inductive",
+                    "rule": "each utterance is classified on its own; statistics come from the training "
+                            "speakers only"}
+        d = self.cfg.data
+        test_actors = {u.actor for u in self.splits["test"]}
+        return {"name": "speaker-adapted",
+                "rule": f"{d.enrol_per_speaker} enrolment recordings per speaker "
+                        f"({d.enrol_emotion or 'any emotion'}), drawn at random (seed {self.cfg.seed} and "
+                        "the actor's name), never evaluated",
+                "enrol_per_speaker": d.enrol_per_speaker, "enrol_emotion": d.enrol_emotion,
+                "enrolment": {a: [u.path for u in us] for a, us in self.enrolment.items()
+                              if a in test_actors}}
 
     def _dataset(self, split: str) -> SERDataset:
-        utterances = self.splits[split]
+        utterances = self.evaluated(split)
         if not utterances:
             raise CorpusError(f"the {split} split is empty: raise data.{split}_fraction or add actors")
         if split == "train":
@@ -202,10 +286,13 @@ class Task:
         return collate(items)
 
     # ----- model and loss -------------------------------------------------------------------
-    def build_model(self, pretrained: bool = True) -> SERModel:
+    def build_model(self, pretrained: bool = True) -> nn.Module:
         """The SER model; an SSL encoder's architecture is read once from ``model.weights`` (or
-        the tiny random one) into ``model.ssl_arch``, and its weights loaded when ``pretrained``."""
+        the tiny random one) into ``model.ssl_arch``, and its weights loaded when ``pretrained``;
+        the classic model is fitted on the training speakers when ``pretrained``."""
         m, sample_rate = self.cfg.model, self.cfg.data.sample_rate
+        if self.classic:
+            return self._classic_model(pretrained)
         ssl = m.encoder in FAMILIES
         if ssl and sample_rate != 16000:
             raise ConfigError(f"SSL encoders take 16 kHz audio, data.sample_rate is {sample_rate}")
@@ -219,8 +306,27 @@ class Task:
             model = SERModel(_typed(m), len(self.classes), sample_rate, specaug)
         except ValueError as err:
             raise ConfigError(str(err)) from None
+        if pretrained and m.normalization == "population":  # a checkpoint brings its own
+            model.set_population_norm(self.population_norm())
         if ssl and pretrained and not m.random_init:
             load_ssl_weights(model.encoder.model, m.encoder, m.weights)
+        return model
+
+    def _classic_model(self, fit: bool) -> classic.ClassicSER:
+        """The classic model, fitted on the training utterances' functionals when ``fit`` (each
+        z-scored by its speaker's enrolment statistics under ``normalization=speaker``)."""
+        try:
+            model = classic.ClassicSER(len(self.classes), self.cfg.data.sample_rate,
+                                       self.cfg.model.normalization)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        if fit:
+            train = self.splits["train"]
+            x = self._functionals(train)
+            if model.speaker_norm:
+                norms = np.stack([self.speaker_norms[u.actor] for u in train])
+                x = (x - norms[:, 0]) / norms[:, 1]
+            model.fit(x, np.array([self.classes.index(u.emotion) for u in train]), self.cfg.seed)
         return model
 
     def class_weights(self) -> torch.Tensor | None:
@@ -266,40 +372,49 @@ class Task:
         return {"val/loss": float(nll), "val/accuracy": metrics["accuracy"], "val/uar": metrics["uar"],
                 "val/macro_f1": metrics["macro_f1"]}
 
-    def classic_baseline(self, test: SERDataset) -> dict[str, Any]:
+    def classic_baselines(self, test: SERDataset) -> dict[str, dict[str, Any]]:
         """eGeMAPS functionals + standardised logistic regression, trained on this run's training
-        actors and scored on ``test``: accuracy, UAR, macro-F1."""
+        actors and scored on ``test`` (accuracy, UAR, macro-F1) under the run's protocol:
+        ``baseline`` with the training actors' scaler; under speaker-adapted also
+        ``baseline_speaker_adapted``, every speaker's functionals z-scored by its enrolment ones."""
         from react.ser import baseline
         from react.ser.report import classification_metrics
 
         train = self.splits["train"]
-        functionals = baseline.FunctionalsCache(self.cfg.report.baseline_cache_dir or None,
-                                                self.cfg.data.sample_rate, self.audio)
+        train_x, test_x = self._functionals(train), self._functionals(test.utterances)
         train_y = np.array([self.classes.index(u.emotion) for u in train])
-        probs = baseline.fit_predict(functionals.many([u.path for u in train]), train_y,
-                                     functionals.many([u.path for u in test.utterances]), len(self.classes),
-                                     self.cfg.seed)
-        m = classification_metrics(test.labels(), probs, list(self.classes))
-        return {"name": baseline.NAME, "n_train": len(train),
-                **{k: m[k] for k in ("accuracy", "uar", "macro_f1")}}
+        inputs = {"baseline": (baseline.NAME, train_x, test_x)}
+        if self.adapted:
+            enrol = {a: self._functionals(us) for a, us in self.enrolment.items()}
+            inputs["baseline_speaker_adapted"] = (
+                baseline.NAME_SPEAKER,
+                baseline.speaker_standardised(train_x, [u.actor for u in train], enrol),
+                baseline.speaker_standardised(test_x, [u.actor for u in test.utterances], enrol))
+        results = {}
+        for key, (name, x, y) in inputs.items():
+            probs = baseline.fit_predict(x, train_y, y, len(self.classes), self.cfg.seed)
+            m = classification_metrics(test.labels(), probs, list(self.classes))
+            results[key] = {"name": name, "n_train": len(train),
+                            **{k: m[k] for k in ("accuracy", "uar", "macro_f1")}}
+        return results
 
     def test(self, model: nn.Module, accelerator: Any) -> dict:
         from react.ser.report import write_report
 
         dataset, probs = self._evaluate(model, "test")
-        classic = self.classic_baseline(dataset) if self.cfg.report.baseline else None
+        classic = self.classic_baselines(dataset) if self.cfg.report.baseline else {}
+        protocol = self.protocol()
         metrics = write_report(self.run_dir, dataset.labels(), probs, list(self.classes),
                                [u.path for u in dataset.utterances], self.cfg.report.copy_misclassified,
-                               classic)
-        log.info("test (%d utterances, %d unseen actors): accuracy %.4f, UAR %.4f, macro-F1 %.4f "
-                 "(chance UAR %.4f)", metrics["n"], len({u.actor for u in dataset.utterances}),
+                               classic, protocol)
+        actors = sorted({u.actor for u in dataset.utterances})
+        log.info("test, %s protocol (%d utterances, %d unseen actors): accuracy %.4f, UAR %.4f, "
+                 "macro-F1 %.4f (chance UAR %.4f)", protocol["name"], metrics["n"], len(actors),
                  metrics["accuracy"], metrics["uar"], metrics["macro_f1"], metrics["chance_uar"])
-        if classic is not None:
+        for result in classic.values():
             log.info("classic baseline (%s, same training actors): accuracy %.4f, UAR %.4f, macro-F1 %.4f",
-                     classic["name"], classic["accuracy"], classic["uar"], classic["macro_f1"])
+                     result["name"], result["accuracy"], result["uar"], result["macro_f1"])
         keys = ("n", "accuracy", "uar", "macro_f1", "chance_uar")
-        summary = {**{k: metrics[k] for k in keys}, "report": str(self.run_dir / "report"),
-                   "test_actors": sorted({u.actor for u in dataset.utterances})}
-        if classic is not None:
-            summary["baseline"] = classic
-        return summary
+        return {**{k: metrics[k] for k in keys}, "protocol": protocol["name"],
+                "report": str(self.run_dir / "report"),
+                "test_actors": actors, **classic}
