@@ -88,6 +88,9 @@ def load_main(target: str) -> Callable[[list[str]], int]:
                                 "installed with pip install -e .)")
     if str(path.parent) not in sys.path:  # a script may import its sibling scripts
         sys.path.insert(0, str(path.parent))
+    module = sys.modules.get(path.stem)
+    if module is not None and Path(getattr(module, "__file__", "")).resolve() == path.resolve():
+        return module.main  # imported already: the same objects (worker processes pickle them by name)
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there

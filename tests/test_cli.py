@@ -134,3 +134,13 @@ def test_bad_input_exits_2_with_one_line_everywhere(tmp_path, capsys):
         assert "Traceback" not in err and "error" in err.strip().splitlines()[-1].lower(), (path, err)
         if path in (("train",), ("tools",)):  # --data-dir set data.root / dataset.root
             assert str(tmp_path / "nowhere") in err, err
+
+
+def test_a_script_command_keeps_an_imported_script_module(capsys):
+    """`react data synth` reuses the generator module that was imported already, so its functions
+    stay the objects that worker processes pickle by name (a second copy broke them)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import make_synthetic_react
+
+    assert run(["data", "synth", "--help"], capsys)[0] == 0
+    assert sys.modules["make_synthetic_react"] is make_synthetic_react

@@ -13,16 +13,7 @@ from react.deploy.graph import ReactionGenerator
 from react.models.cognitive import EdgeLayer
 from react.models.motor import AttentionGraphLayer
 from react.models.mult import PerceptualProcessor, fairseq_positions
-from tests.test_regnn_model import FRAMES, official_model
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+from tests.test_regnn_model import FRAMES, official_model, one_thread  # noqa: F401 - autouse fixture
 
 
 def test_motor_mixing_renormalises_rows_and_channel_weights():

@@ -233,6 +233,24 @@ def enrolment_norm(model: nn.Module, checkpoint: str, enrol: list[str], classifi
     return model_speaker_norm(model, [load_audio(f, sample_rate) for f in files])
 
 
+def _file_result(path: str, classes: list[str], p, quiet: bool) -> dict:
+    """One classified file as a result row, printed unless ``quiet`` (JSON is printed at the end)."""
+    probs = {c: float(v) for c, v in zip(classes, p)}
+    row = {"file": path, "label": max(probs, key=probs.get), "probs": probs}
+    if not quiet:
+        print(f"{path}: {row['label']}   {_format_probs(probs)}")
+    return row
+
+
+def _finish(results: list[dict], failures: list[str], as_json: bool) -> int:
+    """Print the JSON results (if asked) and every failure; exit status 1 when something failed."""
+    if as_json:
+        print(json.dumps(results if len(results) != 1 else results[0], indent=2))
+    for failure in failures:
+        print(f"error: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def save_norm(norm: np.ndarray, files: int, target: str) -> int:
     """Write a speaker-adapted model's enrolment statistics for the ONNX export's ``norm`` input."""
     from react.utils.io import atomic_path
@@ -269,15 +287,8 @@ def predict_onnx(args: argparse.Namespace) -> int:
         if problem:
             failures.append(f"{path}: {problem}")
             continue
-        probs = {c: float(v) for c, v in zip(model.classes, model.probs(wave, norm))}
-        results.append({"file": path, "label": max(probs, key=probs.get), "probs": probs})
-        if not args.json:
-            print(f"{path}: {results[-1]['label']}   {_format_probs(probs)}")
-    if args.json:
-        print(json.dumps(results if len(results) != 1 else results[0], indent=2))
-    for failure in failures:
-        print(f"error: {failure}", file=sys.stderr)
-    return 1 if failures else 0
+        results.append(_file_result(path, model.classes, model.probs(wave, norm), args.json))
+    return _finish(results, failures, args.json)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,16 +376,8 @@ def main(argv: list[str] | None = None) -> int:
                     _print_row(row)
         else:
             p = classify(model, [wave], norms=None if norm is None else [norm])[0]
-            probs = {c: float(v) for c, v in zip(classes, p)}
-            label = max(probs, key=probs.get)
-            results.append({"file": path, "label": label, "probs": probs})
-            if not args.json:
-                print(f"{path}: {label}   {_format_probs(probs)}")
-    if args.json:
-        print(json.dumps(results if len(results) != 1 else results[0], indent=2))
-    for failure in failures:
-        print(f"error: {failure}", file=sys.stderr)
-    return 1 if failures else 0
+            results.append(_file_result(path, classes, p, args.json))
+    return _finish(results, failures, args.json)
 
 
 if __name__ == "__main__":
