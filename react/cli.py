@@ -33,7 +33,8 @@ COMMANDS: Table = {
     "generate": Command("react.generate", "generate a split's reactions with a trained checkpoint"),
     "evaluate": Command("evaluation.cli", "score a prediction folder with the official metrics "
                                           "(= evaluation.py)"),
-    "baselines": Command("react.baselines", "write the naive REACT baselines as prediction folders"),
+    "baselines": Command("react.baselines", "write the REACT baselines (naive, Linear, NN) as prediction "
+                                            "folders"),
     "compare": Command("evaluation.compare", "score several prediction folders into one table"),
     "sweep": Command("react.sweep", "sweep the sampling scale of a checkpoint (diversity trade-off)"),
     "online": Command("react.online", "causal (online) generation of a split, scored"),
