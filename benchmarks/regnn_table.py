@@ -17,7 +17,7 @@ continues where it stopped):
    epochs each model trained. ``--table-only`` trains nothing and tabulates the finished runs.
 
     nice -n 10 python benchmarks/regnn_table.py --out-dir runs/regnn_table [--seeds 0,1,2]
-        [--pairs 48] [--eval-pairs 50] [--max-epochs 8] [--patience 2] [--steps 10] [--val-clips 6]
+        [--pairs 48] [--eval-pairs 50] [--max-epochs 60] [--patience 3] [--steps 10] [--val-clips 6]
         [--table-only]
 """
 
@@ -126,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=48, help="training dyads")
     parser.add_argument("--eval-pairs", type=int, default=50, help="validation and test dyads (clips: twice)")
     parser.add_argument("--data-seed", type=int, default=0)
-    parser.add_argument("--max-epochs", type=int, default=8)
-    parser.add_argument("--patience", type=int, default=2, help="epochs without a lower validation loss")
+    parser.add_argument("--max-epochs", type=int, default=60)
+    parser.add_argument("--patience", type=int, default=3, help="epochs without a lower validation loss")
     parser.add_argument("--steps", type=int, default=10, help="batches of 32 windows per epoch")
     parser.add_argument("--val-clips", type=int, default=6,
                         help="first clips of the validation split for the loss (0: all)")
