@@ -64,19 +64,18 @@ class FunctionalsCache:
 
 def fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_classes: int,
                 seed: int = 0) -> np.ndarray:
-    """Standardised logistic regression on ``train_x``; class probabilities ``(N, n_classes)`` of
-    ``test_x`` (columns of classes absent from training stay 0)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    """Standardised logistic regression on ``train_x``, fitted as the classic model fits
+    (:meth:`react.ser.classic.ClassicSER.fit`, so the report's baseline row and a ``ser_classic``
+    run are one computation); class probabilities ``(N, n_classes)`` of ``test_x`` (classes absent
+    from training get 0)."""
+    import torch
 
-    if len(np.unique(train_y)) < 2:
-        raise ValueError("the classic baseline needs at least two emotions in the training split")
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, random_state=seed))
-    clf.fit(np.nan_to_num(np.asarray(train_x, dtype=np.float64)), train_y)  # float64, as ClassicSER
-    probs = np.zeros((len(test_x), n_classes), dtype=np.float64)
-    probs[:, clf.classes_] = clf.predict_proba(np.nan_to_num(np.asarray(test_x, dtype=np.float64)))
-    return probs
+    from react.ser.classic import ClassicSER
+
+    model = ClassicSER(n_classes, sample_rate=0).fit(train_x, train_y, seed)
+    with torch.no_grad():
+        logits = model.head(torch.from_numpy(np.nan_to_num(np.asarray(test_x, dtype=np.float64))))
+    return torch.softmax(logits, 1).numpy()
 
 
 def speaker_standardised(x: np.ndarray, actors: list[str], enrolment: dict[str, np.ndarray]) -> np.ndarray:
