@@ -1,0 +1,1 @@
+"""Reaction models, each fulfilling the generator contract (:mod:`react.reaction.contract`)."""
