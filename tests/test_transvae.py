@@ -50,6 +50,9 @@ def test_contract_and_shapes():
     assert off.generate(conditions(3, 8), off.draw_noise(3, 5)).shape == (3, 5, 8, 25)
     past = {**conditions(3, 4), "past": torch.rand(3, 5, 3, 25)}
     assert on.generate(past, on.draw_noise(3, 5)).shape == (3, 5, 4, 25)
+    two = tiny(online=True, frames=16, train_window=8)  # trains on 2 windows of 8, generates 4
+    attrs, coeffs, mu, _ = two(*conditions(2, 16).values())
+    assert (attrs.shape, coeffs.shape, mu.shape, two.frames) == ((2, 16, 25), (2, 16, 58), (2, 2, 8), 4)
     raw = tiny(video_encoder="conv3d").eval()  # the official encoder of raw frames
     video = torch.randn(2, 8, 3, 64, 64)
     assert raw.generate({"video": video, "audio": torch.randn(2, 8, AUDIO)}, raw.draw_noise(2, 3)).shape \
@@ -59,7 +62,7 @@ def test_contract_and_shapes():
 def test_bad_settings_and_inputs_are_named():
     with pytest.raises(ValueError, match="video_encoder must be one of"):
         tiny(video_encoder="swin")
-    with pytest.raises(ValueError, match="dividing the training window"):
+    with pytest.raises(ValueError, match="multiple of model.train_window"):
         tiny(online=True, frames=10)
     model = tiny(online=True).eval()
     with pytest.raises(ValueError, match=r"missing \['past'\]"):
@@ -164,7 +167,7 @@ def test_paper_sizes_have_the_official_parameter_counts():
     assert count(paper_model(False, raw)) == 1_315_891 - 27_136 == 1_288_755
     online = paper_model(True, raw)
     assert count(online) == 1_670_835 - (7_552 - 3_328) == 1_666_611
-    assert (online.frames, online.feedback) == (8, 248)
+    assert (online.frames, online.step, online.feedback) == (8, 16, 240)
     # on this project's per-frame features: Linear(768, 128) (98,432) in place of the Conv3D stack and
     # its linear layer (664,288), Linear(768, 128) audio (98,432) in place of Linear(78, 128) (10,112)
     swap = 664_288 - 98_432 + 10_112 - 98_432

@@ -8,16 +8,16 @@ whose queries are the window's positions; a 3DMM head (58-d) and an attribute he
 
 Offline, a window is generated as a whole (not causal). Online, windows of ``window`` frames are
 generated in order; each reads the last ``feedback`` frames the model generated before it
-(``past``): fused into the VAE's tokens, and through a third decoder layer and an LSTM seeded
-with the last past frame, as the official online decoder does with its past 3DMM. A window's
+(``past``): fused into the VAE's tokens, and through a third decoder layer and an LSTM seeded with
+the last past frame, as the official online decoder does with its past 3DMM. A window's
 frames depend on the speaker frames of that window and of earlier windows only (causal at the
 window: the reaction to a frame is known when its window ends, ``window`` frames of latency).
 
 The loss (``training_loss``) is the official one: MSE reconstruction of the real listener's
 reaction (the first real reaction of each row of ``reactions``; with 3DMM targets ``coeffs`` also
 the 3DMM terms), ``kl`` x the KL divergence to N(0, I), and ``div`` x a diversity term against a
-second, gradient-free pass with other noise. Online, training runs the windows of a training
-window (a multiple of ``window`` frames) in order on the model's own past output.
+second, gradient-free pass with other noise. Online, training runs the windows (``train_window``
+frames each, ``window`` by default) of a training window in order on the model's own past output.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class TransVAEConfig:
     nodes: int = 25
     online: bool = False
     window: int = 0  # frames per generated window (0: the training window; online: 8 officially)
+    train_window: int = 0  # online: frames per window when training (0: window; officially 16)
     feedback: int = 8  # online: past generated frames each window reads
     kl: float = 0.0002  # weight of the KL term
     div: float = 10.0  # weight of the diversity term
@@ -132,11 +133,13 @@ class TransVAE(nn.Module):
         super().__init__()
         self.cfg, self.nodes, self.causal = cfg, cfg.nodes, cfg.online
         self.frames = cfg.window or frames  # generated window
-        self.train_frames = frames  # training window (online: several generated windows)
+        self.train_frames = frames  # training window (online: several windows run in order)
+        self.step = (cfg.train_window or cfg.window) if cfg.online else frames  # window when training
         self.feedback = cfg.feedback if cfg.online else 0
-        if cfg.online and (cfg.window <= 0 or cfg.feedback <= 0 or frames % cfg.window):
-            raise ValueError(f"online TransVAE needs model.window > 0 dividing the training window "
-                             f"({frames} frames) and model.feedback > 0, got window {cfg.window}, "
+        if cfg.online and (cfg.window <= 0 or cfg.feedback <= 0 or self.step <= 0 or frames % self.step):
+            raise ValueError(f"online TransVAE needs model.window > 0, model.feedback > 0 and a "
+                             f"training window ({frames} frames) that is a multiple of model.train_window "
+                             f"(or window), got window {cfg.window}, train_window {cfg.train_window}, "
                              f"feedback {cfg.feedback}")
         self.settings = f"{cfg!r} frames={self.frames}"
         d = cfg.dim
@@ -195,11 +198,11 @@ class TransVAE(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training pass over whole training windows ``(B, T, ...)``: attributes ``(B, T, nodes)``,
         3DMM ``(B, T, 58)``, and ``mu``, ``logvar`` ``(B, n, dim)`` of the ``n`` generated windows
-        (online: ``T / window`` in order, each fed the previous output; offline: 1). ``noise``
+        (online: ``T / train_window`` in order, each fed the previous output; offline: 1). ``noise``
         ``(B, n, dim)``: fresh standard-normal draws when not given."""
         tokens = self.encoder(video, audio)
         batch, frames = tokens.shape[:2]
-        step = self.cfg.window if self.cfg.online else frames
+        step = self.step
         n = frames // step
         if noise is None:
             noise = torch.randn(batch, n, self.cfg.dim, device=tokens.device)
