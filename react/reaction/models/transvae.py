@@ -45,7 +45,7 @@ class TransVAEConfig:
     dropout: float = 0.1
     nodes: int = 25
     online: bool = False
-    window: int = 0  # frames per generated window (0: the training window; online: 8 officially)
+    window: int = 8  # online: frames per generated window (offline: data.num_frames)
     train_window: int = 0  # online: frames per window when training (0: window; officially 16)
     feedback: int = 8  # online: past generated frames each window reads
     kl: float = 0.0002  # weight of the KL term
@@ -132,7 +132,7 @@ class TransVAE(nn.Module):
     def __init__(self, cfg: TransVAEConfig, frames: int):
         super().__init__()
         self.cfg, self.nodes, self.causal = cfg, cfg.nodes, cfg.online
-        self.frames = cfg.window or frames  # generated window
+        self.frames = cfg.window if cfg.online else frames  # generated window
         self.train_frames = frames  # training window (online: several windows run in order)
         self.step = (cfg.train_window or cfg.window) if cfg.online else frames  # window when training
         self.feedback = cfg.feedback if cfg.online else 0
@@ -185,21 +185,22 @@ class TransVAE(nn.Module):
         self._check(batch, self.train_frames, self.inputs + ("reactions", "mask"))
         rows = torch.arange(len(batch["mask"]), device=batch["mask"].device)
         first = batch["mask"].int().argmax(1)
-        attrs, coeffs, mu, logvar = self.forward(batch["video"], batch["audio"])
+        attrs, coeffs, mu, logvar = self.training_pass(batch["video"], batch["audio"])
         with torch.no_grad():
-            attrs_2, coeffs_2, _, _ = self.forward(batch["video"], batch["audio"])
+            attrs_2, coeffs_2, _, _ = self.training_pass(batch["video"], batch["audio"])
         coeff_target = batch["coeffs"][rows, first] if "coeffs" in batch else None
         return vae_loss(self.cfg, attrs, coeffs, mu, logvar, batch["reactions"][rows, first], coeff_target,
                         (attrs_2, coeffs_2))
 
     # -- the network -----------------------------------------------------------------------------
 
-    def forward(self, video: torch.Tensor, audio: torch.Tensor, noise: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Training pass over whole training windows ``(B, T, ...)``: attributes ``(B, T, nodes)``,
-        3DMM ``(B, T, 58)``, and ``mu``, ``logvar`` ``(B, n, dim)`` of the ``n`` generated windows
-        (online: ``T / train_window`` in order, each fed the previous output; offline: 1). ``noise``
-        ``(B, n, dim)``: fresh standard-normal draws when not given."""
+    def training_pass(self, video: torch.Tensor, audio: torch.Tensor, noise: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The pass of :meth:`training_loss` over training windows ``(B, T, ...)``: attributes
+        ``(B, T, nodes)``, 3DMM ``(B, T, 58)``, and ``mu``, ``logvar`` ``(B, n, dim)`` of the ``n``
+        generated windows (online: ``T / train_window`` in order, each fed the previous output;
+        offline: 1). ``noise`` ``(B, n, dim)``: fresh standard-normal draws when not given. (Not
+        ``forward``: distributed training routes ``training_loss`` through ``forward``.)"""
         tokens = self.encoder(video, audio)
         batch, frames = tokens.shape[:2]
         step = self.step
