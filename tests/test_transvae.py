@@ -143,6 +143,16 @@ def test_training_loss_reconstructs_the_first_real_reaction():
     assert parts["rec"].item() == pytest.approx(torch.nn.functional.mse_loss(attrs, target).item(), rel=1e-6)
 
 
+def test_evaluation_loss_is_fixed_and_leaves_the_global_rng_alone():
+    model, b = tiny(online=True, frames=8).eval(), batch()
+    state = torch.get_rng_state()
+    with torch.no_grad():
+        first, parts = model.training_loss(b)
+        again, _ = model.training_loss(b)
+    assert torch.equal(torch.get_rng_state(), state) and torch.equal(first, again)
+    assert parts["div"].item() < 2.0  # the second pass drew other noise (2.0: identical passes)
+
+
 @pytest.mark.parametrize("online", [False, True])
 def test_one_step_reduces_the_loss(online):
     model, b = tiny(online=online), batch()

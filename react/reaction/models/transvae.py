@@ -185,28 +185,31 @@ class TransVAE(nn.Module):
         self._check(batch, self.train_frames, self.inputs + ("reactions", "mask"))
         rows = torch.arange(len(batch["mask"]), device=batch["mask"].device)
         first = batch["mask"].int().argmax(1)
-        attrs, coeffs, mu, logvar = self.training_pass(batch["video"], batch["audio"])
+        # evaluation (validation) draws its noise from a fixed seed, not from the global RNG
+        generator = None if self.training else torch.Generator(rows.device).manual_seed(0)
+        attrs, coeffs, mu, logvar = self.training_pass(batch["video"], batch["audio"], generator=generator)
         with torch.no_grad():
-            attrs_2, coeffs_2, _, _ = self.training_pass(batch["video"], batch["audio"])
+            attrs_2, coeffs_2, _, _ = self.training_pass(batch["video"], batch["audio"], generator=generator)
         coeff_target = batch["coeffs"][rows, first] if "coeffs" in batch else None
         return vae_loss(self.cfg, attrs, coeffs, mu, logvar, batch["reactions"][rows, first], coeff_target,
                         (attrs_2, coeffs_2))
 
     # -- the network -----------------------------------------------------------------------------
 
-    def training_pass(self, video: torch.Tensor, audio: torch.Tensor, noise: torch.Tensor | None = None
+    def training_pass(self, video: torch.Tensor, audio: torch.Tensor, noise: torch.Tensor | None = None,
+                      generator: torch.Generator | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The pass of :meth:`training_loss` over training windows ``(B, T, ...)``: attributes
         ``(B, T, nodes)``, 3DMM ``(B, T, 58)``, and ``mu``, ``logvar`` ``(B, n, dim)`` of the ``n``
         generated windows (online: ``T / train_window`` in order, each fed the previous output;
-        offline: 1). ``noise`` ``(B, n, dim)``: fresh standard-normal draws when not given. (Not
+        offline: 1). ``noise`` ``(B, n, dim)``: standard-normal draws from ``generator`` when not given. (Not
         ``forward``: distributed training routes ``training_loss`` through ``forward``.)"""
         tokens = self.encoder(video, audio)
         batch, frames = tokens.shape[:2]
         step = self.step
         n = frames // step
         if noise is None:
-            noise = torch.randn(batch, n, self.cfg.dim, device=tokens.device)
+            noise = torch.randn(batch, n, self.cfg.dim, device=tokens.device, generator=generator)
         if not self.cfg.online:
             attrs, coeffs, (mu, logvar) = self.window_step(tokens, None, noise[:, 0])
             return attrs, coeffs, mu[:, None], logvar[:, None]
