@@ -31,9 +31,9 @@ def conditions(windows: int, frames: int, seed: int = 1) -> dict[str, torch.Tens
 
 def paper_model(online: bool, overrides: dict) -> TransVAE:
     name = "transvae_online_paper.yaml" if online else "transvae_paper.yaml"
-    layers = [OmegaConf.create(layer).get("model", {}) for _, layer in config_layers(CONFIGS / name)]
-    cfg = OmegaConf.merge(OmegaConf.structured(TransVAEConfig), *layers, overrides)
-    return TransVAE(OmegaConf.to_object(cfg), 256)
+    cfg = OmegaConf.merge(*(OmegaConf.create(layer) for _, layer in config_layers(CONFIGS / name)))
+    model = OmegaConf.merge(OmegaConf.structured(TransVAEConfig), cfg.model, overrides)
+    return TransVAE(OmegaConf.to_object(model), cfg.data.num_frames)
 
 
 def count(model: torch.nn.Module) -> int:
@@ -45,14 +45,16 @@ def test_contract_and_shapes():
     for model in (off, on):
         assert isinstance(model, ReactionGenerator) and model.inputs == ("video", "audio")
     assert (off.frames, off.causal, off.feedback) == (8, False, 0)
-    assert (on.frames, on.causal, on.feedback) == (4, True, 3)
-    assert off.noise_shape(3, 5) == off.draw_noise(3, 5).shape == (3, 5, 8)
+    assert (on.frames, on.causal, on.feedback) == (8, True, 3)
+    assert off.noise_shape(3, 5) == off.draw_noise(3, 5).shape == (3, 5, 1, 8)  # one latent per window
     assert off.generate(conditions(3, 8), off.draw_noise(3, 5)).shape == (3, 5, 8, 25)
-    past = {**conditions(3, 4), "past": torch.rand(3, 5, 3, 25)}
-    assert on.generate(past, on.draw_noise(3, 5)).shape == (3, 5, 4, 25)
-    two = tiny(online=True, frames=16, train_window=8)  # trains on 2 windows of 8, generates 4
+    past = {**conditions(3, 8), "past": torch.rand(3, 5, 3, 25)}
+    assert on.noise_shape(3, 5) == (3, 5, 2, 8)  # one latent per internal window of 4 frames
+    assert on.generate(past, on.draw_noise(3, 5)).shape == (3, 5, 8, 25)
+    two = tiny(online=True, frames=16, train_window=8)  # trains on 2 windows of 8, generates 4 of 4
     attrs, coeffs, mu, _ = two.training_pass(*conditions(2, 16).values())
-    assert (attrs.shape, coeffs.shape, mu.shape, two.frames) == ((2, 16, 25), (2, 16, 58), (2, 2, 8), 4)
+    assert (attrs.shape, coeffs.shape, mu.shape) == ((2, 16, 25), (2, 16, 58), (2, 2, 8))
+    assert two.noise_shape(1, 1) == (1, 1, 4, 8)
     raw = tiny(video_encoder="conv3d").eval()  # the official encoder of raw frames
     video = torch.randn(2, 8, 3, 64, 64)
     assert raw.generate({"video": video, "audio": torch.randn(2, 8, AUDIO)}, raw.draw_noise(2, 3)).shape \
@@ -62,11 +64,11 @@ def test_contract_and_shapes():
 def test_bad_settings_and_inputs_are_named():
     with pytest.raises(ValueError, match="video_encoder must be one of"):
         tiny(video_encoder="swin")
-    with pytest.raises(ValueError, match="multiple of model.train_window"):
+    with pytest.raises(ValueError, match="multiples of model.window and model.train_window"):
         tiny(online=True, frames=10)
     model = tiny(online=True).eval()
     with pytest.raises(ValueError, match=r"missing \['past'\]"):
-        model.generate(conditions(1, 4), model.draw_noise(1, 2))
+        model.generate(conditions(1, 8), model.draw_noise(1, 2))
     with pytest.raises(ValueError, match="windows of 8 frames, got 6"):
         tiny().generate(conditions(1, 6), tiny().draw_noise(1, 2))
 
@@ -85,29 +87,31 @@ def test_generate_is_deterministic_given_noise_and_noise_matters():
 
 
 def run_online(model: TransVAE, cond: dict[str, torch.Tensor], noise: torch.Tensor) -> torch.Tensor:
-    """Windows in order, each fed the last ``feedback`` frames generated before it (zeros at the
-    start), as generation runs a feedback model: ``(W, S, T, nodes)``."""
-    windows, samples = noise.shape[:2]
-    out = torch.zeros(windows, samples, model.feedback, model.nodes)
-    for i in range(cond["video"].shape[1] // model.frames):
+    """One clip's consecutive windows ``cond`` ``(1, T, dim)`` in order, each fed the last ``feedback``
+    frames generated before it (zeros at the start), as generation runs a feedback model:
+    ``(S, T, nodes)``; ``noise``: one window's noise per window."""
+    out = torch.zeros(noise.shape[1], model.feedback, model.nodes)
+    for i in range(len(noise)):
         part = {k: v[:, i * model.frames:(i + 1) * model.frames] for k, v in cond.items()}
-        out = torch.cat([out, model.generate({**part, "past": out[:, :, -model.feedback:]}, noise)], 2)
-    return out[:, :, model.feedback:]
+        reaction = model.generate({**part, "past": out[None, :, -model.feedback:]}, noise[i:i + 1])
+        out = torch.cat([out, reaction[0]], 1)
+    return out[:, model.feedback:]
 
 
 def test_online_model_is_causal_at_its_window_and_trains_as_it_generates():
-    model, cond = tiny(online=True, frames=16).eval(), conditions(1, 16)
-    noise = model.draw_noise(1, 2, torch.Generator().manual_seed(0))
+    model, cond = tiny(online=True, frames=16).eval(), conditions(1, 32)  # 2 calls of 4 windows of 4
+    noise = model.draw_noise(2, 2, torch.Generator().manual_seed(0))
     with torch.no_grad():
         base = run_online(model, cond, noise)
-        changed = {k: v.clone() for k, v in cond.items()}
-        changed["video"][:, 8:] = 5 * torch.randn(1, 8, VIDEO)  # after frame 7, window 2's end
-        after = run_online(model, changed, noise)
-        # the training pass runs the same windows in order on its own output
-        attrs, _, _, _ = model.training_pass(cond["video"], cond["audio"], noise[:, :1].expand(-1, 4, -1))
-    assert torch.equal(base[:, :, :8], after[:, :, :8])
-    assert (base[:, :, 8:] - after[:, :, 8:]).abs().amax() > 1e-5
-    assert torch.allclose(attrs, base[:, 0], atol=1e-6)
+        for t in (7, 19):  # the ends of internal windows inside the first and the second call
+            changed = {k: v.clone() for k, v in cond.items()}
+            changed["video"][:, t + 1:] = 5 * torch.randn(1, 31 - t, VIDEO)  # the speaker after frame t
+            after = run_online(model, changed, noise)
+            assert torch.equal(base[:, :t + 1], after[:, :t + 1])
+            assert (base[:, t + 1:] - after[:, t + 1:]).abs().amax() > 1e-5
+        # the training pass runs the same windows in order on its own output, from a zero past
+        attrs, _, _, _ = model.training_pass(cond["video"][:, :16], cond["audio"][:, :16], noise[0, :1])
+    assert torch.allclose(attrs, base[:1, :16], atol=1e-6)
 
 
 def test_loss_matches_a_hand_computation():
@@ -177,7 +181,7 @@ def test_paper_sizes_have_the_official_parameter_counts():
     assert count(paper_model(False, raw)) == 1_315_891 - 27_136 == 1_288_755
     online = paper_model(True, raw)
     assert count(online) == 1_670_835 - (7_552 - 3_328) == 1_666_611
-    assert (online.frames, online.step, online.feedback) == (8, 16, 240)
+    assert (online.frames, online.step, online.train_step, online.feedback) == (256, 8, 16, 240)
     # on this project's per-frame features: Linear(768, 128) (98,432) in place of the Conv3D stack and
     # its linear layer (664,288), Linear(768, 128) audio (98,432) in place of Linear(78, 128) (10,112)
     swap = 664_288 - 98_432 + 10_112 - 98_432

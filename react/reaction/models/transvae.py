@@ -6,18 +6,19 @@ a reparameterised sample ``mu + std * noise`` is the memory of two transformer d
 whose queries are the window's positions; a 3DMM head (58-d) and an attribute head reading the
 3DMM output beside the decoder state give the listener's 25 attributes per frame.
 
-Offline, a window is generated as a whole (not causal). Online, windows of ``window`` frames are
-generated in order; each reads the last ``feedback`` frames the model generated before it
-(``past``): fused into the VAE's tokens, and through a third decoder layer and an LSTM seeded with
-the last past frame, as the official online decoder does with its past 3DMM. A window's
-frames depend on the speaker frames of that window and of earlier windows only (causal at the
-window: the reaction to a frame is known when its window ends, ``window`` frames of latency).
+Offline, a window (``data.num_frames``) is generated as a whole (not causal). Online, a window is
+generated as consecutive internal windows of ``window`` frames, in order; each reads the last
+``feedback`` frames the model generated before it (the contract's ``past`` for the first one, then
+its own output): fused into the VAE's tokens, and through a third decoder layer and an LSTM seeded
+with the last past frame, as the official online decoder does with its past 3DMM. An internal
+window's frames depend on the speaker frames of that window and of earlier ones only (causal at the
+internal window: the reaction to a frame is known when its ``window`` frames have arrived).
 
 The loss (``training_loss``) is the official one: MSE reconstruction of the real listener's
 reaction (the first real reaction of each row of ``reactions``; with 3DMM targets ``coeffs`` also
 the 3DMM terms), ``kl`` x the KL divergence to N(0, I), and ``div`` x a diversity term against a
-second, gradient-free pass with other noise. Online, training runs the windows (``train_window``
-frames each, ``window`` by default) of a training window in order on the model's own past output.
+second, gradient-free pass with other noise. Online, training runs the internal windows
+(``train_window`` frames each, ``window`` by default) in order on the model's own past output.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ class TransVAEConfig:
     dropout: float = 0.1
     nodes: int = 25
     online: bool = False
-    window: int = 8  # online: frames per generated window (offline: data.num_frames)
-    train_window: int = 0  # online: frames per window when training (0: window; officially 16)
+    window: int = 8  # online: frames per internal window when generating (data.num_frames a multiple)
+    train_window: int = 0  # online: frames per internal window when training (0: window; officially 16)
     feedback: int = 8  # online: past generated frames each window reads
     kl: float = 0.0002  # weight of the KL term
     div: float = 10.0  # weight of the diversity term
@@ -131,21 +132,21 @@ class TransVAE(nn.Module):
 
     def __init__(self, cfg: TransVAEConfig, frames: int):
         super().__init__()
-        self.cfg, self.nodes, self.causal = cfg, cfg.nodes, cfg.online
-        self.frames = cfg.window if cfg.online else frames  # generated window
-        self.train_frames = frames  # training window (online: several windows run in order)
-        self.step = (cfg.train_window or cfg.window) if cfg.online else frames  # window when training
+        self.cfg, self.nodes, self.causal, self.frames = cfg, cfg.nodes, cfg.online, frames
         self.feedback = cfg.feedback if cfg.online else 0
-        if cfg.online and (cfg.window <= 0 or cfg.feedback <= 0 or self.step <= 0 or frames % self.step):
-            raise ValueError(f"online TransVAE needs model.window > 0, model.feedback > 0 and a "
-                             f"training window ({frames} frames) that is a multiple of model.train_window "
-                             f"(or window), got window {cfg.window}, train_window {cfg.train_window}, "
-                             f"feedback {cfg.feedback}")
-        self.settings = f"{cfg!r} frames={self.frames}"
+        # frames per internal window when generating and when training (offline: the whole window)
+        self.step = cfg.window if cfg.online else frames
+        self.train_step = (cfg.train_window or cfg.window) if cfg.online else frames
+        if cfg.online and (cfg.feedback <= 0 or min(self.step, self.train_step) <= 0
+                           or frames % self.step or frames % self.train_step):
+            raise ValueError(f"online TransVAE needs model.feedback > 0 and windows of data.num_frames "
+                             f"({frames}) that are multiples of model.window and model.train_window, got "
+                             f"window {cfg.window}, train_window {cfg.train_window}, feedback {cfg.feedback}")
+        self.settings = repr(cfg)
         d = cfg.dim
         self.encoder = SpeakerEncoder(cfg)
         self.latent = LatentEncoder(cfg)
-        self.register_buffer("queries", positions(max(frames, self.frames), d), persistent=False)
+        self.register_buffer("queries", positions(max(self.step, self.train_step), d), persistent=False)
         self.query_dropout = nn.Dropout(cfg.dropout)
         self.decode_latent = nn.TransformerDecoderLayer(d, cfg.heads, cfg.ff, cfg.dropout, batch_first=True)
         self.decode_self = nn.TransformerDecoderLayer(d, cfg.heads, cfg.ff, cfg.dropout, batch_first=True)
@@ -161,28 +162,28 @@ class TransVAE(nn.Module):
     # -- the generator contract ------------------------------------------------------------------
 
     def noise_shape(self, windows: int, samples: int) -> tuple[int, ...]:
-        return (windows, samples, self.cfg.dim)
+        return (windows, samples, self.frames // self.step, self.cfg.dim)
 
     def draw_noise(self, windows: int, samples: int,
                    generator: torch.Generator | None = None) -> torch.Tensor:
-        """Standard-normal draws of the reparameterisation, one latent per window and sample."""
+        """Standard-normal draws of the reparameterisation, one latent per internal window."""
         return torch.randn(self.noise_shape(windows, samples), generator=generator)
 
     def generate(self, conditions: dict[str, torch.Tensor], noise: torch.Tensor,
                  scale: float = 1.0) -> torch.Tensor:
         """Reactions ``(W, S, frames, nodes)``; online, ``conditions["past"]`` ``(W, S, feedback, nodes)``."""
-        self._check(conditions, self.frames, self.inputs + (("past",) if self.cfg.online else ()))
+        self._check(conditions, self.inputs + (("past",) if self.cfg.online else ()))
         windows, samples = noise.shape[:2]
         tokens = self.encoder(conditions["video"], conditions["audio"])
         tokens = tokens[:, None].expand(-1, samples, -1, -1).flatten(0, 1)
         past = conditions["past"].flatten(0, 1) if self.cfg.online else None
-        attrs, _, _ = self.window_step(tokens, past, scale * noise.flatten(0, 1))
+        attrs, _, _, _ = self.unroll(tokens, past, scale * noise.flatten(0, 1), self.step)
         return attrs.unflatten(0, (windows, samples))
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Official loss on the real listener's reaction (the first real one of each row of
         ``reactions``; ``coeffs`` ``(B, K, T, 58)``, if given, are 3DMM targets in the same order)."""
-        self._check(batch, self.train_frames, self.inputs + ("reactions", "mask"))
+        self._check(batch, self.inputs + ("reactions", "mask"))
         rows = torch.arange(len(batch["mask"]), device=batch["mask"].device)
         first = batch["mask"].int().argmax(1)
         # evaluation (validation) draws its noise from a fixed seed, not from the global RNG
@@ -199,26 +200,31 @@ class TransVAE(nn.Module):
     def training_pass(self, video: torch.Tensor, audio: torch.Tensor, noise: torch.Tensor | None = None,
                       generator: torch.Generator | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The pass of :meth:`training_loss` over training windows ``(B, T, ...)``: attributes
-        ``(B, T, nodes)``, 3DMM ``(B, T, 58)``, and ``mu``, ``logvar`` ``(B, n, dim)`` of the ``n``
-        generated windows (online: ``T / train_window`` in order, each fed the previous output;
-        offline: 1). ``noise`` ``(B, n, dim)``: standard-normal draws from ``generator`` when not given. (Not
-        ``forward``: distributed training routes ``training_loss`` through ``forward``.)"""
+        """The pass of :meth:`training_loss`: :meth:`unroll` over windows of ``train_window`` frames
+        from a zero past; ``noise`` ``(B, n, dim)``: standard-normal draws from ``generator`` when
+        not given. (Not ``forward``: distributed training routes ``training_loss`` through
+        ``forward``.)"""
         tokens = self.encoder(video, audio)
         batch, frames = tokens.shape[:2]
-        step = self.step
-        n = frames // step
         if noise is None:
-            noise = torch.randn(batch, n, self.cfg.dim, device=tokens.device, generator=generator)
-        if not self.cfg.online:
+            noise = torch.randn(batch, frames // self.train_step, self.cfg.dim, device=tokens.device,
+                                generator=generator)
+        past = tokens.new_zeros(batch, self.feedback, self.nodes) if self.cfg.online else None
+        return self.unroll(tokens, past, noise, self.train_step)
+
+    def unroll(self, tokens: torch.Tensor, past: torch.Tensor | None, noise: torch.Tensor, step: int
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Speaker tokens ``(N, T, dim)`` -> attributes ``(N, T, nodes)``, 3DMM ``(N, T, 58)`` and the
+        latent ``mu``, ``logvar`` ``(N, n, dim)`` of ``n = T / step`` windows generated in order, each
+        reading the last ``feedback`` frames before it (``past`` ``(N, feedback, nodes)``, then its
+        own output; offline: ``past`` None, one window). ``noise``: ``(N, n, dim)``."""
+        if past is None:
             attrs, coeffs, (mu, logvar) = self.window_step(tokens, None, noise[:, 0])
             return attrs, coeffs, mu[:, None], logvar[:, None]
-        out = tokens.new_zeros(batch, self.feedback, self.nodes)  # zeros before the clip's start
         parts = []
-        for i in range(n):
-            now = tokens[:, i * step:(i + 1) * step]
-            attrs, coeffs, dist = self.window_step(now, out[:, -self.feedback:], noise[:, i])
-            out = torch.cat([out, attrs], 1)
+        for i in range(tokens.shape[1] // step):
+            attrs, coeffs, dist = self.window_step(tokens[:, i * step:(i + 1) * step], past, noise[:, i])
+            past = torch.cat([past, attrs], 1)[:, -self.feedback:]
             parts.append((attrs, coeffs, *dist))
         attrs, coeffs, mu, logvar = zip(*parts)
         return torch.cat(attrs, 1), torch.cat(coeffs, 1), torch.stack(mu, 1), torch.stack(logvar, 1)
@@ -249,13 +255,13 @@ class TransVAE(nn.Module):
         coeffs = self.coeff_head(motion)
         return self.attr_head(torch.cat([coeffs, state], -1)), coeffs, (mu, logvar)
 
-    def _check(self, conditions: dict[str, torch.Tensor], frames: int, needed: tuple[str, ...]) -> None:
+    def _check(self, conditions: dict[str, torch.Tensor], needed: tuple[str, ...]) -> None:
         missing = [k for k in needed if k not in conditions]
         if missing:
             raise ValueError(f"TransVAE needs the conditions {needed}; missing {missing}")
         got = conditions["video"].shape[1]
-        if got != frames:
-            raise ValueError(f"TransVAE expected windows of {frames} frames, got {got}")
+        if got != self.frames:
+            raise ValueError(f"TransVAE expected windows of {self.frames} frames, got {got}")
 
 
 def diversity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
