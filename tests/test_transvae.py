@@ -71,6 +71,8 @@ def test_bad_settings_and_inputs_are_named():
         model.generate(conditions(1, 8), model.draw_noise(1, 2))
     with pytest.raises(ValueError, match="windows of 8 frames, got 6"):
         tiny().generate(conditions(1, 6), tiny().draw_noise(1, 2))
+    with pytest.raises(ValueError, match=r"takes video raw frames \(W, T, 3, H, W\), got shape \(1, 8, 6\)"):
+        tiny(video_encoder="conv3d").generate(conditions(1, 8), tiny().draw_noise(1, 2))
 
 
 def test_generate_is_deterministic_given_noise_and_noise_matters():

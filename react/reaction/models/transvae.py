@@ -259,9 +259,14 @@ class TransVAE(nn.Module):
         missing = [k for k in needed if k not in conditions]
         if missing:
             raise ValueError(f"TransVAE needs the conditions {needed}; missing {missing}")
-        got = conditions["video"].shape[1]
-        if got != self.frames:
-            raise ValueError(f"TransVAE expected windows of {self.frames} frames, got {got}")
+        video = conditions["video"]
+        raw = self.cfg.video_encoder == "conv3d"
+        if video.dim() != (5 if raw else 3):
+            wanted = "raw frames (W, T, 3, H, W)" if raw else f"features (W, T, {self.cfg.video_dim})"
+            raise ValueError(f"TransVAE (video_encoder {self.cfg.video_encoder}) takes video {wanted}, "
+                             f"got shape {tuple(video.shape)}")
+        if video.shape[1] != self.frames:
+            raise ValueError(f"TransVAE expected windows of {self.frames} frames, got {video.shape[1]}")
 
 
 def diversity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
