@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from react.reaction.contract import sample
 from react.reaction.data import react_layout as L
 from react.reaction.data.dyadic import DyadicWindows
 from react.utils.io import save_json, save_tensor
@@ -65,13 +66,41 @@ def clip_seed(seed: int, clip: str) -> int:
 def generate_clip(model: torch.nn.Module, dataset: DyadicWindows, clip: int, samples: int, seed: int,
                   device: torch.device | str = "cpu", scale: float = 1.0,
                   stitch: str = "taper") -> torch.Tensor:
-    """``(samples, T, 25)`` reactions to clip index ``clip`` of ``dataset`` (``T``: its length)."""
-    video, audio = dataset.clip_windows(clip)
+    """``(samples, T, 25)`` reactions to clip index ``clip`` of ``dataset`` (``T``: its length), through
+    the generator contract: the model's ``inputs`` as conditions, its own noise; a model with
+    ``feedback`` runs its windows in order, ``frames`` apart (:func:`generate_with_feedback`)."""
     generator = torch.Generator().manual_seed(clip_seed(seed, dataset.split.clips[clip]))
-    windows = model.sample(video.to(device), audio.to(device), samples, generator, scale)  # (W, S, F, 25)
-    starts, total = dataset.clip_starts(clip), int(dataset.lengths[clip])
+    total = int(dataset.lengths[clip])
     covered = max(total, dataset.num_frames)  # a clip shorter than a window: one window, cut after
+    if model.feedback:
+        starts = torch.arange(0, covered, model.frames)
+        conditions = dataset.clip_conditions(clip, model.inputs, starts)
+        noise = model.draw_noise(len(starts), samples, generator)
+        conditions = {name: value.to(device) for name, value in conditions.items()}
+        reactions = generate_with_feedback(model, conditions, noise, scale)
+        return reactions.float().cpu().transpose(0, 1).flatten(1, 2)[:, :total]
+    conditions = dataset.clip_conditions(clip, model.inputs)
+    conditions = {name: value.to(device) for name, value in conditions.items()}
+    windows = sample(model, conditions, samples, generator, scale)  # (W, S, F, 25)
+    starts = dataset.clip_starts(clip)
     return blend_windows(windows.float().cpu().transpose(0, 1), starts, covered, stitch)[:, :total]
+
+
+def generate_with_feedback(model: torch.nn.Module, conditions: dict[str, torch.Tensor], noise: torch.Tensor,
+                           scale: float = 1.0) -> torch.Tensor:
+    """Reactions ``(W, S, frames, nodes)`` to consecutive windows ``(W, frames, dim)`` of one clip, one
+    window at a time: each reads as ``past`` the last ``feedback`` frames generated for the same
+    sample before it (zeros before the clip's start)."""
+    windows, samples = noise.shape[:2]
+    first = next(iter(conditions.values()))
+    history = first.new_zeros(samples, model.feedback, model.nodes)
+    out = []
+    for w in range(windows):
+        own = {name: value[w:w + 1] for name, value in conditions.items()}
+        reaction = model.generate({**own, "past": history[None]}, noise[w:w + 1], scale)  # (1, S, F, N)
+        out.append(reaction)
+        history = torch.cat([history, reaction[0]], 1)[:, -model.feedback:]
+    return torch.cat(out)
 
 
 def settings_stamp(model: torch.nn.Module, dataset: DyadicWindows, samples: int, seed: int,
@@ -82,7 +111,7 @@ def settings_stamp(model: torch.nn.Module, dataset: DyadicWindows, samples: int,
     digest = hashlib.sha1()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     sampling = {key: float(getattr(model, key, 0.0))
                 for key in ("noise_std", "noise_clip", "noise_max", "inverse_iters", "inverse_tol")}
     sampling.update(scale=float(scale), stitch=stitch)
