@@ -6,6 +6,7 @@ its past fed back) and is scored by the evaluation, with no line of the pipeline
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from react.reaction.contract import ReactionGenerator, training_loss
 from react.reaction.data import layouts
 from react.reaction.data import react_layout as L
 from react.reaction.deploy.export import main as deploy
-from react.reaction.generation import clip_seed
+from react.reaction.generation import CLIP_MARKER, clip_seed
 from react.reaction.models import GENERATORS, Generator
 from react.reaction.online import main as online
 from react.tasks import TASKS, load_task_config
@@ -142,6 +143,16 @@ def test_generation_feeds_back_the_past_and_evaluation_scores_it(data, trained, 
     got = torch.stack([torch.load(L.prediction_path(tmp_path, "test", clip, k), weights_only=True)
                        for k in range(SAMPLES)])
     assert torch.allclose(got, expected, atol=1e-5)
+    # the speaker's attributes are an input: a newer attributes file makes the clip be redone
+    marker = L.prediction_path(tmp_path, "test", clip, 0).with_name(CLIP_MARKER)
+    before = marker.read_text()
+    emotion = layouts.emotion_path(split, clip)
+    os.utime(emotion, ns=(emotion.stat().st_atime_ns, emotion.stat().st_mtime_ns + 10**9))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(GENERATORS, "fake", Generator(__name__, "FakeGenerator", "FakeConfig"))
+        patch.setitem(TASKS, "fake", "react.reaction.task")
+        assert generate(["--checkpoint", str(out), "--pred-dir", str(tmp_path), "--split", "test"]) == 0
+    assert marker.read_text() != before and "1 generated" in capsys.readouterr().out
     assert evaluate(["--data-dir", str(data), "--pred-dir", str(tmp_path), "--split", "test",
                      "--workers", "1"]) == 0
     assert "FRC" in capsys.readouterr().out

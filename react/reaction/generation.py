@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from react.reaction.contract import sample
+from react.reaction.data import layouts
 from react.reaction.data import react_layout as L
 from react.reaction.data.dyadic import DyadicWindows
 from react.utils.io import save_json, save_tensor
@@ -120,20 +121,21 @@ def settings_stamp(model: torch.nn.Module, dataset: DyadicWindows, samples: int,
             "seed": seed, **sampling, "windows": [dataset.num_frames, dataset.stride]}
 
 
-def _feature_stamp(dataset: DyadicWindows, clip: str) -> str:
-    """Size and modification time of a clip's feature files."""
-    parts = []
-    for store in (dataset.video, dataset.audio):
-        path = store.path(clip)
-        parts.append(f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}" if path.is_file()
-                     else f"{path}:missing")
-    return ";".join(parts)
+def _feature_stamp(dataset: DyadicWindows, clip: str, inputs: Sequence[str] = ("video", "audio")) -> str:
+    """Size and modification time of a clip's feature files, and of its facial-attributes file
+    when the model reads them (``speaker`` among ``inputs``)."""
+    paths = [dataset.video.path(clip), dataset.audio.path(clip)]
+    if "speaker" in inputs:
+        paths.append(layouts.emotion_path(dataset.split, clip))
+    return ";".join(f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}" if path.is_file()
+                    else f"{path}:missing" for path in paths)
 
 
-def clip_stamp(settings: dict, dataset: DyadicWindows, clip: int) -> str:
-    """sha1 of everything one clip's predictions depend on: the settings, its id, length and features."""
+def clip_stamp(settings: dict, dataset: DyadicWindows, clip: int, inputs: Sequence[str] = ("video", "audio")
+               ) -> str:
+    """sha1 of everything one clip's predictions depend on: the settings, its id, length and input files."""
     path = dataset.split.clips[clip]
-    text = json.dumps([settings, path, int(dataset.lengths[clip]), _feature_stamp(dataset, path)])
+    text = json.dumps([settings, path, int(dataset.lengths[clip]), _feature_stamp(dataset, path, inputs)])
     return hashlib.sha1(text.encode()).hexdigest()
 
 
@@ -142,7 +144,8 @@ def fingerprint(model: torch.nn.Module, dataset: DyadicWindows, samples: int, se
     """The split summary written to ``<pred_dir>/<split>/.generation.json`` once every clip is done:
     the settings, the clips and their feature files."""
     clips = [dataset.split.clips[c] for c in dataset.clips]
-    files = hashlib.sha1("".join(_feature_stamp(dataset, clip) + ";" for clip in clips).encode())
+    stamps = "".join(_feature_stamp(dataset, clip, model.inputs) + ";" for clip in clips)
+    files = hashlib.sha1(stamps.encode())
     settings = settings_stamp(model, dataset, samples, seed, scale, stitch)
     return {**settings, "features_sha1": files.hexdigest(), "clips": clips}
 
@@ -190,7 +193,7 @@ def generate_clips(model: torch.nn.Module, dataset: DyadicWindows, pred_dir: str
     try:
         for clip in clips:
             path = dataset.split.clips[clip]
-            stamp = clip_stamp(settings, dataset, clip) if pred_dir is not None else ""
+            stamp = clip_stamp(settings, dataset, clip, model.inputs) if pred_dir is not None else ""
             pred = None if pred_dir is None else _read_finished(Path(pred_dir), dataset, clip, samples, stamp)
             if pred is not None:
                 out.preds.append(pred)
