@@ -28,4 +28,5 @@ class Generator(NamedTuple):
 
 GENERATORS: dict[str, Generator] = {
     "regnn": Generator("react.reaction.models.regnn", "REGNN", "ModelConfig", loss="LossConfig"),
+    "transvae": Generator("react.reaction.models.transvae", "TransVAE", "TransVAEConfig"),
 }
