@@ -131,6 +131,8 @@ def test_loss_matches_a_hand_computation():
     assert loss.item() == pytest.approx(rec + 0.0002 * kl + 10 * div)
     no_coeffs, _ = vae_loss(cfg, attrs, coeffs, mu, logvar, target, None, (attrs + 0.1, coeffs))
     assert no_coeffs.item() == pytest.approx(0.25 + 0.0002 * kl + 10 * div)
+    validation, parts = vae_loss(cfg, attrs, coeffs, mu, logvar, target, None, None)  # no second pass
+    assert validation.item() == pytest.approx(0.25 + 0.0002 * kl) and set(parts) == {"rec", "kl"}
 
 
 def batch(frames: int = 8) -> dict[str, torch.Tensor]:
@@ -149,14 +151,15 @@ def test_training_loss_reconstructs_the_first_real_reaction():
     assert parts["rec"].item() == pytest.approx(torch.nn.functional.mse_loss(attrs, target).item(), rel=1e-6)
 
 
-def test_evaluation_loss_is_fixed_and_leaves_the_global_rng_alone():
+def test_evaluation_loss_is_the_official_validation_loss_fixed_and_leaves_the_global_rng_alone():
     model, b = tiny(online=True, frames=8).eval(), batch()
     state = torch.get_rng_state()
     with torch.no_grad():
         first, parts = model.training_loss(b)
         again, _ = model.training_loss(b)
     assert torch.equal(torch.get_rng_state(), state) and torch.equal(first, again)
-    assert parts["div"].item() < 2.0  # the second pass drew other noise (2.0: identical passes)
+    assert set(parts) == {"rec", "kl"}  # no diversity term, as the official validation
+    assert first.item() == pytest.approx((parts["rec"] + 0.0002 * parts["kl"]).item())
 
 
 @pytest.mark.parametrize("online", [False, True])

@@ -16,8 +16,8 @@ internal window: the reaction to a frame is known when its ``window`` frames hav
 
 The loss (``training_loss``) is the official one: MSE reconstruction of the real listener's
 reaction (the first real reaction of each row of ``reactions``; with 3DMM targets ``coeffs`` also
-the 3DMM terms), ``kl`` x the KL divergence to N(0, I), and ``div`` x a diversity term against a
-second, gradient-free pass with other noise. Online, training runs the internal windows
+the 3DMM terms), ``kl`` x the KL divergence to N(0, I), and, when training, ``div`` x a diversity
+term against a second, gradient-free pass with other noise. Online, training runs the internal windows
 (``train_window`` frames each, ``window`` by default) in order on the model's own past output.
 """
 
@@ -182,18 +182,21 @@ class TransVAE(nn.Module):
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Official loss on the real listener's reaction (the first real one of each row of
-        ``reactions``; ``coeffs`` ``(B, K, T, 58)``, if given, are 3DMM targets in the same order)."""
+        ``reactions``; ``coeffs`` ``(B, K, T, 58)``, if given, are 3DMM targets in the same order).
+        In eval mode it is the official validation loss: no diversity term, and the noise drawn
+        from a fixed seed (validation leaves the global random state alone)."""
         self._check(batch, self.inputs + ("reactions", "mask"))
         rows = torch.arange(len(batch["mask"]), device=batch["mask"].device)
         first = batch["mask"].int().argmax(1)
-        # evaluation (validation) draws its noise from a fixed seed, not from the global RNG
         generator = None if self.training else torch.Generator(rows.device).manual_seed(0)
         attrs, coeffs, mu, logvar = self.training_pass(batch["video"], batch["audio"], generator=generator)
-        with torch.no_grad():
-            attrs_2, coeffs_2, _, _ = self.training_pass(batch["video"], batch["audio"], generator=generator)
+        second = None
+        if self.training:
+            with torch.no_grad():
+                second = self.training_pass(batch["video"], batch["audio"])[:2]
         coeff_target = batch["coeffs"][rows, first] if "coeffs" in batch else None
         return vae_loss(self.cfg, attrs, coeffs, mu, logvar, batch["reactions"][rows, first], coeff_target,
-                        (attrs_2, coeffs_2))
+                        second)
 
     # -- the network -----------------------------------------------------------------------------
 
@@ -276,16 +279,20 @@ def diversity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def vae_loss(cfg: TransVAEConfig, attrs: torch.Tensor, coeffs: torch.Tensor, mu: torch.Tensor,
              logvar: torch.Tensor, target: torch.Tensor, coeff_target: torch.Tensor | None,
-             second: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+             second: tuple[torch.Tensor, torch.Tensor] | None
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``rec + kl * KL + div * diversity`` and its parts. ``rec``: MSE of the attributes, plus (with
     3DMM targets) MSE of the 52 expression coefficients and ``pose_weight`` x MSE of the pose ones;
     KL: of N(mu, exp(logvar)) to N(0, I), mean over latent values and windows; diversity: of the
-    attributes and the 3DMM output against a second pass's (``second``)."""
+    attributes and the 3DMM output against a second pass's (``second``; None: no diversity term)."""
     rec = F.mse_loss(attrs, target)
     if coeff_target is not None:
         rec = rec + F.mse_loss(coeffs[..., :EXPRESSION], coeff_target[..., :EXPRESSION]) \
             + cfg.pose_weight * F.mse_loss(coeffs[..., EXPRESSION:], coeff_target[..., EXPRESSION:])
     kl = (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).mean()
-    div = diversity(second[0], attrs) + diversity(second[1], coeffs)
-    loss = rec + cfg.kl * kl + cfg.div * div
-    return loss, {"rec": rec.detach(), "kl": kl.detach(), "div": div.detach()}
+    parts = {"rec": rec.detach(), "kl": kl.detach()}
+    loss = rec + cfg.kl * kl
+    if second is not None:
+        div = diversity(second[0], attrs) + diversity(second[1], coeffs)
+        loss, parts["div"] = loss + cfg.div * div, div.detach()
+    return loss, parts
