@@ -176,6 +176,8 @@ def noise_schedule(name: str, steps: int, max_beta: float = 0.999) -> torch.Tens
     else:
         scale = 1000 / steps
         betas = torch.linspace(scale * 1e-4, scale * 0.02, steps, dtype=torch.float64)
+    if not ((betas > 0) & (betas <= 1)).all():
+        raise ValueError(f"the {name} schedule of {steps} steps has betas outside (0, 1]: {betas.tolist()}")
     return torch.cumprod(1 - betas, 0)
 
 
