@@ -9,6 +9,9 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from react.config import ConfigError
+from react.engine.checkpoint import CheckpointError
+from react.reaction.belfusion_loader import attribute_windows, load_behavioural_vae
 from react.reaction.models.belfusion import (
     BehaviouralVAE,
     BeLFusion,
@@ -267,3 +270,34 @@ def test_bad_settings_are_named():
     model = BeLFusion(tiny(), FRAMES)
     with pytest.raises(ValueError, match=f"windows of {FRAMES} frames, got 7"):
         model.generate({"speaker": torch.rand(1, 7, 25)}, model.draw_noise(1, 1))
+
+
+def test_stage_two_loads_the_stage_one_vae_and_its_statistics(tmp_path):
+    vae = BehaviouralVAE(tiny().vae, FRAMES)
+    (tmp_path / "checkpoints" / "best").mkdir(parents=True)
+    torch.save({"model": vae.state_dict(), "config": {}}, tmp_path / "checkpoints" / "best" / "state.pt")
+    model = BeLFusion(tiny(), FRAMES)
+    clips = [torch.rand(20, 25), torch.rand(13, 25)]  # 3 + 2 whole windows of 6 frames
+    load_behavioural_vae(model, tmp_path, clips)
+    assert all(torch.equal(a, b) for a, b in zip(vae.state_dict().values(), model.vae.state_dict().values()))
+    windows = torch.cat([clips[0][:18].reshape(3, FRAMES, 25), clips[1][:12].reshape(2, FRAMES, 25)])
+    assert torch.equal(attribute_windows(clips, FRAMES), windows)
+    assert torch.allclose(model.stat_max, model.encode(windows).amax(0))
+
+
+def test_stage_two_names_a_bad_stage_one_checkpoint(tmp_path):
+    model = BeLFusion(tiny(), FRAMES)
+    clips = [torch.rand(12, 25)]
+    with pytest.raises(ConfigError, match="model.vae_checkpoint: not set"):
+        load_behavioural_vae(model, "", clips)
+    with pytest.raises(FileNotFoundError, match="no checkpoint found"):
+        load_behavioural_vae(model, tmp_path / "nothing", clips)
+    torch.save({"model": {"weight": torch.zeros(1)}, "config": {}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="other.pt: not a BeLFusion stage-1"):
+        load_behavioural_vae(model, tmp_path / "other.pt", clips)
+    wide = BehaviouralVAE(VAEConfig(hidden=8, latent=8, decoder_mlp=[16]), FRAMES)
+    torch.save({"model": wide.state_dict(), "config": {}}, tmp_path / "wide.pt")
+    with pytest.raises(CheckpointError, match=r"wide.pt: its VAE does not fit model.vae: readout.0.weight"):
+        load_behavioural_vae(model, tmp_path / "wide.pt", clips)
+    with pytest.raises(ValueError, match="no clip holds a whole window of 6 frames"):
+        attribute_windows([torch.rand(5, 25)], FRAMES)
