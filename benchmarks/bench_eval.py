@@ -44,7 +44,7 @@ from evaluation import combine, load_split, reference, score_clips  # noqa: E402
 from evaluation.loading import load_ground_truth  # noqa: E402
 from evaluation.metrics import METRIC_KEYS, frd_minima  # noqa: E402
 from evaluation.synthetic import KINDS, make_kind, write_predictions  # noqa: E402
-from react.data import react_layout as L  # noqa: E402
+from react.reaction.data import react_layout as L  # noqa: E402
 from scripts.make_synthetic_react import generate  # noqa: E402
 
 TOLERANCE = 1e-5  # per-clip FRC, FRD, TLCC against the reference (float64 on both sides)

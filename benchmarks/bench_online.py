@@ -23,12 +23,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from features.config import FeatureConfig  # noqa: E402
 from react.config import load_config  # noqa: E402
-from react.deploy.export import export_deploy  # noqa: E402
-from react.deploy.networks import TorchBackend, build_networks  # noqa: E402
-from react.deploy.runtime import DeployBackend, generate  # noqa: E402
-from react.models.regnn import REGNN  # noqa: E402
 from react.models.ssl_audio import BASE_CONFIG  # noqa: E402
-from react.online import CausalFeatures, CausalReactor  # noqa: E402
+from react.reaction.deploy.export import export_deploy  # noqa: E402
+from react.reaction.deploy.networks import TorchBackend, build_networks  # noqa: E402
+from react.reaction.deploy.runtime import DeployBackend, generate  # noqa: E402
+from react.reaction.models.regnn import REGNN  # noqa: E402
+from react.reaction.online import CausalFeatures, CausalReactor  # noqa: E402
 from react.tasks import load_task_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -34,9 +34,9 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from react.data.proxy_features import write_proxy_features  # noqa: E402
 from react.engine.optim import build_optimizer  # noqa: E402
-from react.generate import generate_split  # noqa: E402
+from react.reaction.generation import generate_split  # noqa: E402
+from react.reaction.task import Task  # noqa: E402
 from react.tasks import load_task_config  # noqa: E402
-from react.tasks.regnn import Task  # noqa: E402
 
 # The official REGNN code (its own loop, model only, 2 CPU threads, batch 32 x 10 neighbours)
 OFFICIAL_ANCHOR = "official REGNN code: 97 windows/s model only (2 threads, batch 32 x 10 neighbours)"

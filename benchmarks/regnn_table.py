@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from evaluation.metrics import METRIC_KEYS  # noqa: E402
-from react.baselines import BASELINES  # noqa: E402
 from react.data.proxy_features import write_proxy_features  # noqa: E402
+from react.reaction.baselines import BASELINES  # noqa: E402
 from scripts.make_synthetic_react import COMPLETE, generate  # noqa: E402
 
 MODELS = {"REGNN official replica (tiny)": "configs/regnn_official_tiny.yaml",
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     data = make_data(out, args)
     base = out / "baselines"
-    run([sys.executable, "-m", "react.baselines", "--data-dir", str(data), "--split", "test",
+    run([sys.executable, "-m", "react.reaction.baselines", "--data-dir", str(data), "--split", "test",
          "--out-dir", str(base), "--inputs", "features"], out / "baselines.log")
     scores: dict[str, list[dict]] = {name: [] for name in MODELS}
     scores.update({b: [score(b, base / b, data, out)] for b in BASELINES})

@@ -99,8 +99,8 @@ def input_stamp(cfg: EvalConfig) -> str:
 
     settings = {k: v for k, v in vars(cfg).items() if k not in ("out", "workers", "data")}
     digest = hashlib.sha1(json.dumps({**settings, "root": str(Path(cfg.data.root).resolve())}).encode())
-    from react.data.layouts import resolve
-    from react.data.mars_layout import FACIAL_ATTRIBUTES
+    from react.reaction.data.layouts import resolve
+    from react.reaction.data.mars_layout import FACIAL_ATTRIBUTES
 
     root = Path(cfg.data.root)
     mars = resolve(root, cfg.layout) == "mars"
@@ -130,8 +130,8 @@ def _score(cfg: EvalConfig) -> dict | None:
     from evaluation import loading
     from evaluation.loading import EvalInputError
     from evaluation.metrics import combine, score_clips
-    from react.data.layouts import METRIC_SET, input_clips, read_split
-    from react.data.react_layout import NUM_PREDICTIONS
+    from react.reaction.data.layouts import METRIC_SET, input_clips, read_split
+    from react.reaction.data.react_layout import NUM_PREDICTIONS
     from react.utils import distributed as dist
 
     acc = dist.make_accelerator(cfg.device) if dist.launched() else None

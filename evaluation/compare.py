@@ -25,7 +25,7 @@ from typing import Any
 from evaluation.cli import CHOICES
 from evaluation.metrics import METRIC_KEYS
 from evaluation.report import latex_row, report
-from react.data import react_layout as L
+from react.reaction.data import react_layout as L
 from react.utils.cli import add_data_dir, add_out_dir, add_pred_dir, add_split
 
 OUTPUTS = ("comparison.md", "comparison.csv", "comparison.tex")

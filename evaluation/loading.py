@@ -1,6 +1,6 @@
 """Read a split's ground truth and predictions from disk for the metrics, checking everything.
 
-Either layout (:mod:`react.data.layouts`): REACT 2023/2024 (arrays of 750 frames) or MARS (lists,
+Either layout (:mod:`react.reaction.data.layouts`): REACT 2023/2024 (arrays of 750 frames) or MARS (lists,
 each clip its own length; a prediction has the length of its input clip).
 
 Every problem found is collected before failing, so one run lists all missing prediction files,
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from react.data import layouts
-from react.data import react_layout as L
+from react.reaction.data import layouts
+from react.reaction.data import react_layout as L
 
 
 class EvalInputError(L.LayoutError):
@@ -88,7 +88,7 @@ def load_predictions(pred_dir: str | os.PathLike, split: L.Split, samples: int =
 
 def load_ground_truth(split: L.Split) -> tuple[np.ndarray | list, np.ndarray | list, np.ndarray]:
     """(listener, speaker, appropriate (2N, 2N) bool) of a split, either layout
-    (:mod:`react.data.layouts`): ``(2N, 750, 25)`` arrays for REACT 2023/2024, lists of ``(T_i, 25)``
+    (:mod:`react.reaction.data.layouts`): ``(2N, 750, 25)`` arrays for REACT 2023/2024, lists of ``(T_i, 25)``
     for MARS.
 
     ``speaker[k]`` is the facial attributes of clip k, ``listener[j]`` those of the real listener of clip j.
@@ -132,7 +132,7 @@ def load_split(data_dir: str | os.PathLike, pred_dir: str | os.PathLike, split: 
                progress: bool = False, layout: str = "auto",
                directions: str = "both") -> tuple[Any, Any, Any, np.ndarray]:
     """``(pred, listener, speaker, appropriate)`` of a split, ready for ``compute_metrics``
-    (``pred`` holds the input clips of ``directions``, :func:`react.data.layouts.input_clips`).
+    (``pred`` holds the input clips of ``directions``, :func:`react.reaction.data.layouts.input_clips`).
 
     Raises :class:`EvalInputError` listing every problem (ground truth and predictions together).
     """

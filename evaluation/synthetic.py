@@ -17,7 +17,7 @@ import os
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from react.data import react_layout as L
+from react.reaction.data import react_layout as L
 
 
 def _valid_ranges(x: np.ndarray) -> np.ndarray:

@@ -8,8 +8,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from react.config import ConfigError
-from react.data.react_layout import FPS, NUM_VIDEO_FRAMES, SPLITS
 from react.models.ssl_audio import FAMILIES
+from react.reaction.data.react_layout import FPS, NUM_VIDEO_FRAMES, SPLITS
 
 TYPES = ("video", "audio")
 AUDIO_KINDS = ("ssl", "logmel", "egemaps", "vggish")

@@ -31,9 +31,10 @@ from omegaconf import DictConfig
 from features.config import TYPES, FeatureConfig, validate
 from features.runner import Extractor, Job, Report, run_jobs
 from react.config import ConfigError, load_config
-from react.data import layouts
-from react.data import mars_layout as M
-from react.data.react_layout import SPLITS, LayoutError, audio_path, feature_path, read_split, video_path
+from react.errors import LayoutError
+from react.reaction.data import layouts
+from react.reaction.data import mars_layout as M
+from react.reaction.data.react_layout import SPLITS, audio_path, feature_path, read_split, video_path
 from react.utils import distributed as dist
 from react.utils.cli import add_data_dir, add_out_dir, add_split, flag_overrides
 from react.utils.logging import get_logger, setup_logging

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from react.data.react_layout import LayoutError
 from react.data.windows import SPLITS, publish
+from react.errors import LayoutError
 
 STAT_NAMES = ("mean", "std", "min", "max", "q05", "q25", "q50", "q75", "q95", "slope", "mean_abs_diff",
               "skew", "kurtosis")

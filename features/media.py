@@ -1,4 +1,4 @@
-"""Torch-free media helpers shared by batch extraction and raw-clip inference (:mod:`react.infer`):
+"""Torch-free media helpers shared by batch extraction and raw-clip inference (:mod:`react.reaction.infer`):
 decode frames, resize and crop them, fit a waveform to a frame count.
 """
 

@@ -33,21 +33,22 @@ COMMANDS: Table = {
     "generate": Command("react.generate", "generate a split's reactions with a trained checkpoint"),
     "evaluate": Command("evaluation.cli", "score a prediction folder with the official metrics "
                                           "(= evaluation.py)"),
-    "baselines": Command("react.baselines", "write the REACT baselines (naive, Linear, NN) as prediction "
-                                            "folders"),
+    "baselines": Command("react.reaction.baselines", "write the REACT baselines (naive, Linear, NN) as "
+                                                     "prediction folders"),
     "compare": Command("evaluation.compare", "score several prediction folders into one table"),
-    "sweep": Command("react.sweep", "sweep the sampling scale of a checkpoint (diversity trade-off)"),
-    "online": Command("react.online", "causal (online) generation of a split, scored"),
-    "deploy": Command("react.deploy.export", "export a REGNN checkpoint and its backbones to a deploy "
-                                             "folder (ONNX)"),
-    "convert": Command("react.engine.official_regnn", "convert an official REGNN checkpoint (a pickled "
-                                                      "module) to this project's format"),
-    "infer": Command("react.infer", "reactions to one raw speaker clip (video + audio)"),
-    "stages": Command("react.stages", "the four project stages: preproc, train, deploy, infer, all"),
-    "viz": Command("react.viz.__main__", "pictures of reactions: clip plots and video, HTML report"),
+    "sweep": Command("react.reaction.sweep", "sweep the sampling scale of a checkpoint (diversity "
+                                             "trade-off)"),
+    "online": Command("react.reaction.online", "causal (online) generation of a split, scored"),
+    "deploy": Command("react.reaction.deploy.export", "export a REGNN checkpoint and its backbones to a "
+                                                      "deploy folder (ONNX)"),
+    "convert": Command("react.reaction.official_regnn", "convert an official REGNN checkpoint (a "
+                                                        "pickled module) to this project's format"),
+    "infer": Command("react.reaction.infer", "reactions to one raw speaker clip (video + audio)"),
+    "stages": Command("react.reaction.stages", "the four project stages: preproc, train, deploy, infer, all"),
+    "viz": Command("react.reaction.viz.__main__", "pictures of reactions: clip plots and video, HTML report"),
     "data": {
-        "check": Command("react.data.check", "check a dataset: missing or malformed files, counts"),
-        "matrices": Command("react.data.matrices", "build or convert the appropriateness matrices"),
+        "check": Command("react.reaction.data.check", "check a dataset: missing or malformed files, counts"),
+        "matrices": Command("react.reaction.data.matrices", "build or convert the appropriateness matrices"),
         "synth": Command("scripts/make_synthetic_react.py", "write a synthetic REACT or MARS dataset"),
         "synth-ravdess": Command("scripts/make_synthetic_ravdess.py",
                                  "write a synthetic RAVDESS-layout speech-emotion corpus"),

@@ -1,6 +1,11 @@
-"""What a command prints for an error: one line a user can act on, never a traceback."""
+"""Errors shared by every domain, and what a command prints for one: one line a user can act on, never a
+traceback."""
 
 from __future__ import annotations
+
+
+class LayoutError(ValueError):
+    """A dataset file that is missing or does not have the expected form (any domain's readers)."""
 
 
 def user_message(err: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""Generate reactions to a split's clips with a trained REGNN checkpoint (library: :mod:`react.generation`).
+"""Generate reactions to a split's clips with a trained checkpoint (library:
+:mod:`react.reaction.generation`).
 
     react generate --checkpoint RUN_OR_CKPT --pred-dir DIR [--split test] [--samples 10]
                    [--seed 0] [--data-dir D] [--features-dir F] [--device cpu|cuda]
@@ -19,52 +20,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-import yaml
-
-from react.data import react_layout as L
-from react.generation import generate_clips, generate_split, write_fingerprint  # noqa: F401 - generate_split: benchmarks
-from react.utils.cli import add_data_dir, add_pred_dir, add_split
-
-
-def flat_overrides(items: list[str]) -> dict[str, Any]:
-    """``["sampling.scale=2"]`` -> ``{"sampling.scale": 2}`` (values parsed as YAML scalars)."""
-    from react.config import ConfigError
-
-    overrides = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override '{item}' is not of the form key=value")
-        overrides[key.strip()] = yaml.safe_load(raw) if raw else ""
-    return overrides
-
-
-def add_checkpoint_data(parser: argparse.ArgumentParser) -> None:
-    """``--data-dir`` and ``--features-dir``: where the checkpoint's data is now, if it moved."""
-    add_data_dir(parser, help="dataset root (default: the checkpoint's data.root)")
-    parser.add_argument("--features-dir", help="features root (default: the checkpoint's data.features_root)")
-
-
-def data_overrides(args: argparse.Namespace) -> dict[str, str]:
-    """The checkpoint-config overrides of :func:`add_checkpoint_data`'s flags that were given."""
-    given = {"data.root": args.data_dir, "data.features_root": args.features_dir}
-    return {key: value for key, value in given.items() if value}
-
-
-def load_for_generation(checkpoint: str, overrides: dict[str, Any]):
-    """``(task, model, cfg)`` of a REGNN checkpoint with ``overrides``; unknown keys and bad values
-    are :class:`react.config.ConfigError`."""
-    from omegaconf.errors import OmegaConfBaseException
-
-    from react.config import ConfigError
-    from react.engine import load_checkpoint
-
-    try:
-        return load_checkpoint(checkpoint, task="regnn", overrides=overrides)
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"override '{err.full_key}': {str(err).splitlines()[0]}") from None
+from react.reaction.data import react_layout as L
+from react.reaction.generation import generate_clips, write_fingerprint
+from react.reaction.loading import add_checkpoint_data, data_overrides, flat_overrides, load_for_generation
+from react.utils.cli import add_pred_dir, add_split
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,9 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = flag_overrides(args, {"data_dir": "data.root", "out_dir": "out_dir"}) + args.overrides
 
     from react.config import ConfigError
-    from react.data.react_layout import LayoutError
     from react.engine import CheckpointError, TrainingInterrupted, run
-    from react.errors import user_message
+    from react.errors import LayoutError, user_message
     from react.tasks import load_task_config
 
     try:

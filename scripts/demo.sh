@@ -20,7 +20,7 @@ else
 fi
 
 step "2/5 stages: features -> training + 10 reactions per test clip -> deploy -> inference -> $RUN"
-$PY -m react.stages all --config configs/stages/tiny.yaml name=demo data.root="$DATA"
+$PY -m react.reaction.stages all --config configs/stages/tiny.yaml name=demo data.root="$DATA"
 
 step "3/5 evaluation of $RUN/train/pred -> $RUN/metrics.json"
 $PY evaluation.py --data-dir "$DATA" --pred-dir "$RUN/train/pred" --split test --out "$RUN/metrics.json"

@@ -10,7 +10,7 @@ Each person's face (skin colour, mouth opening, brow height) and voice (pitch, l
 person's own latent, and its Emotion CSV is a fixed non-linear read-out of it with a
 person-specific AU bias. So a listener's reaction is predictable from what the speaker's video and
 audio show, yet the speaker's own behaviour is not one of its appropriate reactions: the
-appropriateness matrix (the rule of ``react.data.matrices emotion``: the 15 % closest pairs of real
+appropriateness matrix (the rule of ``react.reaction.data.matrices emotion``: the 15 % closest pairs of real
 reactions) groups reactions with reactions, and a speaker's partner reacts in the other direction.
 
     react data synth --out-dir data/demo --pairs 8 [--frames 751] [--seed 0]
@@ -36,8 +36,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from react.data import mars_layout as M  # noqa: E402
-from react.data import react_layout as L  # noqa: E402
+from react.reaction.data import mars_layout as M  # noqa: E402
+from react.reaction.data import react_layout as L  # noqa: E402
 from react.utils.cli import add_out_dir  # noqa: E402
 from react.utils.progress import progress  # noqa: E402
 

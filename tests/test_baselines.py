@@ -12,8 +12,8 @@ from evaluation.compare import main as compare
 from evaluation.loading import load_ground_truth, load_predictions
 from evaluation.metrics import METRIC_KEYS
 from evaluation.report import latex_row
-from react import baselines
-from react.data import react_layout as L
+from react.reaction import baselines
+from react.reaction.data import react_layout as L
 
 LISTENER = [3, 4, 5, 0, 1, 2]  # the real listener of each of the 6 clips
 

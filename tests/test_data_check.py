@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from react.data import check as C
-from react.data import mars_layout as M
-from react.data import matrices
-from react.data import react_layout as L
+from react.reaction.data import check as C
+from react.reaction.data import mars_layout as M
+from react.reaction.data import matrices
+from react.reaction.data import react_layout as L
 from tests.helpers.check_data import MARS_CLIPS, mars_set, react_set, write_video
 from tests.helpers.deploy_data import write_truncated_clip
 

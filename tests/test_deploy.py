@@ -10,11 +10,11 @@ from helpers.deploy_data import FEATURES, ROOT, tiny_checkpoint
 
 from features.config import FeatureConfig
 from react.config import load_config
-from react.data.dyadic import window_starts as torch_window_starts
-from react.deploy.export import export_deploy, main
-from react.deploy.networks import build_networks
-from react.deploy.runtime import INFO, DeployBackend, blend, scale_noise, window_starts
-from react.generation import blend_windows
+from react.reaction.data.dyadic import window_starts as torch_window_starts
+from react.reaction.deploy.export import export_deploy, main
+from react.reaction.deploy.networks import build_networks
+from react.reaction.deploy.runtime import INFO, DeployBackend, blend, scale_noise, window_starts
+from react.reaction.generation import blend_windows
 from react.utils.pth import save_pth
 
 

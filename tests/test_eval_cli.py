@@ -16,7 +16,7 @@ from evaluation import EvalInputError, load_split, reference
 from evaluation.cli import main
 from evaluation.metrics import METRIC_KEYS
 from evaluation.synthetic import make_predictions, write_predictions
-from react.data import react_layout as L
+from react.reaction.data import react_layout as L
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -219,7 +219,7 @@ def test_metric_set_2025_printout_and_json(layout, tmp_path, capsys):
 
 
 def test_prediction_files_are_read_without_torch(tmp_path):
-    from react.data.react_layout import read_prediction
+    from react.reaction.data.react_layout import read_prediction
     from react.utils.pth import read_tensor_file
 
     base = torch.rand(25, 750)

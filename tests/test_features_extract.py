@@ -17,7 +17,7 @@ from PIL import Image
 
 from features.extract import extract, main
 from features.video import count_video_frames, iter_rgb_frames
-from react.data.react_layout import feature_path, read_split, video_path
+from react.reaction.data.react_layout import feature_path, read_split, video_path
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from omegaconf import OmegaConf
 
 from features import vggish as fv
 from features.extract import extract
-from react.data.react_layout import feature_path, read_split
 from react.models.vggish import TINY, VGGish
 from react.pretrained import load_vggish_weights, pretrained_vggish
+from react.reaction.data.react_layout import feature_path, read_split
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from features.align import align_to_frames
 from features.audio import WaveReader, ssl_frame_times
 from features.extract import extract, main
 from features.video import FrameReader
-from react.data.react_layout import audio_path, feature_path, read_split, video_path
 from react.pretrained import pretrained_ssl_encoder
+from react.reaction.data.react_layout import audio_path, feature_path, read_split, video_path
 
 BACKBONE = "swin_tiny_patch4_window7_224"
 TINY_SWIN = {"embed_dim": 32, "depths": [1, 1], "num_heads": [1, 2], "patch_size": 8}  # as features_tiny.yaml

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from helpers.eval_data import CLIPS, EMOTION_FILES, write_layout
 
-from react import baselines
-from react import fitted_baselines as F
-from react.data import layouts
-from react.data import mars_layout as M
-from react.data import react_layout as L
 from react.data.proxy_features import write_proxy_features
+from react.reaction import baselines
+from react.reaction import fitted_baselines as F
+from react.reaction.data import layouts
+from react.reaction.data import mars_layout as M
+from react.reaction.data import react_layout as L
 
 SWAP = np.arange(25).reshape(-1, 5)[:, [1, 0, 3, 2, 4]].reshape(-1)  # an involution of the columns
 

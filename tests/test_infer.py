@@ -14,12 +14,12 @@ from helpers.deploy_data import FEATURES, ROOT, tiny_checkpoint, write_clip, wri
 
 from features.config import FeatureConfig
 from react.config import load_config
-from react.data import react_layout as L
-from react.deploy.export import export_deploy
-from react.deploy.networks import TorchBackend, build_networks
-from react.deploy.runtime import DeployBackend
-from react.infer import infer_clip, main
-from react.stages import main as stages_main
+from react.reaction.data import react_layout as L
+from react.reaction.deploy.export import export_deploy
+from react.reaction.deploy.networks import TorchBackend, build_networks
+from react.reaction.deploy.runtime import DeployBackend
+from react.reaction.infer import infer_clip, main
+from react.reaction.stages import main as stages_main
 
 BLOCK_TORCH = """
 import importlib.abc, sys
@@ -28,7 +28,7 @@ class Block(importlib.abc.MetaPathFinder):
         if name.split(".")[0] in ("torch", "timm", "transformers"):
             raise ImportError(name + " is blocked")
 sys.meta_path.insert(0, Block())
-from react.infer import main
+from react.reaction.infer import main
 code = main(sys.argv[1:])
 assert "torch" not in sys.modules
 sys.exit(code)

@@ -17,14 +17,14 @@ from evaluation import compute_metrics, reference
 from evaluation.cli import main as evaluate
 from evaluation.dtw import min_group_dtw, pair_cost
 from evaluation.dtw_torch import min_group_dtw_torch
-from react.data import layouts
-from react.data import mars_layout as M
-from react.data import react_layout as L
-from react.data.dyadic import DyadicWindows
 from react.data.proxy_features import write_proxy_features
 from react.engine import run
 from react.generate import main as generate
-from react.generation import CLIP_MARKER
+from react.reaction.data import layouts
+from react.reaction.data import mars_layout as M
+from react.reaction.data import react_layout as L
+from react.reaction.data.dyadic import DyadicWindows
+from react.reaction.generation import CLIP_MARKER
 from react.tasks import load_task_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ def windows(root: Path, split: str, **kw) -> DyadicWindows:
 
 
 def test_synthetic_mars_layout_and_relation(mars):
-    from react.data.check import check
+    from react.reaction.data.check import check
 
     assert layouts.detect(mars) == "mars" and (mars / gen.COMPLETE).is_file()
     sessions = {s: {c.split("/")[1] for c in M.read_split(mars, s).clips} for s in L.SPLITS}

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from react.data import matrices
-from react.data import react_layout as L
-from react.data.react_layout import LayoutError
+from react.errors import LayoutError
+from react.reaction.data import matrices
+from react.reaction.data import react_layout as L
 from tests.helpers.regnn_data import synthetic_react
 
 

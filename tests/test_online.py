@@ -13,8 +13,8 @@ from helpers.regnn_data import synthetic_react
 from features.config import FeatureConfig
 from react.config import load_config
 from react.data.proxy_features import write_proxy_features
-from react.deploy.networks import TorchBackend, build_networks
-from react.online import CausalFeatures, CausalReactor, main, score_split, stream_clip
+from react.reaction.deploy.networks import TorchBackend, build_networks
+from react.reaction.online import CausalFeatures, CausalReactor, main, score_split, stream_clip
 
 
 @pytest.fixture(scope="module")

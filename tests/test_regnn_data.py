@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from react.data import react_layout as L
-from react.data.dyadic import DyadicWindows, FeatureAugment, collate_windows, window_starts
-from react.generation import blend_windows, taper
+from react.reaction.data import react_layout as L
+from react.reaction.data.dyadic import DyadicWindows, FeatureAugment, collate_windows, window_starts
+from react.reaction.generation import blend_windows, taper
 
 CLIPS = ["NoXI/001_a/Expert_video/1", "RECOLA/group-1/P25/1", "NoXI/001_a/Novice_video/1",
          "RECOLA/group-1/P26/1"]

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from react.models.cognitive import CognitiveProcessor
-from react.models.motor import LipschitzGraphLayer, MotorProcessor, edge_norm_bound
-from react.models.mult import (
+from react.reaction.models.cognitive import CognitiveProcessor
+from react.reaction.models.motor import LipschitzGraphLayer, MotorProcessor, edge_norm_bound
+from react.reaction.models.mult import (
     Dropout,
     PerceptualProcessor,
     attend,
@@ -17,7 +17,7 @@ from react.models.mult import (
     geometric,
     sinusoidal_positions,
 )
-from react.models.regnn import REGNN, CognitiveConfig, ModelConfig, MotorConfig, PerceptualConfig
+from react.reaction.models.regnn import REGNN, CognitiveConfig, ModelConfig, MotorConfig, PerceptualConfig
 
 FRAMES = 10
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +128,7 @@ def test_perceptual_checks_inputs():
 
 def stock_perceptual(mult: PerceptualProcessor, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
     """The perceptual processor (eval) in its stock formulation: 1x1 convolutions over channels-first
-    inputs and ``nn.MultiheadAttention``, which :func:`react.models.mult.attend` replaces."""
+    inputs and ``nn.MultiheadAttention``, which :func:`react.reaction.models.mult.attend` replaces."""
     pos = sinusoidal_positions(video.shape[1], mult.proj_v.out_channels, video.device)
     v = mult.scale * mult.proj_v(video.transpose(1, 2)).transpose(1, 2) + pos
     a = mult.scale * mult.proj_a(audio.transpose(1, 2)).transpose(1, 2) + pos
@@ -252,9 +252,9 @@ def official_model(frames: int = FRAMES, video_dim: int = 12, audio_dim: int = 8
 
 
 def test_official_parameter_count():
+    from react.reaction.task import Task
     from react.tasks import load_task_config
     from react.tasks.protocol import RunPaths
-    from react.tasks.regnn import Task
 
     cfg = load_task_config(ROOT / "configs" / "regnn_official.yaml", [])
     model = Task(cfg, RunPaths(ROOT)).build_model()

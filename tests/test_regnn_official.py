@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from react.deploy.export import _onnx_export
-from react.deploy.graph import ReactionGenerator
-from react.models.cognitive import EdgeLayer
-from react.models.motor import AttentionGraphLayer
-from react.models.mult import PerceptualProcessor, fairseq_positions
+from react.reaction.deploy.export import _onnx_export
+from react.reaction.deploy.graph import ReactionGenerator
+from react.reaction.models.cognitive import EdgeLayer
+from react.reaction.models.motor import AttentionGraphLayer
+from react.reaction.models.mult import PerceptualProcessor, fairseq_positions
 from tests.test_regnn_model import FRAMES, official_model, one_thread  # noqa: F401 - autouse fixture
 
 
@@ -166,7 +166,7 @@ def official_loss(centre, latent, lengths, threshold):
 
 @pytest.mark.parametrize("gated", [False, True])
 def test_training_step_loss_and_gradients_are_the_official_ones(gated):
-    from react.losses import LossConfig, regnn_losses
+    from react.reaction.losses import LossConfig, regnn_losses
 
     model = official_model().train()
     lengths = [3, 1, 2]
@@ -222,7 +222,7 @@ def test_generation_stamp_covers_settings_that_are_not_weights():
     per-sample stop change the reactions without changing a single weight."""
     from types import SimpleNamespace
 
-    from react.generation import settings_stamp
+    from react.reaction.generation import settings_stamp
 
     torch.manual_seed(0)
     per_row, union = official_model(), official_model(shared_topk=True)

@@ -8,11 +8,11 @@ import sys
 import pytest
 import torch
 
-from react.deploy.graph import ReactionGenerator
 from react.engine import CheckpointError, load_checkpoint
 from react.engine.checkpoint import load_state
-from react.engine.official_regnn import is_official
-from react.engine.official_regnn import main as convert_main
+from react.reaction.deploy.graph import ReactionGenerator
+from react.reaction.official_regnn import is_official
+from react.reaction.official_regnn import main as convert_main
 from tests.helpers import official_regnn as O
 
 FRAMES = 10
@@ -168,7 +168,7 @@ def test_official_file_deploys_with_the_official_features(official, tmp_path, ca
     code's reactions for the same features and noise."""
     import onnxruntime
 
-    from react.deploy.export import main as export_main
+    from react.reaction.deploy.export import main as export_main
 
     model = O.official_model(video_dim=64, audio_dim=128, frames=FRAMES)  # the tiny Swin's 64-d features
     path = tmp_path / "mhp-epoch95-seed1.pth"
@@ -193,7 +193,7 @@ def test_vggish_deploy_rows_are_the_feature_extractors_examples():
     from omegaconf import OmegaConf
 
     from features import vggish as fv
-    from react.deploy.networks import vggish_backbone
+    from react.reaction.deploy.networks import vggish_backbone
 
     cfg = OmegaConf.create({"seed": 0, "audio": {"weights": "", "random_init": True, "vggish_hop_s": 0.04,
                                                  "vggish_postprocess": False, "vggish_pca": "",

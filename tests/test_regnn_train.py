@@ -14,13 +14,13 @@ from helpers.launch import launch_two_processes
 from helpers.regnn_data import one_thread, synthetic_react, tiny_overrides, write_features  # noqa: F401 - autouse
 
 from react.config import ConfigError
-from react.data import react_layout as L
 from react.engine import checkpoint_file, load_checkpoint, run
 from react.generate import main
-from react.generation import generate_split
-from react.losses import LossConfig, TauGate, regnn_losses
+from react.reaction.data import react_layout as L
+from react.reaction.generation import generate_split
+from react.reaction.losses import LossConfig, TauGate, regnn_losses
+from react.reaction.task import Task
 from react.tasks import RunPaths, load_task_config
-from react.tasks.regnn import Task
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "regnn_tiny.yaml"
@@ -212,7 +212,7 @@ def test_generate_command_takes_config_overrides(data, trained, tmp_path, capsys
 
 
 def test_sweep_writes_table_and_plot(data, trained, tmp_path):
-    from react.sweep import main as sweep_main
+    from react.reaction.sweep import main as sweep_main
 
     out, _, _ = trained
     assert sweep_main(["--checkpoint", str(out), "--scales", "0,1,4", "--out-dir", str(tmp_path),

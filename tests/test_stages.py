@@ -9,8 +9,8 @@ import torch
 from helpers.features_data import react_dataset
 
 from react.config import ConfigError
-from react.data import mars_layout as M
-from react.stages import default_clip, feature_config, is_done, load_stages_config, main, record_done
+from react.reaction.data import mars_layout as M
+from react.reaction.stages import default_clip, feature_config, is_done, load_stages_config, main, record_done
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "stages" / "tiny.yaml"

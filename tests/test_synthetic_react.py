@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from react.data import react_layout as L
+from react.reaction.data import react_layout as L
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import make_synthetic_react as gen  # noqa: E402

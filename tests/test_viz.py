@@ -1,4 +1,4 @@
-"""react.viz: plots are drawn, the face video has the right frames and follows the AUs, the HTML
+"""react.reaction.viz: plots are drawn, the face video has the right frames and follows the AUs, the HTML
 report renders in headless Chromium with every image loaded, and bad input exits 2 naming the file."""
 
 import json
@@ -15,12 +15,12 @@ import torch
 from helpers.eval_data import CLIPS, write_layout
 
 from evaluation.metrics import METRIC_KEYS
-from react.data import react_layout as L
-from react.viz.__main__ import main
-from react.viz.clip import PLOTS, VIDEO
-from react.viz.face import COLUMN, FaceRenderer, face_params
-from react.viz.report import write_report
-from react.viz.video import STRIP, TITLE
+from react.reaction.data import react_layout as L
+from react.reaction.viz.__main__ import main
+from react.reaction.viz.clip import PLOTS, VIDEO
+from react.reaction.viz.face import COLUMN, FaceRenderer, face_params
+from react.reaction.viz.report import write_report
+from react.reaction.viz.video import STRIP, TITLE
 
 FRAMES = 100
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)

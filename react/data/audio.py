@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from react.data.react_layout import LayoutError
+from react.errors import LayoutError
 
 
 class AudioError(LayoutError):

@@ -3,7 +3,7 @@
 The features of a clip are a fixed random read-out of that person's own Emotion (a perfect
 facial-attribute extractor) plus noise: video ``tanh(E @ P_v)``, audio ``E @ P_a`` at ``audio_rate``
 times the video frame rate (so that resampling is exercised). They are written where feature
-extraction writes real ones (:func:`react.data.react_layout.feature_path`), as float32 tensors.
+extraction writes real ones (:func:`react.reaction.data.react_layout.feature_path`), as float32 tensors.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from react.data import layouts
-from react.data import react_layout as L
+from react.reaction.data import layouts
+from react.reaction.data import react_layout as L
 
 
 def write_proxy_features(root: str | os.PathLike, video_dim: int, audio_dim: int, noise: float = 0.05,

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from react.data.audio import load_audio
-from react.data.react_layout import LayoutError
+from react.errors import LayoutError
 
 EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 RAVDESS_EMOTION = {f"{i + 1:02d}": name for i, name in enumerate(EMOTIONS)}

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from react.data.react_layout import LayoutError
+from react.errors import LayoutError
 from react.data.xroom import (
     LABEL_CODES,
     LABELS,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from react.data.react_layout import LayoutError
+from react.errors import LayoutError
 
 LABELS = ("BORED", "ENGAGED", "FRUSTRATED")
 LABEL_CODES = {"BORED": "01", "ENGAGED": "02", "FRUSTRATED": "03"}

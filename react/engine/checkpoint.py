@@ -3,7 +3,7 @@
 Files are read with ``torch.load(weights_only=True)``: tensors and plain containers only, so a
 checkpoint from elsewhere cannot run code. A checkpoint of the official REGNN release (a whole
 pickled module) is recognised by its content and read as records
-(:mod:`react.engine.official_regnn`). A checkpoint is written into a staging folder and
+(:mod:`react.reaction.official_regnn`). A checkpoint is written into a staging folder and
 swapped in only when complete (weights and every rank's RNG state).
 """
 
@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from react.config import merge_config
-from react.engine.official_regnn import OfficialCheckpointError, is_official, read_official
+from react.reaction.official_regnn import OfficialCheckpointError, is_official, read_official
 
 STATE = "state.pt"
 NUMBERED = re.compile(r"epoch_\d+")

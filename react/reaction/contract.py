@@ -49,7 +49,8 @@ class ReactionGenerator(Protocol):
         """Shape of the noise :meth:`generate` takes for ``windows`` windows x ``samples`` samples;
         it starts with ``(windows, samples)``."""
 
-    def draw_noise(self, windows: int, samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def draw_noise(self, windows: int, samples: int,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
         """Noise of :meth:`noise_shape`, drawn on the CPU from ``generator``, already at the model's
         own scale (e.g. REGNN's ``noise_std`` or its official max rescaling)."""
 

@@ -34,9 +34,8 @@ import numpy as np
 from torch import nn
 
 from react.data.audio import load_audio
-from react.data.react_layout import LayoutError
 from react.data.ser_corpus import label_space
-from react.errors import user_message
+from react.errors import LayoutError, user_message
 from react.ser.inference import classify, model_speaker_norm
 
 SILENCE = "silence"

@@ -18,7 +18,7 @@ from react.config import ConfigError, config_layers, resolve
 from react.tasks.protocol import RunPaths, Task, TaskFactory, TestableTask
 
 TASKS = {
-    "regnn": "react.tasks.regnn",
+    "regnn": "react.reaction.task",
     "ser": "react.tasks.ser",
     "ssl": "react.tasks.ssl",
     "classify": "react.tasks.classify",

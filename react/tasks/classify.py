@@ -22,10 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from react.config import ConfigError, RunConfig
-from react.data.react_layout import LayoutError
 from react.data.ts_augment import TSAugment, TSAugmentConfig, one_cpu_thread
 from react.data.windows import labelled_intervals, read_meta
 from react.data.xroom import LABELS
+from react.errors import LayoutError
 from react.models.timeseries import Classifier, EncoderConfig, build_encoder
 from react.tasks.protocol import RunPaths
 from react.tasks.ssl import Indices, build, fit_encoder, pretrained_encoder, typed, window_tensor

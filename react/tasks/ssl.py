@@ -27,7 +27,6 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from react.config import ConfigError, RunConfig
-from react.data.react_layout import LayoutError
 from react.data.ts_augment import (
     GaussianNoise,
     Scale,
@@ -40,6 +39,7 @@ from react.data.ts_augment import (
 )
 from react.data.windows import channel_groups, load_windows, read_meta, split_table
 from react.engine.checkpoint import CheckpointError, load_state
+from react.errors import LayoutError
 from react.losses_ssl import nt_xent, vicreg
 from react.models.timeseries import EncoderConfig, SSLModel, build_encoder
 from react.tasks.protocol import RunPaths

@@ -14,9 +14,8 @@ import argparse
 import sys
 
 from react.config import ConfigError
-from react.data.react_layout import LayoutError
 from react.engine import CheckpointError, RunExistsError, TrainingInterrupted
-from react.errors import user_message
+from react.errors import LayoutError, user_message
 from react.tools.config import load_tools_config
 from react.tools.stages import STAGES
 from react.utils.cli import add_data_dir, add_out_dir, flag_overrides

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from react.data.react_layout import SPLITS
+from react.reaction.data.react_layout import SPLITS
 
 BAD_INPUT = 2  # exit status for bad input, as argparse's own usage errors
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from react.data import mars_layout as M
-from react.data import react_layout as L
+from react.reaction.data import mars_layout as M
+from react.reaction.data import react_layout as L
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from react.models.regnn import REGNN
+from react.reaction.models.regnn import REGNN
 from react.tasks import load_task_config
 
 ROOT = Path(__file__).resolve().parents[2]

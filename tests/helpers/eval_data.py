@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from react.data import react_layout as L
+from react.reaction.data import react_layout as L
 
 # (speaker_path, listener_path) rows and where the released data keeps each clip's Emotion CSV.
 ROWS = [

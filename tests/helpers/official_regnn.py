@@ -1,7 +1,7 @@
 """A stand-in for the official REGNN release in tests: modules with the release's module paths,
 class names and attributes (so that ``torch.save(model)`` writes a file laid out as the official
 ``mhp-epochN-seedS.pth``), and the official forward and inverse written out independently of
-``react.models`` (from models/{MULTModel,cognitive,LipschitzGraph,mhp}.py and models/multimodel/*).
+``react.reaction.models`` (from models/{MULTModel,cognitive,LipschitzGraph,mhp}.py and models/multimodel/*).
 
 The fake ``models.*`` / ``utils.*`` modules exist in ``sys.modules`` only inside
 :func:`official_modules` (while pickling).
