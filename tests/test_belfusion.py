@@ -265,6 +265,8 @@ def test_bad_settings_are_named():
             BeLFusion(tiny(**{key: value}), FRAMES)
     with pytest.raises(ValueError, match="vae.hidden"):
         BeLFusion(BeLFusionConfig(vae=VAEConfig(hidden=8, latent=4)), FRAMES)
+    with pytest.raises(ValueError, match="needs video_dim and audio_dim"):
+        BeLFusion(tiny(condition="features"), FRAMES)
     with pytest.raises(ValueError, match="at least 2 layers"):
         BeLFusion(tiny(layers=1), FRAMES)
     model = BeLFusion(tiny(), FRAMES)
@@ -301,3 +303,16 @@ def test_stage_two_names_a_bad_stage_one_checkpoint(tmp_path):
         load_behavioural_vae(model, tmp_path / "wide.pt", clips)
     with pytest.raises(ValueError, match="no clip holds a whole window of 6 frames"):
         attribute_windows([torch.rand(5, 25)], FRAMES)
+
+
+def test_validation_loss_is_fixed_and_leaves_the_global_generator_alone():
+    model = BeLFusion(tiny(), FRAMES).eval()
+    batch = speaker_batch(4)
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    first, _ = model.training_loss(batch)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(first, model.training_loss(batch)[0])
+    vae = BehaviouralVAE(tiny().vae, FRAMES).eval()  # eval: z is the posterior mean, nothing drawn
+    assert torch.equal(vae.training_loss(batch)[0], vae.training_loss(batch)[0])
+    assert torch.equal(torch.get_rng_state(), state)

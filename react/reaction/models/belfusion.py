@@ -42,8 +42,8 @@ class BeLFusionConfig:
     vae: VAEConfig = field(default_factory=VAEConfig)
     vae_checkpoint: str = ""  # the stage-1 run (or its state.pt) whose VAE stage 2 loads
     condition: str = "speaker"  # speaker: the speaker's attributes (official) | features: video + audio
-    video_dim: int = 768  # condition "features" only
-    audio_dim: int = 768
+    video_dim: int | None = None  # condition "features" only (the feature sizes)
+    audio_dim: int | None = None
     latent: str = "state"  # state: the encoder's last GRU state (official) | mean: the VAE's mu
     preprocessing: str = "normalize"  # latents scaled by training statistics: normalize | standardize | none
     steps: int = 10  # diffusion steps
@@ -249,6 +249,8 @@ class BeLFusion(nn.Module):
         if cfg.latent == "state" and cfg.vae.hidden != channels:
             raise ValueError(f"latent 'state' decodes the encoder state as z: vae.hidden ({cfg.vae.hidden}) "
                              f"must equal vae.latent ({channels})")
+        if cfg.condition == "features" and not (cfg.video_dim and cfg.audio_dim):
+            raise ValueError("condition 'features' needs video_dim and audio_dim (the feature sizes)")
         self.vae = BehaviouralVAE(cfg.vae, frames).requires_grad_(False)
         self.features = (nn.Sequential(_LastState(cfg.video_dim + cfg.audio_dim, cfg.vae.hidden),
                                        nn.Linear(cfg.vae.hidden, channels))
@@ -360,10 +362,16 @@ class BeLFusion(nn.Module):
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """:meth:`diffusion_loss` of the real listener's windows (``reactions[:, 0]``), uniform
-        steps and ``k`` noise draws per window."""
+        steps and ``k`` noise draws per window (in eval mode from a generator of fixed seed)."""
         with torch.no_grad():
             clean = self.preprocess(self.encode(batch["reactions"][:, 0]))
         cond = self.condition(batch)
-        steps = torch.randint(0, self.steps, (clean.shape[0],), device=clean.device)
-        noise = self.noise_std * torch.randn(clean.shape[0], self.k, clean.shape[1], device=clean.device)
-        return self.diffusion_loss(clean, cond, steps, noise)
+        (b, c), device = clean.shape, clean.device
+        if self.training:
+            steps = torch.randint(0, self.steps, (b,), device=device)
+            noise = torch.randn(b, self.k, c, device=device)
+        else:  # validation: fixed draws, none from the global generator
+            generator = torch.Generator().manual_seed(0)
+            steps = torch.randint(0, self.steps, (b,), generator=generator).to(device)
+            noise = torch.randn(b, self.k, c, generator=generator).to(device)
+        return self.diffusion_loss(clean, cond, steps, self.noise_std * noise)
