@@ -47,6 +47,7 @@ MODELS = {"REGNN official replica (tiny)": "configs/regnn_official_tiny.yaml",
 VIDEO_DIM, AUDIO_DIM = 64, 32
 DIGITS = {"FRC": 3, "FRD": 2, "S-MSE": 5, "FRVar": 4, "FRDvs": 4, "TLCC": 2}
 ARROWS = {"FRC": "↑", "FRD": "↓", "S-MSE": "↑", "FRVar": "↑", "FRDvs": "↑", "TLCC": "↓"}
+COLUMNS = {"seeds": "seed", "epochs": "epochs"}  # the table's columns after the metrics: heading -> run key
 
 
 def run(cmd: list[str], log: Path) -> None:
@@ -103,15 +104,16 @@ def cell(values: list[float], digits: int) -> str:
     return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
 
 
-def summarise(scores: dict[str, list[dict]], runs: dict[str, list[dict]], args: argparse.Namespace) -> str:
-    """The markdown table: mean ± sd over seeds for the models, one value for each baseline."""
-    head = "| | " + " | ".join(f"{k} {ARROWS[k]}" for k in METRIC_KEYS) + " | seeds | epochs |"
-    lines = [head, "|---|" + "---:|" * (len(METRIC_KEYS) + 2)]
+def summarise(scores: dict[str, list[dict]], runs: dict[str, list[dict]], args: argparse.Namespace,
+              columns: dict[str, str] = COLUMNS) -> str:
+    """The markdown table: mean ± sd over seeds for the models, one value for each baseline; then
+    ``columns`` (heading -> key of a run's record), one value per run."""
+    head = "| | " + " | ".join(f"{k} {ARROWS[k]}" for k in METRIC_KEYS) + " | " + " | ".join(columns) + " |"
+    lines = [head, "|---|" + "---:|" * (len(METRIC_KEYS) + len(columns))]
     for name, group in scores.items():
         cells = [cell([g[k] for g in group], DIGITS[k]) for k in METRIC_KEYS]
-        epochs = ", ".join(str(r["epochs"]) for r in runs.get(name, [])) or "-"
-        seeds = ", ".join(str(r["seed"]) for r in runs.get(name, [])) or "-"
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {seeds} | {epochs} |")
+        cells += [", ".join(str(r[key]) for r in runs.get(name, [])) or "-" for key in columns.values()]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     note = (f"\n{2 * args.eval_pairs} test clips ({args.pairs} training dyads); models: mean ± sd over the "
             f"seeds listed, at most {args.max_epochs} epochs of {args.steps} batches of 32 windows, stopped "
             f"after {args.patience} epochs without a lower validation loss (first {args.val_clips} "
@@ -119,9 +121,10 @@ def summarise(scores: dict[str, list[dict]], runs: dict[str, list[dict]], args: 
     return "\n".join(lines) + "\n" + note
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out-dir", default="runs/regnn_table")
+def parser(description: str, out_dir: str) -> argparse.ArgumentParser:
+    """The flags of a comparison table (data, seeds, training budget)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out-dir", default=out_dir)
     parser.add_argument("--seeds", default="0,1,2", help="training seeds of each model")
     parser.add_argument("--pairs", type=int, default=48, help="training dyads")
     parser.add_argument("--eval-pairs", type=int, default=50, help="validation and test dyads (clips: twice)")
@@ -133,7 +136,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="first clips of the validation split for the loss (0: all)")
     parser.add_argument("--table-only", action="store_true",
                         help="train nothing: the table of the runs that have finished")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def compare(models: dict[str, str], args: argparse.Namespace, columns: dict[str, str] = COLUMNS,
+            describe=lambda run_dir: {}) -> str:
+    """Data, baselines, every model (name -> config) over the seeds, scores, ``table.md`` (returned);
+    ``describe(run_dir)`` adds entries to a finished run's record (e.g. for extra ``columns``)."""
     seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -141,24 +150,29 @@ def main(argv: list[str] | None = None) -> int:
     base = out / "baselines"
     run([sys.executable, "-m", "react.reaction.baselines", "--data-dir", str(data), "--split", "test",
          "--out-dir", str(base), "--inputs", "features"], out / "baselines.log")
-    scores: dict[str, list[dict]] = {name: [] for name in MODELS}
+    scores: dict[str, list[dict]] = {name: [] for name in models}
     scores.update({b: [score(b, base / b, data, out)] for b in BASELINES})
-    runs: dict[str, list[dict]] = {name: [] for name in MODELS}
-    for seed in seeds:  # seed by seed, so that a stopped run has both models
-        for name, config in MODELS.items():
+    runs: dict[str, list[dict]] = {name: [] for name in models}
+    for seed in seeds:  # seed by seed, so that a stopped run has every model
+        for name, config in models.items():
             run_dir = out / Path(config).stem / f"seed{seed}"
             if args.table_only and not (run_dir / "test_results.json").is_file():
                 continue
-            info = train_model(config, seed, data, run_dir, args) | {"seed": seed}
+            info = train_model(config, seed, data, run_dir, args) | {"seed": seed} | describe(run_dir)
             runs[name].append(info)
             scores[name].append(score(f"{Path(config).stem}_seed{seed}", run_dir / "pred", data, out))
             got = scores[name][-1]
             print(f"{name}, seed {seed}: {info['epochs']} epochs, best val loss {info['best_val_loss']:.5f}, "
                   f"{info['seconds']} s, FRC {got['FRC']:.3f}, FRD {got['FRD']:.2f}", flush=True)
-    table = summarise({k: v for k, v in scores.items() if v}, runs, args)
+    table = summarise({k: v for k, v in scores.items() if v}, runs, args, columns)
     (out / "table.md").write_text(table)
     (out / "runs.json").write_text(json.dumps({"runs": runs, "scores": scores}, indent=2) + "\n")
-    print(table)
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser(__doc__.split("\n")[0], "runs/regnn_table").parse_args(argv)
+    print(compare(MODELS, args))
     return 0
 
 

@@ -10,6 +10,7 @@ from helpers.deploy_data import FEATURES, ROOT, tiny_checkpoint
 
 from features.config import FeatureConfig
 from react.config import load_config
+from react.reaction.contract import sample
 from react.reaction.data.dyadic import window_starts as torch_window_starts
 from react.reaction.deploy.export import export_deploy, main
 from react.reaction.deploy.networks import build_networks
@@ -52,7 +53,7 @@ def test_same_noise_gives_the_samples_of_regnn_sample(deployed):
     model, backend = nets.model, DeployBackend(folder)
     gen = torch.Generator().manual_seed(3)
     video, audio = torch.randn(4, 50, 64, generator=gen), torch.randn(4, 50, 32, generator=gen)
-    expected = model.sample(video, audio, 10, torch.Generator().manual_seed(7))  # (W, S, T, 25)
+    expected = sample(model, {"video": video, "audio": audio}, 10, torch.Generator().manual_seed(7))
     z = torch.randn((4, 10, 25, 50), generator=torch.Generator().manual_seed(7)).numpy()
     noise = scale_noise(z, {"std": model.noise_std, "clip": model.noise_clip, "max": model.noise_max})
     got = backend.generate(video.numpy(), audio.numpy(), noise)
@@ -72,7 +73,7 @@ def test_numpy_noise_windows_and_blend_equal_pytorch(deployed, noise):
     model = deployed[1].model
     model.noise_std, model.noise_clip, model.noise_max = noise["std"], noise["clip"], noise["max"]
     z = torch.randn((3, 4, 25, 50), generator=torch.Generator().manual_seed(1))
-    expected = model.noise((3, 4, 25, 50), torch.Generator().manual_seed(1))
+    expected = model.draw_noise(3, 4, torch.Generator().manual_seed(1))
     assert np.allclose(scale_noise(z.numpy(), noise), expected.numpy(), atol=1e-6)
     for total in (50, 51, 750, 1234):
         starts = window_starts(total, 50, 25)

@@ -108,7 +108,8 @@ def test_windows_stay_inside_clips_and_reactions_cover_them(mars):
         expected = np.stack([layouts.read_emotion(ds.split, ds.split.clips[j])[start:end] for j in cover])
         np.testing.assert_array_equal(item["reactions"].numpy(), expected)
     assert windows(mars, "train", targets=False).lengths.tolist() == lengths  # generation reads no attributes
-    video, _ = ds.clip_windows(short[0])  # generation: one window; frames past the end repeat the last
+    # generation: one window; frames past the end repeat the last
+    video = ds.clip_conditions(short[0], ("video",))["video"]
     t = lengths[short[0]]
     assert video.shape == (1, WINDOW, VIDEO_DIM)
     assert torch.equal(video[0, t:], video[0, t - 1:t].expand(WINDOW - t, -1))

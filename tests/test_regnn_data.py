@@ -93,7 +93,7 @@ def test_features_and_audio_resampling(layout):
     torch.testing.assert_close(item["video"], (frames + 3000).expand(-1, VIDEO_DIM))
     # Audio at twice the video rate, a[j] = j: video frame t reads between audio rows 2t and 2t+1.
     torch.testing.assert_close(item["audio"], (2 * frames + 0.5 + 3000).expand(-1, AUDIO_DIM))
-    video, audio = dataset(layout).clip_windows(3)
+    video, audio = dataset(layout).clip_conditions(3, ("video", "audio")).values()
     assert video.shape == (29, 50, VIDEO_DIM) and audio.shape == (29, 50, AUDIO_DIM)
     torch.testing.assert_close(video[1], item["video"])
     torch.testing.assert_close(audio[1], item["audio"])
@@ -102,7 +102,7 @@ def test_features_and_audio_resampling(layout):
 def test_generation_needs_only_features(layout, tmp_path):
     (tmp_path / "train.csv").write_text((layout / "train.csv").read_text())
     ds = dataset(tmp_path, features_root=layout, targets=False)  # no Emotion CSVs, no matrix here
-    video, audio = ds.clip_windows(1)
+    video, audio = ds.clip_conditions(1, ("video", "audio")).values()
     assert video.shape == (29, 50, VIDEO_DIM) and audio.shape == (29, 50, AUDIO_DIM)
     with pytest.raises(RuntimeError, match="targets=False"):
         ds[0]

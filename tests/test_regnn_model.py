@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from react.reaction.contract import sample
 from react.reaction.models.cognitive import CognitiveProcessor
 from react.reaction.models.motor import LipschitzGraphLayer, MotorProcessor, edge_norm_bound
 from react.reaction.models.mult import (
@@ -224,8 +225,8 @@ def test_whole_model_shapes_and_gradients():
 def test_sample_gives_distinct_reproducible_reactions():
     model = tiny_model().eval()
     video, audio = torch.randn(2, FRAMES, 12), torch.randn(2, FRAMES, 6)
-    first = model.sample(video, audio, 5, torch.Generator().manual_seed(1))
-    again = model.sample(video, audio, 5, torch.Generator().manual_seed(1))
+    first = sample(model, {"video": video, "audio": audio}, 5, torch.Generator().manual_seed(1))
+    again = sample(model, {"video": video, "audio": audio}, 5, torch.Generator().manual_seed(1))
     assert first.shape == (2, 5, FRAMES, 25) and torch.equal(first, again)
     assert (first[:, 1:] - first[:, :1]).abs().flatten(2).amax(-1).min() > 1e-3  # samples differ
     # The motor inverse of the sample maps back onto centre + noise: forward(sample) == latent.
@@ -298,12 +299,12 @@ def test_official_motor_inverts_to_its_tolerance():
 
 def test_official_noise_rescaling():
     model = official_model().eval()
-    noise = model.noise((7, 3, 25, FRAMES), torch.Generator().manual_seed(0))
+    noise = model.draw_noise(7, 3, torch.Generator().manual_seed(0))
     torch.testing.assert_close(noise.abs().amax((0, 2, 3)), torch.full((3,), 0.06**0.5))
     video, audio = torch.randn(7, FRAMES, 12), torch.randn(7, FRAMES, 8)
-    small = model.sample(video, audio, 3, torch.Generator().manual_seed(0), scale=0.5)
-    large = model.sample(video, audio, 3, torch.Generator().manual_seed(0), scale=2.0)
-    centre = model.sample(video, audio, 1, scale=0.0)  # the reaction at the centre
+    small = sample(model, {"video": video, "audio": audio}, 3, torch.Generator().manual_seed(0), scale=0.5)
+    large = sample(model, {"video": video, "audio": audio}, 3, torch.Generator().manual_seed(0), scale=2.0)
+    centre = sample(model, {"video": video, "audio": audio}, 1, scale=0.0)  # the reaction at the centre
     assert (large - centre).abs().mean() > 3 * (small - centre).abs().mean()
 
 

@@ -128,7 +128,7 @@ def test_official_fixed_point_loop_equals_the_exported_generator(tmp_path):
             block.qk.weight.mul_(3)
     windows, samples = 4, 3
     video, audio = torch.randn(windows, FRAMES, 12), torch.randn(windows, FRAMES, 8)
-    noise = model.noise((windows, samples, 25, FRAMES), torch.Generator().manual_seed(3))
+    noise = model.draw_noise(windows, samples, torch.Generator().manual_seed(3))
     with torch.no_grad():
         centre, edges = model.condition(video, audio)
         expected, counts = [], []

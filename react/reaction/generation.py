@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from react.reaction.contract import sample
+from react.reaction.data import layouts
 from react.reaction.data import react_layout as L
 from react.reaction.data.dyadic import DyadicWindows
 from react.utils.io import save_json, save_tensor
@@ -65,13 +67,41 @@ def clip_seed(seed: int, clip: str) -> int:
 def generate_clip(model: torch.nn.Module, dataset: DyadicWindows, clip: int, samples: int, seed: int,
                   device: torch.device | str = "cpu", scale: float = 1.0,
                   stitch: str = "taper") -> torch.Tensor:
-    """``(samples, T, 25)`` reactions to clip index ``clip`` of ``dataset`` (``T``: its length)."""
-    video, audio = dataset.clip_windows(clip)
+    """``(samples, T, 25)`` reactions to clip index ``clip`` of ``dataset`` (``T``: its length), through
+    the generator contract: the model's ``inputs`` as conditions, its own noise; a model with
+    ``feedback`` runs its windows in order, ``frames`` apart (:func:`generate_with_feedback`)."""
     generator = torch.Generator().manual_seed(clip_seed(seed, dataset.split.clips[clip]))
-    windows = model.sample(video.to(device), audio.to(device), samples, generator, scale)  # (W, S, F, 25)
-    starts, total = dataset.clip_starts(clip), int(dataset.lengths[clip])
+    total = int(dataset.lengths[clip])
     covered = max(total, dataset.num_frames)  # a clip shorter than a window: one window, cut after
+    if model.feedback:
+        starts = torch.arange(0, covered, model.frames)
+        conditions = dataset.clip_conditions(clip, model.inputs, starts)
+        noise = model.draw_noise(len(starts), samples, generator)
+        conditions = {name: value.to(device) for name, value in conditions.items()}
+        reactions = generate_with_feedback(model, conditions, noise, scale)
+        return reactions.float().cpu().transpose(0, 1).flatten(1, 2)[:, :total]
+    conditions = dataset.clip_conditions(clip, model.inputs)
+    conditions = {name: value.to(device) for name, value in conditions.items()}
+    windows = sample(model, conditions, samples, generator, scale)  # (W, S, F, 25)
+    starts = dataset.clip_starts(clip)
     return blend_windows(windows.float().cpu().transpose(0, 1), starts, covered, stitch)[:, :total]
+
+
+def generate_with_feedback(model: torch.nn.Module, conditions: dict[str, torch.Tensor], noise: torch.Tensor,
+                           scale: float = 1.0) -> torch.Tensor:
+    """Reactions ``(W, S, frames, nodes)`` to consecutive windows ``(W, frames, dim)`` of one clip, one
+    window at a time: each reads as ``past`` the last ``feedback`` frames generated for the same
+    sample before it (zeros before the clip's start)."""
+    windows, samples = noise.shape[:2]
+    first = next(iter(conditions.values()))
+    history = first.new_zeros(samples, model.feedback, model.nodes)
+    out = []
+    for w in range(windows):
+        own = {name: value[w:w + 1] for name, value in conditions.items()}
+        reaction = model.generate({**own, "past": history[None]}, noise[w:w + 1], scale)  # (1, S, F, N)
+        out.append(reaction)
+        history = torch.cat([history, reaction[0]], 1)[:, -model.feedback:]
+    return torch.cat(out)
 
 
 def settings_stamp(model: torch.nn.Module, dataset: DyadicWindows, samples: int, seed: int,
@@ -82,7 +112,7 @@ def settings_stamp(model: torch.nn.Module, dataset: DyadicWindows, samples: int,
     digest = hashlib.sha1()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     sampling = {key: float(getattr(model, key, 0.0))
                 for key in ("noise_std", "noise_clip", "noise_max", "inverse_iters", "inverse_tol")}
     sampling.update(scale=float(scale), stitch=stitch)
@@ -91,20 +121,21 @@ def settings_stamp(model: torch.nn.Module, dataset: DyadicWindows, samples: int,
             "seed": seed, **sampling, "windows": [dataset.num_frames, dataset.stride]}
 
 
-def _feature_stamp(dataset: DyadicWindows, clip: str) -> str:
-    """Size and modification time of a clip's feature files."""
-    parts = []
-    for store in (dataset.video, dataset.audio):
-        path = store.path(clip)
-        parts.append(f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}" if path.is_file()
-                     else f"{path}:missing")
-    return ";".join(parts)
+def _feature_stamp(dataset: DyadicWindows, clip: str, inputs: Sequence[str] = ("video", "audio")) -> str:
+    """Size and modification time of a clip's feature files, and of its facial-attributes file
+    when the model reads them (``speaker`` among ``inputs``)."""
+    paths = [dataset.video.path(clip), dataset.audio.path(clip)]
+    if "speaker" in inputs:
+        paths.append(layouts.emotion_path(dataset.split, clip))
+    return ";".join(f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}" if path.is_file()
+                    else f"{path}:missing" for path in paths)
 
 
-def clip_stamp(settings: dict, dataset: DyadicWindows, clip: int) -> str:
-    """sha1 of everything one clip's predictions depend on: the settings, its id, length and features."""
+def clip_stamp(settings: dict, dataset: DyadicWindows, clip: int, inputs: Sequence[str] = ("video", "audio")
+               ) -> str:
+    """sha1 of everything one clip's predictions depend on: the settings, its id, length and input files."""
     path = dataset.split.clips[clip]
-    text = json.dumps([settings, path, int(dataset.lengths[clip]), _feature_stamp(dataset, path)])
+    text = json.dumps([settings, path, int(dataset.lengths[clip]), _feature_stamp(dataset, path, inputs)])
     return hashlib.sha1(text.encode()).hexdigest()
 
 
@@ -113,7 +144,8 @@ def fingerprint(model: torch.nn.Module, dataset: DyadicWindows, samples: int, se
     """The split summary written to ``<pred_dir>/<split>/.generation.json`` once every clip is done:
     the settings, the clips and their feature files."""
     clips = [dataset.split.clips[c] for c in dataset.clips]
-    files = hashlib.sha1("".join(_feature_stamp(dataset, clip) + ";" for clip in clips).encode())
+    stamps = "".join(_feature_stamp(dataset, clip, model.inputs) + ";" for clip in clips)
+    files = hashlib.sha1(stamps.encode())
     settings = settings_stamp(model, dataset, samples, seed, scale, stitch)
     return {**settings, "features_sha1": files.hexdigest(), "clips": clips}
 
@@ -161,7 +193,7 @@ def generate_clips(model: torch.nn.Module, dataset: DyadicWindows, pred_dir: str
     try:
         for clip in clips:
             path = dataset.split.clips[clip]
-            stamp = clip_stamp(settings, dataset, clip) if pred_dir is not None else ""
+            stamp = clip_stamp(settings, dataset, clip, model.inputs) if pred_dir is not None else ""
             pred = None if pred_dir is None else _read_finished(Path(pred_dir), dataset, clip, samples, stamp)
             if pred is not None:
                 out.preds.append(pred)

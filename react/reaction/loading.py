@@ -36,14 +36,20 @@ def data_overrides(args: argparse.Namespace) -> dict[str, str]:
 
 
 def load_for_generation(checkpoint: str, overrides: dict[str, Any]):
-    """``(task, model, cfg)`` of a REGNN checkpoint with ``overrides``; unknown keys and bad values
-    are :class:`react.config.ConfigError`."""
+    """``(task, model, cfg)`` of a reaction generator's checkpoint (any of
+    :data:`react.reaction.models.GENERATORS`) with ``overrides``; unknown keys and bad values are
+    :class:`react.config.ConfigError`, another task's checkpoint a ``CheckpointError``."""
     from omegaconf.errors import OmegaConfBaseException
 
     from react.config import ConfigError
-    from react.engine import load_checkpoint
+    from react.engine import CheckpointError, checkpoint_file, load_checkpoint
+    from react.reaction.models import GENERATORS
 
     try:
-        return load_checkpoint(checkpoint, task="regnn", overrides=overrides)
+        task, model, cfg = load_checkpoint(checkpoint, overrides=overrides)
     except OmegaConfBaseException as err:
         raise ConfigError(f"override '{err.full_key}': {str(err).splitlines()[0]}") from None
+    if cfg.task not in GENERATORS:
+        raise CheckpointError(f"{checkpoint_file(checkpoint)}: a '{cfg.task}' checkpoint, not a reaction "
+                              f"generator's ({', '.join(GENERATORS)})")
+    return task, model, cfg

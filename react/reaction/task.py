@@ -1,20 +1,22 @@
-"""The ``regnn`` task: REGNN reaction generation trained and tested by the shared engine.
+"""The reaction task: any registered generator trained and tested by the shared engine.
 
     accelerate launch train.py --config configs/regnn.yaml [key=value ...]
     python train.py --config configs/regnn.yaml mode=test checkpoint=RUN_OR_CKPT
 
+The config's ``task`` names the generator (:data:`react.reaction.models.GENERATORS`, e.g. ``regnn``);
+its ``model`` section is that generator's config (and ``loss`` its loss config, where it has one).
 Training items are speaker windows with their appropriate real reactions
-(:mod:`react.reaction.data.dyadic`); the model is :class:`react.reaction.models.regnn.REGNN`; the losses are
-:func:`react.reaction.losses.regnn_losses`. Validation computes the losses on val windows and scores
-generated reactions with the evaluation library; test mode writes ``generate.samples`` reactions
-per clip of ``generate.split`` and scores them.
+(:mod:`react.reaction.data.dyadic`); a training step is the model's own
+:meth:`~react.reaction.contract.ReactionGenerator.training_loss`. Validation computes the losses on val
+windows and scores generated reactions with the evaluation library; test mode writes
+``generate.samples`` reactions per clip of ``generate.split`` and scores them.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from evaluation import METRIC_SETS, compute_metrics
 from react.config import ConfigError, RunConfig
+from react.reaction.contract import training_loss
 from react.reaction.data import react_layout as L
 from react.reaction.data.dyadic import PATTERNS, DyadicWindows, FeatureAugment, collate_windows
 from react.reaction.data.layouts import (
@@ -36,8 +39,7 @@ from react.reaction.data.layouts import (
     read_split,
 )
 from react.reaction.generation import STITCHES, generate_split
-from react.reaction.losses import LossConfig, TauGate, regnn_losses
-from react.reaction.models.regnn import REGNN, ModelConfig
+from react.reaction.models import GENERATORS
 from react.tasks.protocol import RunPaths
 
 
@@ -87,18 +89,39 @@ class SamplingConfig:
 
 
 @dataclass
-class Config(RunConfig):
-    task: str = "regnn"
+class ReactionConfig(RunConfig):
+    """The sections every generator's task config has; :func:`schema` adds ``model`` (and ``loss``)."""
+
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
     val: ValConfig = field(default_factory=ValConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
 
+def schema(name: str) -> type:
+    """The task config dataclass of generator ``name``: :class:`ReactionConfig` with ``task: name``,
+    ``model`` the generator's config and, where it has one, ``loss`` its loss config."""
+    entry = GENERATORS[name]
+    sections = {"model": entry.load("config"), **({"loss": entry.load("loss")} if entry.loss else {})}
+    fields = [("task", str, field(default=name))]
+    fields += [(key, cls, field(default_factory=cls)) for key, cls in sections.items()]
+    cls = make_dataclass(f"{entry.model}TaskConfig", fields, bases=(ReactionConfig,))
+    cls.__module__ = __name__
+    return cls
+
+
+Config = schema("regnn")  # the registry names this module for every generator (react.tasks.TASKS)
+
+
+def feature_dims(model_cfg: DictConfig) -> tuple[int | None, int | None]:
+    """``(video_dim, audio_dim)`` a model config names (top level or under ``perceptual``); None
+    where it names none (the feature files are then not checked against it)."""
+    section = model_cfg.get("perceptual", model_cfg)
+    return section.get("video_dim"), section.get("audio_dim")
+
+
 class Task:
-    """Engine hooks for REGNN (the contract: :mod:`react.tasks.protocol`)."""
+    """Engine hooks for a reaction generator (the contract: :mod:`react.tasks.protocol`)."""
 
     def __init__(self, cfg: DictConfig, paths: RunPaths):
         if cfg.data.neighbour_pattern not in PATTERNS:
@@ -114,7 +137,7 @@ class Task:
                               "and generate.samples >= 2 (or generate.metrics=false)")
         if cfg.val.max_clips == 1:
             raise ConfigError("val.max_clips: the metrics need at least 2 clips (0 = all)")
-        if cfg.loss.kind not in ("project", "official"):
+        if "loss" in cfg and cfg.loss.kind not in ("project", "official"):
             raise ConfigError(f"loss.kind: must be project or official, got '{cfg.loss.kind}'")
         if cfg.sampling.stitch not in STITCHES:
             raise ConfigError(f"sampling.stitch: must be one of {', '.join(STITCHES)}, "
@@ -131,13 +154,13 @@ class Task:
         self._val: list[DyadicWindows] | None = None
         self._steps_per_epoch = 0
 
-    def build_model(self, pretrained: bool = True) -> REGNN:
-        """REGNN from ``cfg.model`` (it loads no pretrained weights: features are precomputed); the
-        official loss's :class:`TauGate` rides along as ``model.tau_gate`` so checkpoints carry it."""
-        model = REGNN(self.cfg.model, self.cfg.data.num_frames)
-        if self.cfg.loss.kind == "official":
-            model.tau_gate = TauGate()
-        return model
+    def build_model(self, pretrained: bool = True) -> torch.nn.Module:
+        """The generator ``cfg.task`` from ``cfg.model`` for windows of ``data.num_frames`` (it loads
+        no pretrained weights: features are precomputed); a generator with a loss config gets
+        ``cfg.loss`` and the neighbour pattern."""
+        entry = GENERATORS[self.cfg.task]
+        extra = {"loss": self.cfg.loss, "pattern": self.cfg.data.neighbour_pattern} if entry.loss else {}
+        return entry.load("model")(self.cfg.model, self.cfg.data.num_frames, **extra)
 
     def sources(self) -> list[tuple[str, str, str | None]]:
         """``(name, root, features root)`` of each dataset: ``data.roots`` (named after their folders),
@@ -157,11 +180,12 @@ class Task:
                 targets: bool = True, source: int = 0) -> DyadicWindows:
         """The windows of ``split`` of dataset ``source``; ``clips``: indices of the input clips
         (default: those of ``data.directions``)."""
-        d, p = self.cfg.data, self.cfg.model.perceptual
+        d = self.cfg.data
+        video_dim, audio_dim = feature_dims(self.cfg.model)
         _, root, features_root = self.sources()[source]
         if clips is None:
             clips = input_clips(read_split(root, split, d.layout), d.directions)
-        return DyadicWindows(root, split, video_dim=p.video_dim, audio_dim=p.audio_dim,
+        return DyadicWindows(root, split, video_dim=video_dim, audio_dim=audio_dim,
                              features_root=features_root, num_frames=d.num_frames, stride=d.stride,
                              pattern=d.neighbour_pattern, max_neighbours=d.max_neighbours, training=training,
                              augment=FeatureAugment(d.noise_std, d.feature_dropout), clips=clips,
@@ -183,22 +207,11 @@ class Task:
     def collate(self, items: list[dict]) -> dict[str, torch.Tensor]:
         return collate_windows(items)
 
-    def _losses(self, model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        w = self.cfg.loss
-        gate = getattr(getattr(model, "module", model), "tau_gate", None)  # DDP wraps the model
-        out = model(batch["video"], batch["audio"], batch["reactions"], batch["mask"],
-                    decode=w.kind != "official" and (w.recon > 0 or w.smooth > 0))
-        return regnn_losses(out, batch["reactions"], batch["mask"], w, self.cfg.data.neighbour_pattern,
-                            None if gate is None else gate.tau)
-
     def training_step(self, model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        loss, parts = self._losses(model, batch)
-        scalars = {name: value.item() for name, value in parts.items()}
-        gate = getattr(getattr(model, "module", model), "tau_gate", None)
-        if gate is not None:  # the tau this step used, then this step's dist counts towards the next
-            scalars["tau"] = float(gate.tau)
-            gate.update(parts["dist"], self._steps_per_epoch or 1)
-        return loss, scalars
+        """The model's own loss; it learns the run's steps per epoch (``steps_per_epoch``) first."""
+        getattr(model, "module", model).steps_per_epoch = self._steps_per_epoch or 1  # DDP wraps the model
+        loss, parts = training_loss(model, batch)
+        return loss, {name: value.item() for name, value in parts.items()}
 
     def _val_datasets(self) -> list[DyadicWindows]:
         if self._val is None:
@@ -236,7 +249,7 @@ class Task:
         for first in range(0, len(dataset), size):  # no DataLoader: it would draw from the global RNG
             items = [dataset[i] for i in range(first, min(first + size, len(dataset)))]
             batch = {k: v.to(device) for k, v in collate_windows(items).items()}
-            loss, parts = self._losses(model, batch)
+            loss, parts = model.training_loss(batch)
             for name, value in {"loss": loss, **parts}.items():
                 sums[name] = sums.get(name, 0.0) + value.item() * len(batch["index"])
         metrics = {f"val/{name}": value / len(dataset) for name, value in sums.items()}

@@ -2,7 +2,9 @@
 
 The contract a task fulfils is written down in :mod:`react.tasks.protocol`. Modules are imported
 lazily so that a command only pays for the task it runs. A task outside this package is named by
-its dotted module path (``task=mypackage.my_task``).
+its dotted module path (``task=mypackage.my_task``). Every reaction generator
+(:data:`react.reaction.models.GENERATORS`) is a task of :mod:`react.reaction.task`, whose
+``schema(name)`` gives that generator's config dataclass.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from types import ModuleType
 from omegaconf import DictConfig
 
 from react.config import ConfigError, config_layers, resolve
+from react.reaction.models import GENERATORS
 from react.tasks.protocol import RunPaths, Task, TaskFactory, TestableTask
 
 TASKS = {
-    "regnn": "react.reaction.task",
+    **{name: "react.reaction.task" for name in GENERATORS},
     "ser": "react.tasks.ser",
     "ssl": "react.tasks.ssl",
     "classify": "react.tasks.classify",
@@ -41,7 +44,8 @@ def task_module(name: str) -> ModuleType:
 
 def task_schema(name: str) -> type:
     """The config dataclass of task ``name``."""
-    return task_module(name).Config
+    module = task_module(name)
+    return module.schema(name) if hasattr(module, "schema") else module.Config
 
 
 def build_task(cfg: DictConfig, paths: RunPaths) -> Task:

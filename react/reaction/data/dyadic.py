@@ -18,7 +18,7 @@ with ``M[k, j] = 1`` (:func:`react.reaction.data.layouts.read_appropriateness`: 
 Clips may differ in length (MARS, 30 fps). Windows of a clip stay inside it and its real
 listener's reaction; an appropriate reaction that ends before a window does is left out of that
 window's set; a clip shorter than one window gives no training window. Generation
-(:meth:`clip_windows`) covers every clip whole: a clip shorter than a window gets one window whose
+(:meth:`clip_conditions`) covers every clip whole: a clip shorter than a window gets one window whose
 missing frames repeat its last frame. Facial attributes live in memory as one ``(sum T, 25)``
 tensor (windows are gathered by indexing); features are memory-mapped once per clip (only the
 pages of a window are read).
@@ -119,7 +119,7 @@ class FeatureStore:
 class DyadicWindows(Dataset):
     """Windows of a REACT split; ``training`` turns on neighbour subsampling and augmentation.
 
-    With ``targets=False`` no facial attributes or matrix are read: only :meth:`clip_windows`
+    With ``targets=False`` no facial attributes or matrix are read: only :meth:`clip_conditions`
     (generation). ``layout``: ``auto`` (detected), ``react`` or ``mars`` (:mod:`react.reaction.data.layouts`).
     """
 
@@ -254,7 +254,7 @@ class DyadicWindows(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         if not self.targets:
-            raise RuntimeError("this DyadicWindows was built with targets=False: only clip_windows() works")
+            raise RuntimeError("this DyadicWindows was built with targets=False: only clip_conditions() works")
         clip, start = (int(v) for v in self.items[i])
         frames = torch.arange(start, start + self.num_frames)
         video, audio = self.frame_rows(clip, frames)
@@ -266,9 +266,25 @@ class DyadicWindows(Dataset):
         return {"video": video, "audio": audio, "speaker": speaker[0], "listener": listener[0],
                 "reactions": reactions, "clip": clip, "start": start, "index": i}
 
-    def clip_windows(self, clip: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """All windows of one clip (:meth:`clip_starts`): video ``(W, T, dv)`` and audio ``(W, T, da)``."""
-        return self.frame_rows(clip, self.clip_starts(clip)[:, None] + torch.arange(self.num_frames))
+    def clip_conditions(self, clip: int, inputs: tuple[str, ...], starts: torch.Tensor | None = None
+                        ) -> dict[str, torch.Tensor]:
+        """The conditions ``inputs`` (``video``, ``audio``, ``speaker``) of the windows of one clip
+        starting at ``starts`` (default :meth:`clip_starts`), each ``(W, T, dim)``; ``speaker``: the
+        clip's own facial attributes (read from its file when the attributes were not loaded),
+        frames past its end repeating its last frame."""
+        starts = self.clip_starts(clip) if starts is None else starts
+        frames = starts[:, None] + torch.arange(self.num_frames)
+        out: dict[str, torch.Tensor] = {}
+        if "video" in inputs or "audio" in inputs:
+            out["video"], out["audio"] = self.frame_rows(clip, frames)
+        if "speaker" in inputs:
+            rows = frames.clamp(max=int(self.lengths[clip]) - 1)
+            if self._flat is not None:
+                out["speaker"] = self._flat[self.offsets[clip] + rows]
+            else:
+                own = torch.from_numpy(layouts.read_emotion(self.split, self.split.clips[clip]))
+                out["speaker"] = own[rows]
+        return {name: out[name] for name in inputs}
 
 
 def collate_windows(items: list[dict]) -> dict[str, torch.Tensor]:

@@ -1,1 +1,31 @@
-"""Reaction models, each fulfilling the generator contract (:mod:`react.reaction.contract`)."""
+"""Reaction models, each fulfilling the generator contract (:mod:`react.reaction.contract`).
+
+:data:`GENERATORS` is the registry: a name (the task name of a config, ``task: regnn``) -> where its
+model class and model-config dataclass live. Adding a model is one line here (docs/generators.md);
+modules are imported only when their generator is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import NamedTuple
+
+
+class Generator(NamedTuple):
+    """Where a generator lives: ``module`` holds the ``model`` class and its ``config`` dataclass;
+    ``loss``: the name of a loss-config dataclass the model takes as ``loss=`` (the task config's
+    top-level ``loss`` section), or None."""
+
+    module: str
+    model: str
+    config: str
+    loss: str | None = None
+
+    def load(self, attribute: str) -> type:
+        """The class named ``attribute`` (``model``, ``config`` or ``loss``) of this generator."""
+        return getattr(importlib.import_module(self.module), getattr(self, attribute))
+
+
+GENERATORS: dict[str, Generator] = {
+    "regnn": Generator("react.reaction.models.regnn", "REGNN", "ModelConfig", loss="LossConfig"),
+}

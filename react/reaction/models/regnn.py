@@ -3,7 +3,9 @@
 Training maps every appropriate real listener reaction of a window forward through the motor
 processor onto the cognitive processor's node series (the centre of the reaction distribution);
 generation draws ``n`` points around that centre and inverts the motor processor for each, so one
-speaker window yields ``n`` different reactions ``(T, 25)``.
+speaker window yields ``n`` different reactions ``(T, 25)``. REGNN fulfils the generator contract
+(:mod:`react.reaction.contract`): it reads ``video`` and ``audio``, is not causal (the perceptual
+processor attends over the whole window) and reads no past output.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from react.reaction.losses import LossConfig, TauGate, regnn_losses
 from react.reaction.models.cognitive import CognitiveProcessor
 from react.reaction.models.motor import MotorProcessor
 from react.reaction.models.mult import PerceptualProcessor
@@ -84,13 +87,26 @@ class ModelConfig:
 
 
 class REGNN(nn.Module):
-    """Speaker window ``(B, T, video_dim)`` + ``(B, T, audio_dim)`` -> reactions ``(B, n, T, nodes)``."""
+    """Speaker window ``(B, T, video_dim)`` + ``(B, T, audio_dim)`` -> reactions ``(B, n, T, nodes)``.
 
-    def __init__(self, cfg: ModelConfig, frames: int):
+    ``loss`` and ``pattern`` (the neighbour pattern of the training windows) set
+    :meth:`training_loss`; the official loss's :class:`TauGate` rides along as ``tau_gate`` so
+    checkpoints carry it. ``steps_per_epoch`` (set by the task) is when the gate renews ``tau``.
+    """
+
+    inputs = ("video", "audio")
+    causal = False
+    feedback = 0
+
+    def __init__(self, cfg: ModelConfig, frames: int, loss: LossConfig | None = None, pattern: str = "all"):
         super().__init__()
         p, c, m = cfg.perceptual, cfg.cognitive, cfg.motor
         self.frames, self.nodes = frames, cfg.nodes
         self.settings = repr(cfg)  # every construction setting, for the generation cache's stamp
+        self.loss_cfg, self.pattern = loss or LossConfig(), pattern
+        self.steps_per_epoch = 1
+        if self.loss_cfg.kind == "official":
+            self.tau_gate = TauGate()
         self.noise_std, self.noise_clip, self.noise_max = cfg.noise_std, cfg.noise_clip, cfg.noise_max
         self.logdet_terms, self.train_inverse_iters = m.logdet_terms, m.train_inverse_iters
         self.inverse_iters, self.inverse_tol = m.inverse_iters, m.inverse_tol
@@ -145,26 +161,46 @@ class REGNN(nn.Module):
                 out["logdet"] = logdet.new_zeros(mask.shape).index_put((owner, slot), logdet)
         return out
 
-    def noise(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
-        """Latent noise ``(B, n, nodes, T)`` at scale 1, drawn on the CPU (device-independent)."""
-        noise = torch.randn(shape, generator=generator)
-        if self.noise_max > 0:  # official: sample k's largest element over all B windows at most noise_max
+    def noise_shape(self, windows: int, samples: int) -> tuple[int, ...]:
+        """Latent noise ``(windows, samples, nodes, frames)``."""
+        return (windows, samples, self.nodes, self.frames)
+
+    def draw_noise(self, windows: int, samples: int,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """Latent noise at the model's scale, drawn on the CPU (device-independent): ``noise_std`` x
+        standard normal (clipped to +-``noise_clip``), or with ``noise_max`` the official rescaling."""
+        noise = torch.randn(self.noise_shape(windows, samples), generator=generator)
+        if self.noise_max > 0:  # official: sample k's largest element over all windows at most noise_max
             return noise * (self.noise_max / noise.abs().amax((0, 2, 3), keepdim=True)).clamp(max=1)
         if self.noise_clip > 0:
             noise = noise.clamp(-self.noise_clip, self.noise_clip)
         return self.noise_std * noise
 
     @torch.no_grad()
-    def sample(self, video: torch.Tensor, audio: torch.Tensor, n: int,
-               generator: torch.Generator | None = None, scale: float = 1.0) -> torch.Tensor:
-        """``n`` reactions per window, ``(B, n, T, nodes)``: centre + ``scale`` x noise, inverted by
-        the motor processor (``scale`` trades accuracy for diversity)."""
-        centre, edges = self.condition(video, audio)
-        b = centre.shape[0]
-        noise = self.noise((b, n, *centre.shape[1:]), generator).to(centre)
-        latent = (centre[:, None] + scale * noise).flatten(0, 1)
-        edges = edges.repeat_interleave(n, dim=0)
-        return self.invert(latent, edges, n, self.inverse_iters, self.inverse_tol)
+    def generate(self, conditions: dict[str, torch.Tensor], noise: torch.Tensor,
+                 scale: float = 1.0) -> torch.Tensor:
+        """Reactions ``(W, S, T, nodes)``: centre + ``scale`` x ``noise`` (:meth:`draw_noise`), inverted
+        by the motor processor (``scale`` trades accuracy for diversity)."""
+        centre, edges = self.condition(conditions["video"], conditions["audio"])
+        samples = noise.shape[1]
+        latent = (centre[:, None] + scale * noise.to(centre)).flatten(0, 1)
+        edges = edges.repeat_interleave(samples, dim=0)
+        return self.invert(latent, edges, samples, self.inverse_iters, self.inverse_tol)
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """:func:`react.reaction.losses.regnn_losses` of a batch of windows; in training mode with the
+        official loss, also ``tau`` (the gate this step used; this step's ``dist`` counts towards the
+        next epoch's)."""
+        w = self.loss_cfg
+        gate = getattr(self, "tau_gate", None)
+        out = self(batch["video"], batch["audio"], batch["reactions"], batch["mask"],
+                   decode=w.kind != "official" and (w.recon > 0 or w.smooth > 0))
+        loss, parts = regnn_losses(out, batch["reactions"], batch["mask"], w, self.pattern,
+                                   None if gate is None else gate.tau)
+        if gate is not None and self.training:
+            parts["tau"] = gate.tau.detach().clone().squeeze()
+            gate.update(parts["dist"], self.steps_per_epoch)
+        return loss, parts
 
     def invert(self, latent: torch.Tensor, edges: torch.Tensor, samples: int, iters: int, tol: float
                ) -> torch.Tensor:
