@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -43,3 +44,12 @@ def load_behavioural_vae(model: BeLFusion, path: str | os.PathLike, clips: Seque
                                   f"{tuple(weights[key].shape)} there, {tuple(value.shape)} here")
     model.vae.load_state_dict(weights)
     model.fit_statistics(attribute_windows(clips, model.frames))
+
+
+def setup(model: BeLFusion, task: Any) -> None:
+    """The registry's hook (``setup``) of a new stage-2 run: the VAE of ``model.vae_checkpoint``, the
+    statistics over every clip of the training split (``data.split``) of each dataset."""
+    cfg = task.cfg
+    clips = [clip for source in range(len(task.sources()))
+             for clip in task.dataset(cfg.data.split, source=source).emotions]
+    load_behavioural_vae(model, cfg.model.vae_checkpoint, clips)
