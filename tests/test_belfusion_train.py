@@ -8,13 +8,22 @@ from pathlib import Path
 import pytest
 import torch
 from helpers.launch import launch_two_processes
-from helpers.regnn_data import one_thread, synthetic_react, write_features  # noqa: F401 - autouse
+from helpers.regnn_data import (  # noqa: F401 - one_thread: autouse
+    AUDIO_DIM,
+    VIDEO_DIM,
+    one_thread,
+    synthetic_react,
+    write_features,
+)
 
 from evaluation.cli import main as evaluate
 from react.engine import checkpoint_file, load_checkpoint
 from react.generate import main as generate
 from react.reaction.data import react_layout as L
+from react.reaction.generation import generate_clip
 from react.reaction.models.belfusion import BehaviouralVAE, BeLFusion
+from react.reaction.task import Task
+from react.tasks import RunPaths, load_task_config
 from react.train import main as train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,6 +93,21 @@ def test_generate_writes_ten_reactions_per_clip_and_evaluation_scores_them(data,
                      "--workers", "1", "--out", str(out)]) == 0
     metrics = json.loads(out.read_text())
     assert metrics["clips"] == 8 and metrics["samples"] == 10 and "FRC" in capsys.readouterr().out
+
+
+def test_stage_two_on_video_and_audio_features(data, stage_one, tmp_path):
+    """``condition: features``: the speaker's per-frame features instead of its attributes."""
+    cfg = load_task_config(STAGE_TWO, [f"data.root={data}", f"out_dir={tmp_path}", "model.condition=features",
+                                       f"model.video_dim={VIDEO_DIM}", f"model.audio_dim={AUDIO_DIM}",
+                                       f"model.vae_checkpoint={stage_one}"])
+    task = Task(cfg, RunPaths(tmp_path))
+    model, dataset = task.build_model(), task.train_dataset()
+    assert model.inputs == ("video", "audio")
+    loss, _ = task.training_step(model, task.collate([dataset[i] for i in (0, 40, 100)]))
+    loss.backward()
+    assert all(p.grad is not None for p in model.features.parameters())
+    reactions = generate_clip(model, task.dataset("test", targets=False), 0, samples=3, seed=0)
+    assert reactions.shape == (3, 750, 25) and torch.isfinite(reactions).all()
 
 
 @pytest.mark.parametrize("checkpoint, message", [
