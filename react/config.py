@@ -177,7 +177,7 @@ def _is_path_key(key: str) -> bool:
 
 
 PATH_KEYS = ("root", "roots", "checkpoint", "resume", "weights")
-PATH_SUFFIXES = ("_root", "_roots", "_dir", "_path", "_file")
+PATH_SUFFIXES = ("_root", "_roots", "_dir", "_path", "_file", "_checkpoint")
 
 
 def absolute_paths(cfg: DictConfig) -> DictConfig:

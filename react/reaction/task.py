@@ -155,12 +155,16 @@ class Task:
         self._steps_per_epoch = 0
 
     def build_model(self, pretrained: bool = True) -> torch.nn.Module:
-        """The generator ``cfg.task`` from ``cfg.model`` for windows of ``data.num_frames`` (it loads
-        no pretrained weights: features are precomputed); a generator with a loss config gets
-        ``cfg.loss`` and the neighbour pattern."""
+        """The generator ``cfg.task`` from ``cfg.model`` for windows of ``data.num_frames``; a
+        generator with a loss config gets ``cfg.loss`` and the neighbour pattern; with
+        ``pretrained``, the generator's ``setup`` loads its pretrained parts (features are
+        precomputed: REGNN has none)."""
         entry = GENERATORS[self.cfg.task]
         extra = {"loss": self.cfg.loss, "pattern": self.cfg.data.neighbour_pattern} if entry.loss else {}
-        return entry.load("model")(self.cfg.model, self.cfg.data.num_frames, **extra)
+        model = entry.load("model")(self.cfg.model, self.cfg.data.num_frames, **extra)
+        if pretrained and entry.setup:
+            entry.load("setup")(model, self)
+        return model
 
     def sources(self) -> list[tuple[str, str, str | None]]:
         """``(name, root, features root)`` of each dataset: ``data.roots`` (named after their folders),
