@@ -33,6 +33,7 @@ from react.reaction.deploy.runtime import (
     Backend,
     DeployBackend,
     DeployError,
+    check_raw_clip_inputs,
     clip_features,
     generate,
     write_results,
@@ -78,6 +79,7 @@ def infer_clip(
     face_video: bool = True,
 ) -> dict[str, Any]:
     """Write the reactions (and pictures) of one clip under ``out``; returns what ``info.json`` holds."""
+    check_raw_clip_inputs(backend.info)
     samples = samples or backend.info["samples"]
     out = Path(out)
     started = time.perf_counter()
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="react infer", description=__doc__.split("\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--deploy", help="deploy folder (ONNX, no torch needed)")
-    source.add_argument("--checkpoint", help="REGNN run dir, checkpoint dir or state.pt (PyTorch)")
+    source.add_argument("--checkpoint", help="a generator's run dir, checkpoint dir or state.pt (PyTorch)")
     parser.add_argument("--features", help="feature-extraction config (with --checkpoint)")
     parser.add_argument("--video", required=True, help="speaker video: mp4 (any length) or png folder")
     parser.add_argument("--audio", required=True, help="speaker audio: wav or any soundfile format")
