@@ -23,6 +23,7 @@ from react.generate import main as generate
 from react.reaction.contract import ReactionGenerator, training_loss
 from react.reaction.data import layouts
 from react.reaction.data import react_layout as L
+from react.reaction.data.react_layout import write_emotion
 from react.reaction.deploy.export import main as deploy
 from react.reaction.deploy.networks import noise_law
 from react.reaction.deploy.runtime import INFO, DeployBackend, DeployError, draw_noise
@@ -196,8 +197,45 @@ def test_raw_clip_inference_refuses_a_generator_that_reads_the_speakers_attribut
         assert infer(args) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
-    assert "model 'fake' reads the speaker's facial attributes, which raw clips do not give" in errors[0]
+    assert "model 'fake' reads the speaker's facial attributes, which raw clips do not give; pass them " \
+        "with --speaker-attributes CSV" in errors[0]
     assert not (tmp_path / "out" / "info.json").exists()
+
+
+def test_raw_clip_inference_with_the_speakers_attributes(trained, tmp_path, capsys):
+    """`react infer --speaker-attributes` on a 73-frame clip with 72 rows (the last repeated): by hand
+    (windows in order, window w's noise from the seed (seed, w)), the same online; too few rows: one line."""
+    out, _ = trained
+    video, audio = write_clip(tmp_path, 73)
+    rows = np.random.default_rng(4).standard_normal((72, 25)).astype(np.float32)
+    write_emotion(tmp_path / "speaker.csv", rows)
+    with registered():
+        assert deploy(["--checkpoint", str(out), "--features", FEATURES, "--out-dir", str(tmp_path / "dp")]) \
+            == 0
+        _, model, _ = load_checkpoint(out / "checkpoints" / "best")
+    base = ["--deploy", str(tmp_path / "dp"), "--video", str(video), "--audio", str(audio), "--samples", "3",
+            "--no-render", "--speaker-attributes", str(tmp_path / "speaker.csv")]
+    assert infer([*base, "--out-dir", str(tmp_path / "off")]) == 0
+    assert infer([*base, "--out-dir", str(tmp_path / "on"), "--online", "--chunk", "5"]) == 0
+    info = json.loads((tmp_path / "dp" / INFO).read_text())
+    speaker = rows[np.minimum(np.arange(100), 71)]  # two windows of 50; frames past the end repeat the last
+    last, parts = np.zeros((3, 1, 25), np.float32), []
+    for w in range(2):
+        noise = draw_noise(info, 1, 3, (0, w))[0]
+        part = model.gain.item() * speaker[w * 50:(w + 1) * 50] + 0.1 * last + noise
+        parts.append(part)
+        last = part[:, -1:]
+    expected = np.concatenate(parts, 1)[:, :73]
+    for k in range(3):
+        offline = torch.load(tmp_path / "off" / f"result-{k}.pth", weights_only=True).numpy()
+        online_ = torch.load(tmp_path / "on" / f"result-{k}.pth", weights_only=True).numpy()
+        assert np.abs(offline - expected[k]).max() < 1e-4 and np.abs(online_ - expected[k]).max() < 1e-4
+    write_emotion(tmp_path / "short.csv", rows[:60])
+    capsys.readouterr()
+    assert infer([*base[:-1], str(tmp_path / "short.csv"), "--out-dir", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    short = tmp_path / "short.csv"
+    assert err == f"error: {short}: 60 rows of facial attributes, but the clip has at least 73 frames\n"
 
 
 def test_a_causal_feedback_generator_on_a_raw_clip_online_equals_offline(trained, tmp_path):

@@ -25,7 +25,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -175,18 +175,23 @@ def stream_clip(
     samples: int | None = None,
     seed: int = 0,
     chunk: int = 1,
+    speaker: Callable[[int, int], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Stream a recorded clip through the causal pipeline; ``(samples, frames, nodes)`` and timings
-    (``ms_per_frame``: features and generation, decoding excluded)."""
+    (``ms_per_frame``: features and generation, decoding excluded). ``speaker(start, stop)``: the
+    speaker's facial attributes of those frames, for a model that reads them."""
     for path in (video, audio):
         if not Path(path).exists():
             raise FileNotFoundError(f"{path}: file not found")
     feats, reactor = CausalFeatures(backend), CausalReactor(backend, samples, seed)
     inputs = backend.info.get("inputs", ["video", "audio"])
-    out, busy = [], 0.0
+    out, busy, done = [], 0.0, 0
     for frames, wave in chunks(video, audio, feats.rate, feats.fps, chunk):
         started = time.perf_counter()
         features = dict(zip(("video", "audio"), feats.push(frames, wave)))
+        if speaker is not None:
+            features["speaker"] = speaker(done, done + len(frames))
+        done += len(frames)
         out.append(reactor.push(*(features[name] for name in inputs)))
         busy += time.perf_counter() - started
     reactions = np.concatenate(out, axis=1)

@@ -227,19 +227,32 @@ def clip_features(
     return v, audio_features(backend, audio, len(v))
 
 
-def check_raw_clip_inputs(info: dict[str, Any]) -> None:
-    """Refuse a model that reads more than a raw clip gives (its video and audio)."""
-    if "speaker" in info.get("inputs", ()):
+def check_raw_clip_inputs(info: dict[str, Any], speaker: bool = False) -> None:
+    """Refuse a model that reads more than a raw clip gives (its video and audio), unless the
+    speaker's facial attributes are given (``speaker``)."""
+    if "speaker" in info.get("inputs", ()) and not speaker:
         raise DeployError(
             f"model '{info.get('model')}' reads the speaker's facial attributes, which raw clips do not "
-            "give; generate its reactions to a dataset split with `react generate` or `react online`"
+            "give; pass them with --speaker-attributes CSV (an Emotion CSV: a header, 25 columns per frame)"
         )
 
 
+def attribute_rows(rows: np.ndarray, start: int, stop: int, path: str | os.PathLike) -> np.ndarray:
+    """Rows ``start:stop`` of the speaker's facial attributes ``rows`` (read from ``path``) for those
+    video frames; one missing last row repeats the last one (a REACT clip has 751 video frames and
+    750 rows of attributes)."""
+    if stop > len(rows) + 1:
+        raise DeployError(f"{path}: {len(rows)} rows of facial attributes, but the clip has at least "
+                          f"{stop} frames")
+    return rows[np.minimum(np.arange(start, stop), len(rows) - 1)]
+
+
 def generate(
-    backend: Backend, video: np.ndarray, audio: np.ndarray, samples: int, seed: int, batch: int = 16
+    backend: Backend, video: np.ndarray, audio: np.ndarray, samples: int, seed: int, batch: int = 16,
+    speaker: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``(samples, N, nodes)`` reactions to features ``(N, d)`` of any length ``N >= 1``.
+    """``(samples, N, nodes)`` reactions to features ``(N, d)`` of any length ``N >= 1`` (and the
+    speaker's facial attributes ``(N, 25)`` for a model that reads them).
 
     Windows every ``stride`` frames, overlap-added; a clip shorter than a window is padded with its
     last frame and the padding's reactions are dropped. A model with feedback runs its windows in
@@ -249,8 +262,8 @@ def generate(
     mode of a causal model gives the same reactions).
     """
     info = backend.info
-    check_raw_clip_inputs(info)
-    features = {"video": video, "audio": audio}
+    features = {"video": video, "audio": audio, **({} if speaker is None else {"speaker": speaker})}
+    check_raw_clip_inputs(info, "speaker" in features)
     conditions = [features[name] for name in info.get("inputs", ("video", "audio"))]
     n, window, feedback = len(video), info["window"], info.get("feedback", 0)
     if feedback:
