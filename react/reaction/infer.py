@@ -4,6 +4,7 @@
     react infer --checkpoint RUN --features configs/features_tiny.yaml \\
         --video ... --audio ... --out-dir OUT
         [--samples 10] [--seed 0] [--online [--chunk 1]] [--no-video] [--no-render] [--threads N]
+        [--speaker-attributes CSV]
 
 ``--deploy`` runs the ONNX networks of a deploy folder (:mod:`react.reaction.deploy.export`) and needs no
 torch; ``--checkpoint`` runs the PyTorch checkpoint and the backbones of a feature config. OUT
@@ -13,7 +14,9 @@ fps gives the 750 rows its facial attributes have, which the evaluation expects)
 face-sketch video of :mod:`react.reaction.viz` under ``OUT/viz``. ``--online`` generates causally
 (:mod:`react.reaction.online`): each frame's reaction uses only that frame and earlier ones. A clip of
 another frame rate than the deployment's (30 fps into a 25 fps deployment) is resampled to the
-deployment's rate. Errors print one line and exit with status 2.
+deployment's rate. A model that reads the speaker's facial attributes (``inputs`` with
+``speaker``) needs them as ``--speaker-attributes`` (an Emotion CSV, a row per frame; one missing
+last row repeats the last). Errors print one line and exit with status 2.
 """
 
 from __future__ import annotations
@@ -23,16 +26,19 @@ import os
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from features.media import video_fps
-from react.reaction.data.react_layout import FPS, NUM_FRAMES, NUM_VIDEO_FRAMES
+from react.reaction.data.react_layout import FPS, NUM_FRAMES, NUM_VIDEO_FRAMES, read_emotion
 from react.reaction.deploy.runtime import (
     INPUT_ERRORS,
     Backend,
     DeployBackend,
     DeployError,
+    attribute_rows,
+    check_raw_clip_inputs,
     clip_features,
     generate,
     write_results,
@@ -76,19 +82,28 @@ def infer_clip(
     chunk: int = 1,
     render: bool = True,
     face_video: bool = True,
+    speaker_attributes: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Write the reactions (and pictures) of one clip under ``out``; returns what ``info.json`` holds."""
+    """Write the reactions (and pictures) of one clip under ``out``; returns what ``info.json`` holds.
+    ``speaker_attributes``: an Emotion CSV of the speaker's facial attributes, for a model that reads
+    them (:func:`~react.reaction.deploy.runtime.attribute_rows` aligns it to the frames)."""
+    check_raw_clip_inputs(backend.info, speaker_attributes is not None)
+    speaker = None
+    if speaker_attributes is not None:
+        rows = read_emotion(speaker_attributes, None)
+        speaker = partial(attribute_rows, rows, path=speaker_attributes)
     samples = samples or backend.info["samples"]
     out = Path(out)
     started = time.perf_counter()
     if online:
         from react.reaction.online import stream_clip
 
-        reactions, timing = stream_clip(backend, video, audio, samples, seed, chunk)
+        reactions, timing = stream_clip(backend, video, audio, samples, seed, chunk, speaker)
     else:
         feats = clip_features(backend, video, audio)
         t_feat = time.perf_counter() - started
-        reactions = generate(backend, *feats, samples, seed)
+        own = None if speaker is None else speaker(0, len(feats[0]))
+        reactions = generate(backend, *feats, samples, seed, speaker=own)
         timing = {"features_s": t_feat, "generate_s": time.perf_counter() - started - t_feat}
     video_frames = int(reactions.shape[1])
     if backend.info["fps"] == FPS and video_frames == NUM_VIDEO_FRAMES:
@@ -104,6 +119,7 @@ def infer_clip(
         "video_fps": video_fps(Path(video)),  # the clip's, resampled to ``fps`` when it differs
         "samples": samples,
         "seed": seed,
+        **({} if speaker_attributes is None else {"speaker_attributes": str(speaker_attributes)}),
         "mode": f"online (chunk {chunk})" if online else "offline",
         "backend": type(backend).__name__,
         **timing,
@@ -123,11 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="react infer", description=__doc__.split("\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--deploy", help="deploy folder (ONNX, no torch needed)")
-    source.add_argument("--checkpoint", help="REGNN run dir, checkpoint dir or state.pt (PyTorch)")
+    source.add_argument("--checkpoint", help="a generator's run dir, checkpoint dir or state.pt (PyTorch)")
     parser.add_argument("--features", help="feature-extraction config (with --checkpoint)")
     parser.add_argument("--video", required=True, help="speaker video: mp4 (any length) or png folder")
     parser.add_argument("--audio", required=True, help="speaker audio: wav or any soundfile format")
     add_out_dir(parser, required=True, dest="out", help="output folder")
+    parser.add_argument("--speaker-attributes", help="the speaker's facial attributes (Emotion CSV: a "
+                        "header, 25 columns per frame), for a model that reads them")
     parser.add_argument("--samples", type=int, help="reactions per clip (default: the deployment's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--online", action="store_true", help="causal streaming generation")
@@ -156,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             args.chunk,
             not args.no_render,
             not args.no_video,
+            args.speaker_attributes,
         )
     except INPUT_ERRORS as err:
         print(f"error: {user_message(err)}", file=sys.stderr)

@@ -182,8 +182,8 @@ def constrained_attributes(x: np.ndarray) -> np.ndarray:
     return y
 
 
-def read_emotion(path: str | os.PathLike, num_frames: int = NUM_FRAMES) -> np.ndarray:
-    """Read an Emotion CSV (header + frames x 25) as float32 ``(num_frames, 25)``."""
+def read_emotion(path: str | os.PathLike, num_frames: int | None = NUM_FRAMES) -> np.ndarray:
+    """Read an Emotion CSV (header + frames x 25) as float32 ``(num_frames, 25)`` (None: every row)."""
     path = Path(path)
     if not path.is_file():
         raise LayoutError(f"{path}: Emotion file not found")
@@ -191,9 +191,9 @@ def read_emotion(path: str | os.PathLike, num_frames: int = NUM_FRAMES) -> np.nd
         values = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32, ndmin=2)
     except ValueError as err:
         raise LayoutError(f"{path}: not a numeric Emotion CSV: {err}") from None
-    if values.shape[1] != EMOTION_DIM or values.shape[0] < num_frames:
+    if values.shape[1] != EMOTION_DIM or values.shape[0] < (num_frames or 1):
         raise LayoutError(
-            f"{path}: expected at least {num_frames} rows x {EMOTION_DIM} columns, got {values.shape}")
+            f"{path}: expected at least {num_frames or 1} rows x {EMOTION_DIM} columns, got {values.shape}")
     values = values[:num_frames]
     if not np.isfinite(values).all():
         raise LayoutError(f"{path}: contains NaN or inf")

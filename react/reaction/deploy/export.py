@@ -1,4 +1,4 @@
-"""Export a trained REGNN and its feature backbones into one self-contained deploy folder.
+"""Export a trained reaction generator and its feature backbones into one self-contained deploy folder.
 
     react deploy --checkpoint RUN_OR_CKPT --features configs/features_tiny.yaml \\
         --out-dir DIR [--iters N] [--format onnx|torchscript] [--atol 1e-3]
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from react.reaction.deploy.graph import ReactionGenerator, constant_weight_norms
+from react.reaction.deploy.graph import constant_weight_norms, generator_network
 from react.reaction.deploy.networks import Networks, build_networks, dynamic_axes
 from react.reaction.deploy.runtime import INFO, DeployBackend, DeployError, draw_noise
 from react.utils.cli import add_out_dir
@@ -105,17 +105,24 @@ def _export_one(
     net.update(file=target.name, format="torchscript")
 
 
+def _generator_example(
+    info: dict[str, Any], windows: int, samples: int, seed: int
+) -> tuple[torch.Tensor, ...]:
+    """Random generator inputs for ``windows`` x ``samples`` (noise drawn as the runtime draws it)."""
+    gen, sizes = torch.Generator().manual_seed(seed), {"windows": windows, "samples": samples}
+    inputs = info["networks"]["generator"]["inputs"]
+    return tuple(
+        torch.from_numpy(draw_noise(info, windows, samples, seed)) if name == "noise"
+        else torch.randn([sizes.get(d, d) for d in shape], generator=gen)
+        for name, shape in inputs.items()
+    )
+
+
 def _examples(nets: Networks, samples: int) -> dict[str, tuple[torch.Tensor, ...]]:
     info, gen = nets.info, torch.Generator().manual_seed(0)
-    t, f = info["window"], info["features"]
     crop = info["networks"]["video"]["crop"]
-    noise = torch.from_numpy(draw_noise(info, 2, samples, 0))
     return {
-        "generator": (
-            torch.randn(2, t, f["video_dim"], generator=gen),
-            torch.randn(2, t, f["audio_dim"], generator=gen),
-            noise,
-        ),
+        "generator": _generator_example(info, 2, samples, 0),
         "video": (torch.randint(0, 256, (2, crop, crop, 3), generator=gen, dtype=torch.uint8),),
         "audio": (0.1 * torch.randn(2, info["networks"]["audio"]["sample_rate"], generator=gen),),
     }
@@ -126,14 +133,9 @@ def parity(folder: Path, nets: Networks, samples: int) -> dict[str, float]:
     the export's); the generator against the exact sampling with the same noise."""
     backend = DeployBackend(folder)
     info, gen = nets.info, torch.Generator().manual_seed(1)
-    t, f = info["window"], info["features"]
     crop = info["networks"]["video"]["crop"]
     inputs = {
-        "generator": (
-            torch.randn(3, t, f["video_dim"], generator=gen),
-            torch.randn(3, t, f["audio_dim"], generator=gen),
-            torch.from_numpy(draw_noise(info, 3, samples, 1)),
-        ),
+        "generator": _generator_example(info, 3, samples, 1),
         "video": (torch.randint(0, 256, (3, crop, crop, 3), generator=gen, dtype=torch.uint8),),
         "audio": (0.1 * torch.randn(1, int(1.7 * info["networks"]["audio"]["sample_rate"]), generator=gen),),
     }
@@ -147,7 +149,7 @@ def parity(folder: Path, nets: Networks, samples: int) -> dict[str, float]:
     return worst
 
 
-README = """# REGNN deployment
+README = """# {model} deployment
 
 Made by `react deploy` from `{checkpoint}`.
 Run it on a raw speaker clip without the training code (numpy, onnxruntime, av, soundfile):
@@ -165,17 +167,17 @@ backbones) and the largest |deployed - PyTorch| difference of each network (`par
 
 Pipeline: decode frames, scale the shorter side to {resize} px and cut the centre {crop} px ->
 `video`; mono {sample_rate} Hz audio (zero-mean, unit-variance if `normalize`) -> `audio`, whose
-rows are averaged onto the video frames; windows of both -> `generator` with latent noise
-`(windows, samples, {nodes}, {window})` -> reactions `(windows, samples, {window}, {nodes})`,
-overlap-added with a raised-sine taper. The noise is an input: the same noise gives the same
-{samples} reactions. The generator's fixed-point inverse is unrolled {iters} times per layer, its
-early stop kept as masks (the model's tolerance).
+rows are averaged onto the video frames; windows of the model's inputs ({inputs}) -> `generator`
+with noise `(windows, samples, {noise_shape})` -> reactions `(windows, samples, {window}, {nodes})`,
+overlap-added with a raised-sine taper ({feedback}). The noise is an input: the same noise gives the
+same {samples} reactions; `network_info.json` (`noise`) says how it is drawn.{inverse}
 """
 
 
 def write_readme(folder: Path, info: dict[str, Any], name: str) -> None:
     """``folder/README.md`` for the deploy folder that will be called ``name``."""
     nets = info["networks"]
+    iters = nets["generator"].get("inverse_iters")
     rows = "\n".join(
         f"| `{n['file']}` | {', '.join(n['inputs'])} -> {', '.join(n['outputs'])} | {n['format']} |"
         for n in nets.values()
@@ -193,7 +195,13 @@ def write_readme(folder: Path, info: dict[str, Any], name: str) -> None:
         crop=v["crop"],
         sample_rate=a["sample_rate"],
         nodes=info["nodes"],
-        iters=nets["generator"]["inverse_iters"],
+        model=info["model"],
+        inputs=", ".join(info["inputs"]),
+        noise_shape=", ".join(map(str, info["noise_shape"])),
+        feedback=f"windows in order, {info['window']} frames apart, each fed the last {info['feedback']} "
+        "generated frames as `past`" if info["feedback"] else "every stride frames",
+        inverse=f" The generator's fixed-point inverse is unrolled {iters} times per layer, its early stop "
+        "kept as masks (the model's tolerance)." if iters else "",
     )
     (folder / "README.md").write_text(text)
 
@@ -203,7 +211,8 @@ def export_deploy(
 ) -> dict[str, Any]:
     """Write the deploy folder ``out`` (replacing it when complete); returns its ``network_info``.
 
-    ``iters``: unrolled fixed-point iterations per motor layer (0 = the model's ``inverse_iters``).
+    ``iters``: REGNN's unrolled fixed-point iterations per motor layer (0 = the model's
+    ``inverse_iters``); other models export their ``generate`` as it is.
     Raises :class:`DeployError` when a network differs from PyTorch by more than ``atol``.
     """
     if fmt not in FORMATS:
@@ -211,11 +220,11 @@ def export_deploy(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     info = json.loads(json.dumps(nets.info))
-    iters = iters or nets.model.inverse_iters
-    info["networks"]["generator"]["inverse_iters"] = iters
+    generator = generator_network(nets.model, iters)
+    if "inverse_iters" in info["networks"]["generator"]:
+        info["networks"]["generator"]["inverse_iters"] = generator.iters
     samples = info["samples"]
-    unrolled = ReactionGenerator(nets.model, iters, nets.model.inverse_tol)
-    modules = {"generator": unrolled, "video": nets.video, "audio": nets.audio}
+    modules = {"generator": generator, "video": nets.video, "audio": nets.audio}
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
         for name, example in _examples(nets, samples).items():
@@ -245,12 +254,14 @@ def export_deploy(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="react deploy", description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="REGNN run dir, checkpoint dir or state.pt")
+    parser.add_argument("--checkpoint", required=True,
+                        help="a generator's run dir, checkpoint dir or state.pt")
     parser.add_argument(
         "--features", required=True, help="the feature-extraction config of its training data"
     )
     add_out_dir(parser, required=True, dest="out", help="deploy folder to write")
-    parser.add_argument("--iters", type=int, default=0, help="unrolled inverse iterations (0 = the model's)")
+    parser.add_argument("--iters", type=int, default=0,
+                        help="REGNN: unrolled inverse iterations (0 = the model's)")
     parser.add_argument("--format", choices=FORMATS, default="onnx")
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--atol", type=float, default=1e-3, help="largest allowed |deployed - PyTorch|")
@@ -279,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for net in info["networks"].values():
         worst = net["parity_max_abs"]
-        print(f"{args.out}/{net['file']}: {net['format']}, max |deployed - PyTorch| = {worst:.2e}")
+        fallback = f" (ONNX export failed: {net['onnx_error']})" if "onnx_error" in net else ""
+        print(f"{args.out}/{net['file']}: {net['format']}{fallback}, max |deployed - PyTorch| = {worst:.2e}")
     return 0
 
 

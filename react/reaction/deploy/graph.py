@@ -1,7 +1,10 @@
 """The exported networks as plain ``nn.Module`` wrappers with numpy-friendly inputs and outputs.
 
-- :class:`ReactionGenerator`: speaker windows and latent noise -> reactions. The noise is an input,
-  so the ONNX graph and PyTorch give the same ``S`` samples for the same noise. The motor
+- :class:`ContractGenerator`: any generator of the contract (:mod:`react.reaction.contract`) as a
+  network of positional inputs: its conditions in ``model.inputs`` order, ``past`` (models with
+  ``feedback``), ``noise`` -> reactions ``(W, S, frames, nodes)``, i.e. ``model.generate``.
+- :class:`ReactionGenerator`: REGNN's own: speaker windows and latent noise -> reactions. The noise
+  is an input, so the ONNX graph and PyTorch give the same ``S`` samples for the same noise. The motor
   processor's inverse is a fixed-point loop; for export it is unrolled ``iters`` times, its early
   stop kept as masks that freeze a converged group, and the spectral norms of the Lipschitz bound
   (weights only, an SVD that ONNX lacks) are computed once and stored as constants.
@@ -47,6 +50,33 @@ def constant_weight_norms() -> Iterator[None]:
         yield
     finally:
         torch.linalg.matrix_norm = original
+
+
+def generator_inputs(model: nn.Module) -> tuple[str, ...]:
+    """The generator network's input names, in order: the model's conditions, ``past`` (with
+    ``feedback``), ``noise``."""
+    return (*model.inputs, *(("past",) if model.feedback else ()), "noise")
+
+
+class ContractGenerator(nn.Module):
+    """``model.generate`` with positional inputs (:func:`generator_inputs`), at ``scale`` 1."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model, self.names = model, generator_inputs(model)[:-1]
+        self.eval()
+
+    def forward(self, *arrays: torch.Tensor) -> torch.Tensor:
+        *conditions, noise = arrays
+        return self.model.generate(dict(zip(self.names, conditions)), noise)
+
+
+def generator_network(model: nn.Module, iters: int = 0) -> nn.Module:
+    """The network that deployment exports for ``model``: REGNN's unrolled inverse with ``iters``
+    iterations per layer (0: the model's own) and its tolerance; any other model's ``generate``."""
+    if isinstance(model, REGNN):
+        return ReactionGenerator(model, iters or model.inverse_iters, model.inverse_tol)
+    return ContractGenerator(model)
 
 
 class ReactionGenerator(nn.Module):

@@ -16,19 +16,20 @@ from omegaconf import DictConfig, OmegaConf
 from features.sidecar import weights_fingerprint
 from features.weights import weights_settings
 from react.reaction.data.react_layout import EMOTION_COLUMNS
-from react.reaction.deploy.graph import AudioBackbone, ReactionGenerator, VggishBackbone, VideoBackbone
+from react.reaction.deploy.graph import AudioBackbone, VggishBackbone, VideoBackbone, generator_network
 from react.reaction.deploy.runtime import DeployError
 from react.reaction.models.regnn import REGNN
 
 
 @dataclass
 class Networks:
-    """The generator (exact: the model's own iterations and tolerance) and the two backbones."""
+    """The generator (exact: the model's own ``generate``) and the two backbones (None where only the
+    generator is needed, as in :func:`react.reaction.online.score_split`)."""
 
-    model: REGNN
-    generator: ReactionGenerator
-    video: VideoBackbone
-    audio: AudioBackbone
+    model: torch.nn.Module
+    generator: torch.nn.Module
+    video: VideoBackbone | None
+    audio: AudioBackbone | VggishBackbone | None
     info: dict[str, Any]
 
 
@@ -42,20 +43,23 @@ def ssl_row_geometry(ssl: torch.nn.Module) -> tuple[int, float]:
 
 
 def build_networks(checkpoint: str | os.PathLike, features: DictConfig) -> Networks:
-    """Load the REGNN checkpoint and build the backbones that ``features`` (a ``features.extract``
-    config) describes; their output sizes must be the model's feature dims. With ``layout: auto``
-    the frame rate is that of the checkpoint's training data (MARS: 30 fps)."""
+    """Load the checkpoint of any registered generator and build the backbones that ``features`` (a
+    ``features.extract`` config) describes; the output sizes of those the model reads must be the
+    model's feature dims. With ``layout: auto`` the frame rate is that of the checkpoint's training
+    data (MARS: 30 fps)."""
     from features.audio import build_ssl
     from features.extract import for_layout
     from features.video import build_swin
-    from react.engine import checkpoint_file, load_checkpoint
+    from react.engine import checkpoint_file
+    from react.reaction.loading import load_for_generation
+    from react.reaction.task import feature_dims
 
     if features.audio.kind not in ("ssl", "vggish"):
         raise DeployError(
             f"audio.kind={features.audio.kind}: deployment exports SSL audio encoders (wav2vec2 / hubert / "
             "wavlm) and VGGish only"
         )
-    _, model, cfg = load_checkpoint(checkpoint, task="regnn")
+    _, model, cfg = load_for_generation(str(checkpoint), {})
     if features.layout == "auto":
         features = for_layout(OmegaConf.merge(features, {"data": {"root": cfg.data.root}}))
     video = VideoBackbone(build_swin(features.video, features.seed), features.video.mean, features.video.std)
@@ -67,21 +71,74 @@ def build_networks(checkpoint: str | os.PathLike, features: DictConfig) -> Netwo
             "video": video(torch.zeros(1, crop, crop, 3, dtype=torch.uint8)).shape[-1],
             "audio": audio(torch.zeros(1, features.audio.sample_rate)).shape[-1],
         }
-    p = cfg.model.perceptual
-    for kind, want in (("video", p.video_dim), ("audio", p.audio_dim)):
-        if dims[kind] != want:
+    for kind, want in zip(("video", "audio"), feature_dims(cfg.model)):
+        if kind in model.inputs and want is not None and dims[kind] != want:
             raise DeployError(
                 f"the {kind} backbone gives {dims[kind]}-d features but {checkpoint_file(checkpoint)} "
                 f"was trained on {want}-d ones: use the feature config of its training data"
             )
-    generator = ReactionGenerator(model, model.inverse_iters, model.inverse_tol)
-    return Networks(
-        model,
-        generator,
-        video,
-        audio,
-        describe(model, cfg, features, audio, str(checkpoint_file(checkpoint))),
-    )
+    info = describe(model, cfg, features, audio, str(checkpoint_file(checkpoint)), dims)
+    return Networks(model, generator_network(model), video, audio, info)
+
+
+def generator_networks(model: torch.nn.Module, cfg: DictConfig, samples: int) -> Networks:
+    """The generator alone (no backbones), described as :func:`describe` does: what the online mode
+    needs to run a checkpoint on stored features."""
+    from react.reaction.task import feature_dims
+
+    dims = dict(zip(("video", "audio"), feature_dims(cfg.model)))
+    info = {**generator_info(model, cfg, dims), "samples": samples}
+    return Networks(model, generator_network(model), None, None, info)
+
+
+def noise_law(model: torch.nn.Module, name: str) -> dict[str, float]:
+    """How the runtime draws the model's noise from a standard normal ``z``
+    (:func:`react.reaction.deploy.runtime.scale_noise`): REGNN's ``std``/``clip``/``max`` settings;
+    any other model's ``draw_noise`` must be ``std * z`` (checked on one draw), its ``std`` recorded."""
+    if isinstance(model, REGNN):
+        return {"std": model.noise_std, "clip": model.noise_clip, "max": model.noise_max}
+    drawn = model.draw_noise(2, 3, torch.Generator().manual_seed(0)).double()
+    z = torch.randn(drawn.shape, generator=torch.Generator().manual_seed(0)).double()
+    std = float((drawn * z).sum() / (z * z).sum())
+    if not torch.allclose(drawn, std * z, rtol=1e-4, atol=1e-6):
+        raise DeployError(f"model '{name}': its draw_noise is not a scaled standard normal, which the "
+                          "deployed runtime cannot draw")
+    return {"std": std, "clip": 0.0, "max": 0.0}
+
+
+def generator_info(model: torch.nn.Module, cfg: DictConfig, dims: dict[str, int | None]) -> dict[str, Any]:
+    """The generator's part of ``network_info.json``: window, stride, samples, nodes, the contract's
+    ``inputs``/``causal``/``feedback``, the noise per window and sample (``noise_shape``) and its law,
+    and the generator network's inputs (``dims``: the video/audio feature sizes)."""
+    window, nodes = model.frames, model.nodes
+    noise_shape = list(model.noise_shape(1, 1)[2:])
+    sizes = {**dims, "speaker": nodes}
+    inputs = {name: ["windows", window, sizes[name]] for name in model.inputs}
+    if model.feedback:
+        inputs["past"] = ["windows", "samples", model.feedback, nodes]
+    inputs["noise"] = ["windows", "samples", *noise_shape]
+    return {
+        "model": cfg.task,
+        "window": window,
+        "stride": cfg.data.stride,
+        "samples": cfg.generate.samples,
+        "nodes": nodes,
+        "attributes": list(EMOTION_COLUMNS),
+        "inputs": list(model.inputs),
+        "causal": bool(model.causal),
+        "feedback": int(model.feedback),
+        "noise_shape": noise_shape,
+        "noise": {
+            **noise_law(model, cfg.task),
+            "drawn": "numpy default_rng(seed).standard_normal((windows, samples, *noise_shape)), "
+            "then scaled (react.reaction.deploy.runtime.scale_noise)",
+        },
+        "generator": {
+            "inputs": inputs,
+            "outputs": {"reactions": ["windows", "samples", window, nodes]},
+            "dtypes": {**{name: "float32" for name in inputs}, "reactions": "float32"},
+        },
+    }
 
 
 def vggish_backbone(features: DictConfig) -> VggishBackbone:
@@ -116,47 +173,25 @@ def audio_description(features: DictConfig, audio: torch.nn.Module) -> dict[str,
 
 
 def describe(
-    model: REGNN, cfg: DictConfig, features: DictConfig, audio: torch.nn.Module, checkpoint: str
+    model: torch.nn.Module, cfg: DictConfig, features: DictConfig, audio: torch.nn.Module, checkpoint: str,
+    dims: dict[str, int],
 ) -> dict[str, Any]:
     """``network_info.json`` without the export-specific fields (files, format, parity)."""
     v, a = features.video, features.audio
-    window, nodes = model.frames, model.nodes
-    p = cfg.model.perceptual
+    info = generator_info(model, cfg, dims)
+    generator = info.pop("generator")
+    generator["weights"] = {"checkpoint": checkpoint, "sha256": weights_fingerprint(checkpoint)}
+    if isinstance(model, REGNN):
+        generator["inverse_iters"] = model.inverse_iters
     return {
         "fps": features.fps,
-        "window": window,
-        "stride": cfg.data.stride,
-        "samples": cfg.generate.samples,
-        "nodes": nodes,
-        "attributes": list(EMOTION_COLUMNS),
-        "features": {"video_dim": p.video_dim, "audio_dim": p.audio_dim},
-        "noise": {
-            "std": model.noise_std,
-            "clip": model.noise_clip,
-            "max": model.noise_max,
-            "drawn": "numpy default_rng(seed).standard_normal((windows, samples, nodes, window)), "
-            "then scaled (react.reaction.deploy.runtime.scale_noise)",
-        },
+        **info,
+        "features": {"video_dim": dims["video"], "audio_dim": dims["audio"]},
         "networks": {
-            "generator": {
-                "inputs": {
-                    "video": ["windows", window, p.video_dim],
-                    "audio": ["windows", window, p.audio_dim],
-                    "noise": ["windows", "samples", nodes, window],
-                },
-                "outputs": {"reactions": ["windows", "samples", window, nodes]},
-                "dtypes": {
-                    "video": "float32",
-                    "audio": "float32",
-                    "noise": "float32",
-                    "reactions": "float32",
-                },
-                "weights": {"checkpoint": checkpoint, "sha256": weights_fingerprint(checkpoint)},
-                "inverse_iters": model.inverse_iters,
-            },
+            "generator": generator,
             "video": {
                 "inputs": {"frames": ["batch", v.crop, v.crop, 3]},
-                "outputs": {"features": ["batch", p.video_dim]},
+                "outputs": {"features": ["batch", dims["video"]]},
                 "dtypes": {"frames": "uint8", "features": "float32"},
                 "backbone": v.backbone,
                 "arch": OmegaConf.to_container(v.arch),
@@ -169,7 +204,7 @@ def describe(
             },
             "audio": {
                 "inputs": {"wave": ["batch", "samples"]},
-                "outputs": {"hidden": ["batch", "rows", p.audio_dim]},
+                "outputs": {"hidden": ["batch", "rows", dims["audio"]]},
                 "dtypes": {"wave": "float32", "hidden": "float32"},
                 **audio_description(features, audio),
                 "weights": weights_settings(a.weights, a.random_init, "audio", features.seed),
@@ -191,11 +226,8 @@ class TorchBackend:
 
     def __init__(self, networks: Networks, device: str = "cpu"):
         self.info, self.device = networks.info, torch.device(device)
-        self.nets = {
-            "generator": networks.generator.to(self.device),
-            "video": networks.video.to(self.device),
-            "audio": networks.audio.to(self.device),
-        }
+        nets = {"generator": networks.generator, "video": networks.video, "audio": networks.audio}
+        self.nets = {name: net.to(self.device) for name, net in nets.items() if net is not None}
 
     def _run(self, name: str, *arrays: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -210,7 +242,5 @@ class TorchBackend:
     def audio(self, wave: np.ndarray) -> np.ndarray:
         return self._run("audio", wave.astype(np.float32))
 
-    def generate(self, video: np.ndarray, audio: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        return self._run(
-            "generator", video.astype(np.float32), audio.astype(np.float32), noise.astype(np.float32)
-        )
+    def generate(self, *arrays: np.ndarray) -> np.ndarray:
+        return self._run("generator", *(x.astype(np.float32) for x in arrays))

@@ -47,8 +47,10 @@ class Backend(Protocol):
     def audio(self, wave: np.ndarray) -> np.ndarray:
         """float32 waveforms ``(B, samples)`` -> hidden rows ``(B, rows, audio_dim)``."""
 
-    def generate(self, video: np.ndarray, audio: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        """Windows ``(W, T, dv)``, ``(W, T, da)``, noise ``(W, S, nodes, T)`` -> ``(W, S, T, nodes)``."""
+    def generate(self, *arrays: np.ndarray) -> np.ndarray:
+        """The generator's inputs in ``info["networks"]["generator"]["inputs"]`` order (the model's
+        conditions ``(W, T, dim)``, ``past`` with feedback, noise ``(W, S, *noise_shape)``) ->
+        reactions ``(W, S, T, nodes)``."""
 
 
 def read_info(folder: str | os.PathLike) -> dict[str, Any]:
@@ -123,10 +125,8 @@ class DeployBackend:
     def audio(self, wave: np.ndarray) -> np.ndarray:
         return self.run("audio", np.ascontiguousarray(wave, dtype=np.float32))
 
-    def generate(self, video: np.ndarray, audio: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        return self.run(
-            "generator", video.astype(np.float32), audio.astype(np.float32), noise.astype(np.float32)
-        )
+    def generate(self, *arrays: np.ndarray) -> np.ndarray:
+        return self.run("generator", *(x.astype(np.float32) for x in arrays))
 
 
 def window_starts(total: int, window: int, stride: int) -> np.ndarray:
@@ -155,7 +155,9 @@ def blend(windows: np.ndarray, starts: np.ndarray, total: int) -> np.ndarray:
 
 
 def scale_noise(z: np.ndarray, noise: dict[str, float]) -> np.ndarray:
-    """Standard-normal ``(W, S, nodes, T)`` -> the latent offsets of :meth:`REGNN.noise`."""
+    """Standard-normal ``(W, S, ...)`` -> the model's noise, by the law ``network_info.json``
+    records (:func:`react.reaction.deploy.networks.noise_law`): ``std * z``, clipped first with
+    ``clip``, or REGNN's official rescaling with ``max``."""
     if noise["max"] > 0:
         return z * (noise["max"] / np.abs(z).max(axis=(0, 2, 3), keepdims=True))
     if noise["clip"] > 0:
@@ -163,9 +165,13 @@ def scale_noise(z: np.ndarray, noise: dict[str, float]) -> np.ndarray:
     return noise["std"] * z
 
 
-def draw_noise(info: dict[str, Any], windows: int, samples: int, seed: int) -> np.ndarray:
-    """Latent noise ``(windows, samples, nodes, T)`` from ``seed``: the same for every backend."""
-    z = np.random.default_rng(seed).standard_normal((windows, samples, info["nodes"], info["window"]))
+def draw_noise(
+    info: dict[str, Any], windows: int, samples: int, seed: int | tuple[int, ...]
+) -> np.ndarray:
+    """The model's noise ``(windows, samples, *noise_shape)`` from ``seed``: the same for every backend
+    (folders exported before ``noise_shape`` was recorded: REGNN's ``(nodes, window)``)."""
+    shape = info.get("noise_shape", [info["nodes"], info["window"]])
+    z = np.random.default_rng(seed).standard_normal((windows, samples, *shape))
     return scale_noise(z, info["noise"]).astype(np.float32)
 
 
@@ -221,28 +227,65 @@ def clip_features(
     return v, audio_features(backend, audio, len(v))
 
 
+def check_raw_clip_inputs(info: dict[str, Any], speaker: bool = False) -> None:
+    """Refuse a model that reads more than a raw clip gives (its video and audio), unless the
+    speaker's facial attributes are given (``speaker``)."""
+    if "speaker" in info.get("inputs", ()) and not speaker:
+        raise DeployError(
+            f"model '{info.get('model')}' reads the speaker's facial attributes, which raw clips do not "
+            "give; pass them with --speaker-attributes CSV (an Emotion CSV: a header, 25 columns per frame)"
+        )
+
+
+def attribute_rows(rows: np.ndarray, start: int, stop: int, path: str | os.PathLike) -> np.ndarray:
+    """Rows ``start:stop`` of the speaker's facial attributes ``rows`` (read from ``path``) for those
+    video frames; one missing last row repeats the last one (a REACT clip has 751 video frames and
+    750 rows of attributes)."""
+    if stop > len(rows) + 1:
+        raise DeployError(f"{path}: {len(rows)} rows of facial attributes, but the clip has at least "
+                          f"{stop} frames")
+    return rows[np.minimum(np.arange(start, stop), len(rows) - 1)]
+
+
 def generate(
-    backend: Backend, video: np.ndarray, audio: np.ndarray, samples: int, seed: int, batch: int = 16
+    backend: Backend, video: np.ndarray, audio: np.ndarray, samples: int, seed: int, batch: int = 16,
+    speaker: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``(samples, N, nodes)`` reactions to features ``(N, d)`` of any length ``N >= 1``.
+    """``(samples, N, nodes)`` reactions to features ``(N, d)`` of any length ``N >= 1`` (and the
+    speaker's facial attributes ``(N, 25)`` for a model that reads them).
 
     Windows every ``stride`` frames, overlap-added; a clip shorter than a window is padded with its
-    last frame and the padding's reactions are dropped.
+    last frame and the padding's reactions are dropped. A model with feedback runs its windows in
+    order, ``window`` frames apart (the last one padded with the clip's last frame), each fed the
+    last ``feedback`` frames generated before it as ``past``, window ``w``'s noise drawn from the
+    seed ``(seed, w)`` (as :class:`react.reaction.online.CausalReactor` draws it, so the online
+    mode of a causal model gives the same reactions).
     """
     info = backend.info
-    n, window = len(video), info["window"]
+    features = {"video": video, "audio": audio, **({} if speaker is None else {"speaker": speaker})}
+    check_raw_clip_inputs(info, "speaker" in features)
+    conditions = [features[name] for name in info.get("inputs", ("video", "audio"))]
+    n, window, feedback = len(video), info["window"], info.get("feedback", 0)
+    if feedback:
+        starts = np.arange(0, max(n, window), window)
+        index = np.minimum(starts[:, None] + np.arange(window), n - 1)
+        past = np.zeros((1, samples, feedback, info["nodes"]), dtype=np.float32)
+        out = []
+        for w in range(len(starts)):
+            noise = draw_noise(info, 1, samples, (seed, w))
+            out.append(backend.generate(*(c[index[w : w + 1]] for c in conditions), past, noise))
+            past = np.concatenate([past, out[-1]], 2)[:, :, -feedback:]
+        return np.concatenate(out, 2)[0, :, :n]
     if n < window:
-        pad = window - n
-        video = np.concatenate([video, np.repeat(video[-1:], pad, 0)])
-        audio = np.concatenate([audio, np.repeat(audio[-1:], pad, 0)])
-    starts = window_starts(len(video), window, info["stride"])
+        conditions = [np.concatenate([c, np.repeat(c[-1:], window - n, 0)]) for c in conditions]
+    starts = window_starts(max(n, window), window, info["stride"])
     noise = draw_noise(info, len(starts), samples, seed)
     index = starts[:, None] + np.arange(window)
     out = [
-        backend.generate(video[index[i : i + batch]], audio[index[i : i + batch]], noise[i : i + batch])
+        backend.generate(*(c[index[i : i + batch]] for c in conditions), noise[i : i + batch])
         for i in range(0, len(starts), batch)
     ]
-    return blend(np.concatenate(out).transpose(1, 0, 2, 3), starts, len(video))[:, :n]
+    return blend(np.concatenate(out).transpose(1, 0, 2, 3), starts, max(n, window))[:, :n]
 
 
 @dataclass
