@@ -20,6 +20,7 @@ from react.generate import main as generate
 from react.reaction.data import layouts
 from react.reaction.data import react_layout as L
 from react.reaction.models.transvae import TransVAE
+from react.reaction.online import main as online
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"offline": ROOT / "configs" / "transvae.yaml", "online": ROOT / "configs" / "transvae_online.yaml"}
@@ -94,3 +95,13 @@ def test_two_process_cpu_ddp_with_accelerate_launch(data, tmp_path):
     assert "world size 2" in (tmp_path / "log.txt").read_text()
     _, model, _ = load_checkpoint(tmp_path / "checkpoints" / "last")
     assert isinstance(model, TransVAE) and model.causal
+
+
+def test_the_online_variant_runs_in_the_online_mode_and_is_scored(data, trained, tmp_path, capsys):
+    """`react online` streams the causal TransVAE frame by frame over the test split (10 reactions per
+    clip, scored); the offline variant, not causal, is not refused (a window ends at each frame)."""
+    mode, out, _ = trained
+    assert online(["--checkpoint", str(out), "--pred-dir", str(tmp_path), "--chunk", "25"]) == 0
+    assert "FRC=" in capsys.readouterr().out
+    preds = predictions(tmp_path, data)
+    assert preds.shape == (4, 10, 750, 25) and torch.isfinite(preds).all()

@@ -1,4 +1,4 @@
-"""A tiny untrained REGNN checkpoint on the tiny feature backbones' sizes, and short raw clips."""
+"""Tiny untrained generator checkpoints on the tiny feature backbones' sizes, and short raw clips."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from react.reaction.models.regnn import REGNN
-from react.tasks import load_task_config
+from react.tasks import RunPaths, build_task, load_task_config
 
 ROOT = Path(__file__).resolve().parents[2]
 FEATURES = ROOT / "configs" / "features_tiny.yaml"
@@ -18,17 +17,18 @@ VIDEO_DIM, AUDIO_DIM = 64, 32  # what configs/features_tiny.yaml's backbones giv
 
 def tiny_checkpoint(folder: Path, data_root: Path | str = "data/demo", iters: int = 12) -> Path:
     """``folder/state.pt``: the tiny REGNN with random weights, as the engine would save it."""
-    cfg = load_task_config(
-        ROOT / "configs" / "regnn_tiny.yaml",
-        [
-            f"data.root={data_root}",
-            f"model.perceptual.video_dim={VIDEO_DIM}",
-            f"model.perceptual.audio_dim={AUDIO_DIM}",
-            f"model.motor.inverse_iters={iters}",
-        ],
-    )
+    return tiny_generator_checkpoint(folder, "regnn_tiny.yaml", f"data.root={data_root}",
+                                     f"model.perceptual.video_dim={VIDEO_DIM}",
+                                     f"model.perceptual.audio_dim={AUDIO_DIM}",
+                                     f"model.motor.inverse_iters={iters}")
+
+
+def tiny_generator_checkpoint(folder: Path, config: str, *overrides: str) -> Path:
+    """``folder/state.pt``: the model of ``configs/<config>`` (any registered generator) with random
+    weights, as the engine would save it."""
+    cfg = load_task_config(ROOT / "configs" / config, overrides)
     torch.manual_seed(0)
-    model = REGNN(cfg.model, cfg.data.num_frames)
+    model = build_task(cfg, RunPaths(folder)).build_model(pretrained=False)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model.state_dict(), "config": OmegaConf.to_container(cfg)}, folder / "state.pt")
     return folder / "state.pt"

@@ -120,7 +120,7 @@ class LatentEncoder(nn.Module):
         self.logvar_token = nn.Parameter(torch.randn(cfg.dim))
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        lead = torch.stack([self.mu_token, self.logvar_token]).expand(len(tokens), 2, -1)
+        lead = torch.stack([self.mu_token, self.logvar_token]).expand(tokens.shape[0], 2, -1)
         out = self.layer(torch.cat([lead, self.proj(tokens)], 1))
         return out[:, 0], out[:, 1]
 
