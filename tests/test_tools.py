@@ -377,9 +377,11 @@ def test_all_stages_reference_layout(xroom, tmp_path, capsys):
     run = bio / "supervised_training" / "standardize_cnn1d_ssl_50pct"
     metrics = json.loads((run / "test_metrics.json").read_text())
     assert {"accuracy", "uar", "macro_f1", "confusion", "per_class"} <= set(metrics)
+    assert metrics["protocol"]["name"] == "inductive (train)"  # the report names its protocol
     assert (run / "report" / "confusion.png").is_file() and (run / "report" / "per_class.csv").is_file()
     printed = capsys.readouterr().out
     assert "fine-tuning report" in printed and "UAR" in printed and "FRUSTRATED" in printed
+    assert "protocol inductive (train)" in printed
     # the fine-tuned encoder started from the ssl run's weights
     ssl_state = torch.load(ssl_run / "checkpoints" / "best" / "state.pt", weights_only=True)["model"]
     cfg = OmegaConf.load(run / "config.yaml")
