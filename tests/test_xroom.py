@@ -22,6 +22,7 @@ from react.tools.xr2learn import map_xr2learn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import make_synthetic_xroom as gen  # noqa: E402
+import make_synthetic_xroom_alt as gen_alt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,6 +62,19 @@ def test_every_format_variant_reads_to_one_time_base(tmp_path):
         assert list(events.columns) == ["t", "event_type", "info"] and events["t"].iloc[0] - start == 1.0
     typo = (tmp_path / "P1").glob(f"*{sessions[3].session}_VR_.csv")
     assert "lcontroller_pposY" in next(typo).read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize("writer, rest_s", [(gen.write_session, 48.0), (gen_alt.write_session, 62.0)])
+def test_both_generators_write_every_format_with_a_calibration_rest(tmp_path, writer, rest_s):
+    for s, variant in enumerate(gen.VARIANTS):
+        writer(tmp_path / "P1", 0, 1, s, 2, variant)
+    for files in X.discover_sessions(tmp_path):
+        session = X.load_session(files, ["SHIMMER", "VR"])
+        frames = W.session_frames(session, W.PreprocessConfig(modalities=["bio", "body"]))
+        assert frames.calibration_period["source"] == "before the first level"
+        assert frames.calibration_period["end_s"] == pytest.approx(rest_s, abs=1.0)
+        assert len(session.intervals) >= 1 and frames.x.shape[1] == 2 + len(X.VR_CHANNELS)
+        assert np.isfinite(frames.x).all() and 0.5 < session.streams["SHIMMER"].x[:, 3].mean() < 40  # gsr, µS
 
 
 def test_timestamps_ticks_and_unix_ms():
