@@ -226,6 +226,8 @@ class Task:
                  metrics["n"], ", ".join(self.meta["splits"]["test"]), metrics["accuracy"], metrics["uar"],
                  metrics["macro_f1"], metrics["chance_uar"])
         keys = ("n", "accuracy", "uar", "macro_f1", "chance_uar")
-        return {**{k: metrics[k] for k in keys}, "protocol": self.meta.get("protocol"),
+        # the checkpoint's val UAR: what a choice among configurations may use, never the test
+        val_uar = self.validate(model, accelerator)["val/uar"] if len(self.splits["val"][1]) else None
+        return {**{k: metrics[k] for k in keys}, "val_uar": val_uar, "protocol": self.meta.get("protocol"),
                 "report": str(self.paths.run_dir / "report"),
                 "test_participants": self.meta["splits"]["test"]}
