@@ -75,11 +75,11 @@ class Settings:
     sets: int = 3
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     select_sets: int = 3  # the selection runs on the first sets and seeds (val participants only)
-    select_seeds: list[int] = field(default_factory=lambda: [0, 1])
+    select_seeds: list[int] = field(default_factory=lambda: [0])
     participants: int = 10
-    levels: int = 8
-    epochs: int = 15
-    ssl_epochs: int = 15
+    levels: int = 6
+    epochs: int = 8
+    ssl_epochs: int = 8
     fraction: float = 0.1
     jobs: int = 2
 
