@@ -86,7 +86,8 @@ class Settings:
 
 def tools(root: Path, out: Path, modality: str, *overrides: str):
     """The bio config on ``root`` for ``modality``, the evidence's splits and windows."""
-    return load_tools_config(CONFIG, [
+    return load_tools_config(CONFIG, [  # candidates start from none of the config's pre-processing choices
+        "preprocess.scaler=train", "preprocess.window_norm=none", "preprocess.features=[]",
         f"dataset.root={root}", f"dataset.output_dir={out}", "preprocess.val_fraction=0.2",
         "preprocess.test_fraction=0.2", "preprocess.get_stats=false", "preprocess.overlap=0.5",
         f"preprocess.modalities={MODALITIES[modality]}", *overrides])
@@ -121,7 +122,8 @@ def unit(job: tuple) -> tuple[tuple, dict[str, dict]]:
             for name, extra in {**CANDIDATES, **REFERENCE}.items():
                 folder = base / str(len(out))
                 STAGES["preprocess"](tools(root, folder, "bio+body", *split, *extra))
-                out[name] = finetune(root, folder, "bio+body", "late", seed, s, *split, *extra, LATE)
+                figures = finetune(root, folder, "bio+body", "late", seed, s, *split, *extra, LATE)
+                out[name] = {"val_uar": figures["val_uar"]}  # the selection keeps no test figure
             return (phase, generator, data_seed, seed), out
         for modality in MODALITIES:
             STAGES["preprocess"](tools(root, base, modality, *split))
