@@ -20,7 +20,7 @@ fi
 
 step "2/2 react tools all (bio: GSR + PPG) -> $OUT/XRoom/bio"
 $PY -m react.tools all --config configs/tools/xroom_bio.yaml --data-dir "$DATA" --out-dir "$OUT" \
-  preprocess.overlap=0.5 preprocess.scaler=session preprocess.val_fraction=0.15 preprocess.test_fraction=0.15 \
+  preprocess.overlap=0.5 preprocess.val_fraction=0.15 preprocess.test_fraction=0.15 \
   ssl.train.epochs=5 ssl.train.batch_size=128 ssl.train.lr=1e-3 ssl.resume=auto \
   finetune.model.weights=auto finetune.data.label_fraction=0.1 finetune.train.epochs=15 finetune.train.lr=1e-3 \
   finetune.resume=auto 2> "$OUT.log" || { tail -20 "$OUT.log"; exit 1; }

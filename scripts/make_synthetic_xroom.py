@@ -17,8 +17,9 @@ FRUSTRATED) drives the two modalities differently, as arousal and valence are th
 So each modality alone confuses one pair of states and the two together separate all three. Every
 participant has their own GSR level and gain, resting heart rate, PPG offset and amplitude, body
 height and how much they move, so absolute levels alone do not give the state on unseen
-participants. After most levels a self-report (or a FEEDBACK_RECEIVED value, a SKIP, a late
-report, or none) follows as in the real recordings.
+participants. Each session starts with a resting period (``REST_S``, 45 s, REST state) before the
+first level, the calibration period of the ``calibration`` scaler. After most levels a self-report
+(or a FEEDBACK_RECEIVED value, a SKIP, a late report, or none) follows as in the real recordings.
 
 With ``--variants`` (default) the sessions cycle through the file-format variants: standard
 (header, C# ticks, ``int_timestamp``), no header row, older Shimmer (Unix ms, 1 h behind), VR
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -49,6 +51,7 @@ VARIANTS = ("standard", "no_header", "unix_ms", "vr_v1", "updated_timestamp")
 AROUSAL = {"BORED": 0.0, "ENGAGED": 0.85, "FRUSTRATED": 1.0, "REST": 0.3}  # bio-signals
 AGITATION = {"BORED": 0.0, "ENGAGED": 0.1, "FRUSTRATED": 1.0, "REST": 0.0}  # body movement
 DEMAND_SD = 0.6  # log-sd of the movement demand of a level (one sd: a factor of 1.8 either way)
+REST_S = 45.0  # resting calibration period from the scenario start to the first level
 MASTER_HZ = 100.0
 START = datetime(2024, 1, 15, 9, 0, tzinfo=timezone.utc).timestamp()  # wall-clock seconds
 
@@ -68,7 +71,7 @@ def make_events(rng: np.random.Generator, levels: int, state_p: np.ndarray) -> t
     """Event rows ``(t, type, info)`` and level states ``(start, end, state)`` for one session."""
     events = [(1.0, "TELEPORT_IN", "canvas_painter"), (3.0, "SCENARIO_STARTED", "canvas_painter")]
     spans = []
-    t, state = 6.0, None
+    t, state = 3.0 + REST_S, None
     for i in range(levels):
         if state is None:  # a level without report keeps the state, so a merged interval is one state
             state = LABELS[rng.choice(3, p=state_p)]
@@ -172,13 +175,21 @@ def ticks(wall: np.ndarray) -> np.ndarray:
 def write_session(folder: Path, seed: int, p: int, s: int, levels: int = 10, variant: str = "standard",
                   shimmer_hz: float = 50.0, vr_hz: float = 30.0) -> str:
     """Write one session's three files into ``folder``; returns the session id."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
     rng = np.random.default_rng([seed, p, s])
     traits = participant_traits(seed, p)
     events, spans = make_events(rng, levels, traits["state_p"])
     duration = events[-1][0] + 5.0
     sig = simulate(rng, traits, spans, duration)
+    return write_files(folder, rng, p, s, events, sig, duration, variant, shimmer_hz, vr_hz)
+
+
+def write_files(folder: Path, rng: np.random.Generator, p: int, s: int, events: list,
+                sig: dict[str, np.ndarray], duration: float, variant: str, shimmer_hz: float,
+                vr_hz: float) -> str:
+    """The three files of a session in the format ``variant`` from its events and its signals on the
+    master grid (``t``, ``accel`` (3), ``gsr``, ``ppg``, ``hr``, ``vr`` (21)); returns the session id."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
     t0 = START + 86400.0 * p + 7200.0 * s
     session = str(int(ticks(t0)))
     header = variant != "no_header"
@@ -210,13 +221,15 @@ def write_session(folder: Path, seed: int, p: int, s: int, levels: int = 10, var
 
 
 def generate(out_dir: str | Path, participants: int = 8, sessions: int = 2, levels: int = 10, seed: int = 0,
-             variants: bool = True, shimmer_hz: float = 50.0, vr_hz: float = 30.0) -> Path:
-    """Write the whole dataset; returns ``out_dir``."""
+             variants: bool = True, shimmer_hz: float = 50.0, vr_hz: float = 30.0,
+             session_writer: Callable[..., str] = write_session) -> Path:
+    """Write the whole dataset with ``session_writer`` (this generator's, or a variant's); returns
+    ``out_dir``."""
     out = Path(out_dir)
     for p in range(1, participants + 1):
         for s in range(sessions):
             variant = VARIANTS[((p - 1) * sessions + s) % len(VARIANTS)] if variants else "standard"
-            write_session(out / f"P{p}", seed, p, s, levels, variant, shimmer_hz, vr_hz)
+            session_writer(out / f"P{p}", seed, p, s, levels, variant, shimmer_hz, vr_hz)
     return out
 
 

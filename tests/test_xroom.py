@@ -22,6 +22,7 @@ from react.tools.xr2learn import map_xr2learn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import make_synthetic_xroom as gen  # noqa: E402
+import make_synthetic_xroom_alt as gen_alt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,6 +62,19 @@ def test_every_format_variant_reads_to_one_time_base(tmp_path):
         assert list(events.columns) == ["t", "event_type", "info"] and events["t"].iloc[0] - start == 1.0
     typo = (tmp_path / "P1").glob(f"*{sessions[3].session}_VR_.csv")
     assert "lcontroller_pposY" in next(typo).read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize("writer, rest_s", [(gen.write_session, 48.0), (gen_alt.write_session, 62.0)])
+def test_both_generators_write_every_format_with_a_calibration_rest(tmp_path, writer, rest_s):
+    for s, variant in enumerate(gen.VARIANTS):
+        writer(tmp_path / "P1", 0, 1, s, 2, variant)
+    for files in X.discover_sessions(tmp_path):
+        session = X.load_session(files, ["SHIMMER", "VR"])
+        frames = W.session_frames(session, W.PreprocessConfig(modalities=["bio", "body"]))
+        assert frames.calibration_period["source"] == "before the first level"
+        assert frames.calibration_period["end_s"] == pytest.approx(rest_s, abs=1.0)
+        assert len(session.intervals) >= 1 and frames.x.shape[1] == 2 + len(X.VR_CHANNELS)
+        assert np.isfinite(frames.x).all() and 0.5 < session.streams["SHIMMER"].x[:, 3].mean() < 40  # gsr, µS
 
 
 def test_timestamps_ticks_and_unix_ms():
@@ -200,13 +214,83 @@ def test_labelled_intervals_group_the_windows_of_one_self_report(dataset, tmp_pa
     assert all(len({k for k, i in zip(keys, ids) if i == g}) == 1 for g in set(ids))  # ... and never two
 
 
-def test_explicit_splits_and_per_session_scaling(dataset, tmp_path):
-    res = run(dataset, tmp_path, val_participants=["P2"], test_participants=["P7", "P8"], scaler="session")
+def test_explicit_splits_and_the_transductive_scaler_is_explicit_and_labelled(dataset, tmp_path):
+    res = run(dataset, tmp_path, val_participants=["P2"], test_participants=["P7", "P8"],
+              scaler="transductive")
     assert res.splits == {"train": ["P1", "P3", "P4", "P5", "P6"], "val": ["P2"], "test": ["P7", "P8"]}
+    meta = json.loads((res.out_dir / "preprocess.json").read_text())
+    assert meta["protocol"]["name"] == "transductive" and "test sessions included" in meta["protocol"]["rule"]
+    assert set(pd.read_csv(res.out_dir / "stats_biomeasurements.csv")["scaler"]) == {"transductive"}
+    # each session by its whole recording: every session's frames have mean 0 and sd 1 per channel
+    files = X.discover_sessions(dataset)[6]  # P7, a test participant
+    frames = W.session_frames(X.load_session(files, ["SHIMMER"]), W.PreprocessConfig())
+    mean, sd = frames.x[frames.valid].mean(0), frames.x[frames.valid].std(0)
+    test = pd.read_csv(res.out_dir / "test.csv", dtype={"session": str})
+    row = test[test.participant == "P7"].iloc[0]
+    k = int(np.flatnonzero(np.isclose(frames.t, row.start_time, rtol=0, atol=1e-3))[0])
+    window = np.load(res.out_dir / "standardize" / row.files)
+    np.testing.assert_allclose(window, (frames.x[k:k + 50] - mean) / sd, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="former 'session' is 'transductive'"):
+        run(dataset, tmp_path, scaler="session")
     with pytest.raises(ValueError, match="both val and test"):
         run(dataset, tmp_path, val_participants=["P2"], test_participants=["P2"])
     with pytest.raises(ValueError, match="overlap"):
         run(dataset, tmp_path, overlap=1.0)
+
+
+def test_calibration_scaler_uses_only_the_rest_before_the_first_level(dataset, tmp_path):
+    """Hand computation: each session's windows are (x - mean) / sd over the frames before its first
+    LEVEL_STARTED; wrecking everything after that changes the windows but not the scaling."""
+    res = run(dataset, tmp_path / "a", seed=0, scaler="calibration", get_stats=False)
+    meta = json.loads((res.out_dir / "preprocess.json").read_text())
+    assert meta["protocol"]["name"] == "inductive (calibration)"
+    files = X.discover_sessions(dataset)[0]
+    session = X.load_session(files, ["SHIMMER"])
+    frames = W.session_frames(session, W.PreprocessConfig())
+    events = X.read_events(files.path("PROGRESS_EVENT"))
+    first_level = events.t[events.event_type == "LEVEL_STARTED"].min()
+    rest = frames.x[(frames.t < first_level) & frames.valid]
+    assert len(rest) > 300  # the generator's 45 s rest at 10 Hz
+    record = next(c for c in meta["calibration"] if c["participant"] == "P1")
+    assert record["source"] == "before the first level"
+    assert record["end_s"] == pytest.approx(first_level - frames.t[0], abs=1e-3)
+    np.testing.assert_allclose(record["center"], rest.mean(0), rtol=1e-9)
+    np.testing.assert_allclose(record["scale"], rest.std(0), rtol=1e-9)
+    split = next(s for s, people in res.splits.items() if "P1" in people)
+    table = pd.read_csv(res.out_dir / f"{split}.csv", dtype={"session": str})
+    row = table[table.participant == "P1"].iloc[0]
+    k = int(np.flatnonzero(np.isclose(frames.t, row.start_time, rtol=0, atol=1e-3))[0])
+    np.testing.assert_allclose(np.load(res.out_dir / "standardize" / row.files),
+                               (frames.x[k:k + 50] - rest.mean(0)) / rest.std(0), rtol=1e-4, atol=1e-4)
+    # triple GSR and PPG after the calibration period, in every session: the scaling stays
+    wrecked = tmp_path / "wrecked"
+    shutil.copytree(dataset, wrecked)
+    for f in X.discover_sessions(wrecked):
+        shimmer = f.path("SHIMMER")
+        header = not shimmer.read_text().startswith("6")
+        df = pd.read_csv(shimmer, header=0 if header else None)
+        ev = X.read_events(f.path("PROGRESS_EVENT"))
+        after = X.read_shimmer(shimmer).t >= ev.t[ev.event_type == "LEVEL_STARTED"].min()
+        df.iloc[after, -3:-1] = df.iloc[after, -3:-1] * 3 + 5
+        df.to_csv(shimmer, index=False, header=header)
+    moved = json.loads((run(wrecked, tmp_path / "b", seed=0, scaler="calibration", get_stats=False).out_dir
+                        / "preprocess.json").read_text())
+    assert moved["calibration"] == meta["calibration"]
+    a, b = (W.load_windows(out / "XRoom" / "bio", "train", "standardize").x for out in (tmp_path / "a",
+                                                                                         tmp_path / "b"))
+    assert a.shape == b.shape and not np.allclose(a, b)
+
+
+def test_calibration_falls_back_to_the_first_seconds_without_a_rest(tmp_path):
+    gen.write_session(tmp_path / "P1", seed=0, p=1, s=0, levels=2)
+    files = X.discover_sessions(tmp_path)[0]
+    session = X.load_session(files, ["SHIMMER"])
+    cfg = W.PreprocessConfig(calibration_min_s=100.0, calibration_s=12.0)
+    frames = W.session_frames(session, cfg)
+    assert frames.calibration_period == {"start_s": 0.0, "end_s": 12.0, "source": "first 12 s"}
+    assert frames.calibration.sum() == 120  # 10 Hz
+    with pytest.raises(X.XRoomError, match="calibration period .* has 1 valid frames"):
+        W.session_frames(session, W.PreprocessConfig(calibration_min_s=100.0, calibration_s=0.05))
 
 
 def corrupt(root: Path, participant: str, kind: str, edit) -> Path:
@@ -293,10 +377,11 @@ def handcrafted_xy(out_dir: Path, split: str, names: dict) -> tuple[np.ndarray, 
 
 
 def test_synthetic_relation_is_learnable_and_the_modalities_complement_each_other(dataset, tmp_path):
-    """Held-out participants, per-session z-scores (the reference default, which takes out the
-    participants' own levels), handcrafted features and a linear model: bio-signals (arousal) tell
-    BORED from the rest but confuse ENGAGED and FRUSTRATED, body tracking (agitation) tells
-    FRUSTRATED from the rest but confuses BORED and ENGAGED, and the two together separate all three."""
+    """Held-out participants, the inductive default (a scaler fitted on the training participants),
+    handcrafted features and a linear model: bio-signals (arousal) tell BORED from the rest but
+    confuse ENGAGED and FRUSTRATED, body tracking (agitation) tells FRUSTRATED from the rest but
+    confuses BORED and ENGAGED, and the two together separate all three. (Measured: bio 0.55, body
+    0.81, bio + body 0.88; under the calibration scaler 0.59, 0.91, 0.85.)"""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score, recall_score
     from sklearn.pipeline import make_pipeline
@@ -305,7 +390,7 @@ def test_synthetic_relation_is_learnable_and_the_modalities_complement_each_othe
     uar, recall = {}, {}
     for modalities in (["bio"], ["body"], ["bio", "body"]):
         res = run(dataset, tmp_path / "_".join(modalities), seed=0, val_fraction=0.0, test_fraction=0.25,
-                  scaler="session", modalities=modalities, get_stats=False)
+                  scaler="train", modalities=modalities, get_stats=False)
         written = extract_handcrafted(res.out_dir, HandcraftedConfig())
         assert written["statistical"] == written["spectral"] == sum(res.counts.values())
         names = json.loads((res.out_dir / "handcrafted.json").read_text())["features"]
@@ -316,13 +401,19 @@ def test_synthetic_relation_is_learnable_and_the_modalities_complement_each_othe
         name = "+".join(modalities)
         uar[name] = balanced_accuracy_score(yte, predicted)
         recall[name] = dict(zip(X.LABELS, recall_score(yte, predicted, average=None, labels=[0, 1, 2])))
-    assert min(uar.values()) > 0.6, uar  # chance: 1/3
+    assert min(uar.values()) > 0.5, uar  # chance: 1/3
     assert recall["bio"]["BORED"] > recall["bio"]["FRUSTRATED"] + 0.2, recall
     assert recall["body"]["FRUSTRATED"] > recall["body"]["BORED"] + 0.1, recall
     assert uar["bio+body"] > max(uar["bio"], uar["body"]) + 0.05, uar
 
 
 # ---------------------------------------------------------------- configs
+
+
+def test_default_configs_are_inductive():
+    for path in sorted((ROOT / "configs/tools").glob("*.yaml")):
+        cfg = load_tools_config(path)
+        assert W.SCALERS[cfg.preprocess.scaler][0] == "inductive", path.name
 
 
 def test_yaml_configs_load():

@@ -3,8 +3,11 @@
 Each session's streams (bio = Shimmer, body = VR) are averaged into bins on one time grid at
 ``frequency`` Hz, so that several modalities share frames (early fusion = their channels side by
 side). Windows of ``seq_len`` seconds with ``overlap`` lie inside one labelled interval. Splits are
-by participant and seeded; the scaler is fitted on the training participants only (or, with
-``scaler: session``, each session is scaled by its own statistics). Output, under
+by participant and seeded. Scaling (``scaler``) is inductive by default: ``train`` fits one scaler on
+the training participants only; ``calibration`` scales each session by its own calibration period
+(the rest before its first level), which a deployed system can also do; ``transductive`` scales
+each session by its whole recording, test sessions included, and is labelled so in every report.
+Derived channels and window scaling for new people: :mod:`react.data.derive`. Output, under
 ``<output_dir>/<dataset>/<modality>/`` (``bio``, ``body`` or ``bio+body``)::
 
     <process>/<P>_<session>_<k>_emotion_<code>.npy   one (seq_len * frequency, channels) window
@@ -31,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from react.data.derive import FEATURES, WINDOW_NORMS, derive_channels, normalise_window
 from react.errors import LayoutError
 from react.data.xroom import (
     LABEL_CODES,
@@ -54,8 +58,15 @@ STATS_COLUMNS = (
     "subject", "session", "sensor_session_length", "progress_event_length", "avg_actual_frequency",
     "progress_event_first_entry", "progress_event_last_entry", "sensor_first_entry", "sensor_last_entry",
     "labeled_sensor_data_pct", "num_labeled_intervals_seconds", "length_labeled_intervals",
-    "length_seconds_BORED", "length_seconds_ENGAGED", "length_seconds_FRUSTRATED",
+    "length_seconds_BORED", "length_seconds_ENGAGED", "length_seconds_FRUSTRATED", "scaler",
 )
+SCALERS = {  # name -> (protocol, rule), stated in preprocess.json, the stats and test_metrics.json
+    "train": ("inductive", "one scaler fitted on the training participants' frames only"),
+    "calibration": ("inductive", "each session scaled by its own calibration period (the rest before "
+                    "its first level, else its first calibration_s seconds), nothing after it"),
+    "transductive": ("transductive", "each session scaled by its whole recording, test sessions "
+                     "included: the statistics carry the session's mix of states"),
+}
 
 
 @dataclass
@@ -75,7 +86,12 @@ class PreprocessConfig:
     bio_channels: list[str] = field(default_factory=lambda: ["gsr", "ppg"])
     body_channels: list[str] = field(default_factory=lambda: list(VR_CHANNELS))
     process: str = "standardize"  # standardize | normalize (min-max to [0, 1]) | raw
-    scaler: str = "train"  # train: statistics of the training participants | session: each session's own
+    scaler: str = "train"  # train | calibration (inductive) | transductive: see SCALERS
+    calibration_s: float = 60.0  # calibration period when the events mark no rest of calibration_min_s
+    calibration_min_s: float = 20.0  # the least rest before the first level that is the calibration period
+    features: list[str] = field(default_factory=list)  # derived channels: tonic_phasic, diff, calibration_relative
+    window_norm: str = "none"  # none | robust (median / IQR) | rank, inside each window
+    tonic_s: float = 4.0  # running-median length of the GSR tonic level, seconds
     create_splits: bool = True  # false: every participant in train
     val_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -103,6 +119,10 @@ class Frames:
     valid: np.ndarray  # (K,) bool: near a real sample of every stream
     interval: np.ndarray  # (K,) index into ``labels``, -1 = unlabelled
     labels: list[str]
+    channels: list[str]  # after the derived features, modality by modality
+    groups: list[int]  # channels per modality
+    calibration: np.ndarray  # (K,) bool: valid frames of the calibration period
+    calibration_period: dict  # start, end (s from the first frame), source
 
 
 @dataclass
@@ -160,12 +180,6 @@ def modality_name(modalities: list[str]) -> str:
     return "+".join(modalities)
 
 
-def channels_of(cfg: PreprocessConfig) -> list[str]:
-    """Channel names of the windows, modality by modality."""
-    per = {"bio": list(cfg.bio_channels), "body": list(cfg.body_channels)}
-    return [c for m in cfg.modalities for c in per[m]]
-
-
 def window_geometry(cfg: PreprocessConfig) -> tuple[int, int]:
     """Window length and hop in frames."""
     length = int(round(cfg.seq_len * cfg.frequency))
@@ -185,8 +199,16 @@ def check_config(cfg: PreprocessConfig) -> None:
             raise ValueError(f"{name}: unknown or no channel(s) {bad}; valid: {', '.join(valid)}")
     if cfg.process not in PROCESSES:
         raise ValueError(f"process must be one of {', '.join(PROCESSES)}, got {cfg.process!r}")
-    if cfg.scaler not in ("train", "session"):
-        raise ValueError(f"scaler must be train or session, got {cfg.scaler!r}")
+    if cfg.scaler not in SCALERS:
+        former = " (the former 'session' is 'transductive')" if cfg.scaler == "session" else ""
+        raise ValueError(f"scaler must be one of {', '.join(SCALERS)}, got {cfg.scaler!r}{former}")
+    bad = [f for f in cfg.features if f not in FEATURES]
+    if bad or len(set(cfg.features)) != len(cfg.features):
+        raise ValueError(f"features must be distinct names from {', '.join(FEATURES)}, got {cfg.features}")
+    if cfg.window_norm not in WINDOW_NORMS:
+        raise ValueError(f"window_norm must be one of {', '.join(WINDOW_NORMS)}, got {cfg.window_norm!r}")
+    if cfg.calibration_s <= 0 or cfg.calibration_min_s < 0 or cfg.tonic_s <= 0:
+        raise ValueError("calibration_s and tonic_s must be > 0, calibration_min_s >= 0")
     if not 0.0 <= cfg.overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {cfg.overlap}")
     if cfg.frequency <= 0 or window_geometry(cfg)[0] < 2:
@@ -222,8 +244,21 @@ def resample(stream: Stream, grid: np.ndarray, frequency: float,
     return out, valid
 
 
+def calibration_period(session: Session, t0: float, cfg: PreprocessConfig) -> tuple[float, float, str]:
+    """``(start, end, source)`` of the session's calibration period, from its first frame ``t0``: the
+    rest before the first ``LEVEL_STARTED`` if it lasts ``calibration_min_s``, else the first
+    ``calibration_s`` seconds."""
+    events = session.events
+    starts = events["t"].to_numpy()[events["event_type"].to_numpy() == "LEVEL_STARTED"]
+    first = float(starts.min()) if len(starts) else np.inf
+    if first - t0 >= max(cfg.calibration_min_s, 1.0 / cfg.frequency):
+        return t0, first, "before the first level"
+    return t0, t0 + cfg.calibration_s, f"first {cfg.calibration_s:g} s"
+
+
 def session_frames(session: Session, cfg: PreprocessConfig) -> Frames:
-    """Put the session's modalities on one grid over the time all of them cover, with labels."""
+    """Put the session's modalities on one grid over the time all of them cover, with labels,
+    the calibration period and the derived channels of ``cfg.features``."""
     chosen = {"bio": cfg.bio_channels, "body": cfg.body_channels}
     streams = [session.streams[MODALITY_SENSOR[m]].select(chosen[m]) for m in cfg.modalities]
     t0, t1 = max(s.t[0] for s in streams), min(s.t[-1] for s in streams)
@@ -233,13 +268,22 @@ def session_frames(session: Session, cfg: PreprocessConfig) -> Frames:
     # frames at whole multiples of 1/frequency, so that runs with other modalities share frame times
     grid = np.arange(np.ceil(t0 * cfg.frequency), np.floor(t1 * cfg.frequency) + 1) / cfg.frequency
     parts = [resample(s, grid, cfg.frequency, cfg.max_gap_s) for s in streams]
-    x = np.concatenate([p[0] for p in parts], axis=1)
     valid = np.logical_and.reduce([p[1] for p in parts])
+    start, end, source = calibration_period(session, grid[0], cfg)
+    calibration = valid & (grid >= start) & (grid < end)
+    if calibration.sum() < 2:
+        raise XRoomError(session.events.attrs.get("path", streams[0].path),
+                         f"calibration period ({source}) has {int(calibration.sum())} valid frames")
+    derived = [derive_channels(p[0], list(s.channels), list(cfg.features), cfg.frequency, calibration,
+                               cfg.tonic_s) for p, s in zip(parts, streams)]
     interval = np.full(len(grid), -1, dtype=np.int64)
     for i, iv in enumerate(session.intervals):
         interval[np.searchsorted(grid, iv.start, "left"):np.searchsorted(grid, iv.end, "right")] = i
-    return Frames(session.participant, session.session, grid, x, valid, interval,
-                  [iv.label for iv in session.intervals])
+    period = {"start_s": round(float(start - grid[0]), 3), "end_s": round(float(min(end, grid[-1]) - grid[0]), 3),
+              "source": source}
+    return Frames(session.participant, session.session, grid, np.concatenate([d[0] for d in derived], axis=1),
+                  valid, interval, [iv.label for iv in session.intervals], [n for d in derived for n in d[1]],
+                  [len(d[1]) for d in derived], calibration, period)
 
 
 def window_starts(key: np.ndarray, length: int, hop: int) -> np.ndarray:
@@ -280,7 +324,7 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, tz=timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
 
 
-def session_stats(session: Session) -> dict:
+def session_stats(session: Session, scaler: str) -> dict:
     """One row of ``stats_biomeasurements.csv`` (lengths in seconds, entries as wall-clock times)."""
     t = session.streams["SHIMMER"].t
     ev = session.events["t"].to_numpy()
@@ -301,6 +345,7 @@ def session_stats(session: Session) -> dict:
         "num_labeled_intervals_seconds": len(session.intervals),
         "length_labeled_intervals": round(sum(lengths.values()), 3),
         **{f"length_seconds_{k}": round(v, 3) for k, v in lengths.items()},
+        "scaler": protocol(scaler)["name"],
     }
 
 
@@ -335,7 +380,7 @@ def publish(stage: Path, target: Path) -> None:
 
 
 def _write_windows(frames: Frames, x: np.ndarray, key: np.ndarray, length: int, hop: int, folder: Path,
-                   labelled: bool) -> list[dict]:
+                   labelled: bool, window_norm: str) -> list[dict]:
     rows = []
     for k, s in enumerate(window_starts(key, length, hop)):
         row = {"participant": frames.participant, "session": frames.session,
@@ -347,7 +392,7 @@ def _write_windows(frames: Frames, x: np.ndarray, key: np.ndarray, length: int, 
         else:
             fname = f"{frames.participant}_{frames.session}_{k:05d}.npy"
             row = {"files": fname, **row}
-        np.save(folder / fname, x[s:s + length].astype(np.float32))
+        np.save(folder / fname, normalise_window(x[s:s + length], window_norm).astype(np.float32))
         rows.append(row)
     return rows
 
@@ -373,7 +418,7 @@ def preprocess(dataset: DatasetConfig, cfg: PreprocessConfig, seed: int = 0,
             log(f"skipping {skipped[-1]}")
             continue
         if "bio" in cfg.modalities and cfg.get_stats:
-            stats.append(session_stats(session))
+            stats.append(session_stats(session, cfg.scaler))
     if not frames:
         raise LayoutError(f"{dataset.root}: no usable session ({len(skipped)} skipped):\n"
                           + "\n".join(map(str, skipped)))
@@ -383,11 +428,13 @@ def preprocess(dataset: DatasetConfig, cfg: PreprocessConfig, seed: int = 0,
     if cfg.scaler == "train":
         scaler = Scaler.fit([f.x[f.valid] for f in frames if split_of[f.participant] == "train"],
                             cfg.process, splits["train"])
+    scalers = [scaler or Scaler.fit([f.x[f.calibration if cfg.scaler == "calibration" else f.valid]],
+                                    cfg.process, [f.participant]) for f in frames]
     out_dir = Path(dataset.output_dir) / dataset.name / modality_name(cfg.modalities)
     out_dir.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=".preprocess."))
     try:
-        rows = _stage_windows(frames, cfg, scaler, split_of, stage)
+        rows = _stage_windows(frames, cfg, scalers, split_of, stage)
         for name, table in rows.items():
             columns = SSL_COLUMNS if name.startswith("ssl_") else SPLIT_COLUMNS
             write_csv_atomic(pd.DataFrame(table, columns=list(columns)), stage / f"{name}.csv")
@@ -396,9 +443,15 @@ def preprocess(dataset: DatasetConfig, cfg: PreprocessConfig, seed: int = 0,
             write_csv_atomic(stats_df, stage / "stats_biomeasurements.csv")
         length, hop = window_geometry(cfg)
         meta = {"dataset": asdict(dataset), "preprocess": asdict(cfg), "seed": seed,
-                "modality": modality_name(cfg.modalities), "channels": channels_of(cfg),
+                "modality": modality_name(cfg.modalities), "channels": frames[0].channels,
+                "channel_groups": frames[0].groups,
                 "window_frames": length, "hop_frames": hop, "labels": list(LABELS), "splits": splits,
-                "scaler": scaler.to_dict() if scaler else "per session",
+                "protocol": protocol(cfg.scaler),
+                "scaler": scaler.to_dict() if scaler else cfg.scaler,
+                "calibration": [{"participant": f.participant, "session": f.session, **f.calibration_period,
+                                 **({"center": sc.center.tolist(), "scale": sc.scale.tolist()}
+                                    if cfg.scaler == "calibration" else {})}
+                                for f, sc in zip(frames, scalers)],
                 "counts": {k: len(v) for k, v in rows.items()}, "skipped": [asdict(s) for s in skipped]}
         (stage / "preprocess.json").write_text(json.dumps(meta, indent=2) + "\n")
         publish(stage, out_dir)
@@ -409,7 +462,7 @@ def preprocess(dataset: DatasetConfig, cfg: PreprocessConfig, seed: int = 0,
     return PreprocessResult(out_dir, splits, counts, skipped)
 
 
-def _stage_windows(frames: list[Frames], cfg: PreprocessConfig, scaler: Scaler | None,
+def _stage_windows(frames: list[Frames], cfg: PreprocessConfig, scalers: list[Scaler],
                    split_of: dict[str, str], stage: Path) -> dict[str, list[dict]]:
     length, hop = window_geometry(cfg)
     folder = stage / cfg.process
@@ -419,15 +472,14 @@ def _stage_windows(frames: list[Frames], cfg: PreprocessConfig, scaler: Scaler |
         ssl_folder.mkdir()
     rows: dict[str, list[dict]] = {k: [] for k in SPLITS}
     rows.update({f"ssl_{k}": [] for k in SPLITS} if cfg.get_ssl else {})
-    for f in frames:
-        own = scaler or Scaler.fit([f.x[f.valid]], cfg.process, [f.participant])
+    for f, own in zip(frames, scalers):
         x = own.apply(f.x)
         split = split_of[f.participant]
         key = np.where(f.valid, f.interval, -1)
-        rows[split] += _write_windows(f, x, key, length, hop, folder, True)
+        rows[split] += _write_windows(f, x, key, length, hop, folder, True, cfg.window_norm)
         if cfg.get_ssl:
             rows[f"ssl_{split}"] += _write_windows(f, x, np.where(f.valid, 0, -1), length, hop, ssl_folder,
-                                                   False)
+                                                   False, cfg.window_norm)
     return rows
 
 
@@ -499,5 +551,13 @@ def read_meta(modality_dir: str | os.PathLike) -> dict:
 
 def channel_groups(meta: dict) -> list[int]:
     """Channels per modality, in window order (late fusion gives each group its own encoder)."""
+    if "channel_groups" in meta:
+        return list(meta["channel_groups"])
     pre = meta["preprocess"]
     return [len(pre[f"{m}_channels"]) for m in pre["modalities"]]
+
+
+def protocol(scaler: str) -> dict:
+    """The evaluation protocol of a scaling: ``name`` (inductive / transductive, and the scaler) and ``rule``."""
+    kind, rule = SCALERS[scaler]
+    return {"name": kind if kind == scaler else f"{kind} ({scaler})", "rule": rule}

@@ -220,10 +220,14 @@ class Task:
 
         _, y, files = self.splits["test"]
         probs = self.probabilities(model, "test", accelerator.device)
-        metrics = write_report(self.paths.run_dir, y.numpy(), probs, list(LABELS), files)
+        metrics = write_report(self.paths.run_dir, y.numpy(), probs, list(LABELS), files,
+                               protocol=self.meta.get("protocol"))
         log.info("test (%d windows, participants %s): accuracy %.4f, UAR %.4f, macro-F1 %.4f (chance %.4f)",
                  metrics["n"], ", ".join(self.meta["splits"]["test"]), metrics["accuracy"], metrics["uar"],
                  metrics["macro_f1"], metrics["chance_uar"])
         keys = ("n", "accuracy", "uar", "macro_f1", "chance_uar")
-        return {**{k: metrics[k] for k in keys}, "report": str(self.paths.run_dir / "report"),
+        # the checkpoint's val UAR: what a choice among configurations may use, never the test
+        val_uar = self.validate(model, accelerator)["val/uar"] if len(self.splits["val"][1]) else None
+        return {**{k: metrics[k] for k in keys}, "val_uar": val_uar, "protocol": self.meta.get("protocol"),
+                "report": str(self.paths.run_dir / "report"),
                 "test_participants": self.meta["splits"]["test"]}

@@ -73,6 +73,7 @@ def format_report(m: dict, run_dir: str) -> str:
     """The fine-tuning report as text: overall figures, per class, confusion."""
     labels = m["labels"]
     lines = [f"fine-tuning report ({run_dir}): {m['n']} test windows",
+             *([f"  protocol {m['protocol']['name']}: {m['protocol']['rule']}"] if m.get("protocol") else []),
              f"  accuracy {m['accuracy']:.3f}   UAR {m['uar']:.3f}   macro-F1 {m['macro_f1']:.3f}   "
              f"(chance UAR {m['chance_uar']:.3f})",
              f"  {'class':<12}{'precision':>10}{'recall':>8}{'f1':>7}{'support':>9}"]
