@@ -224,9 +224,13 @@ class Moments:
 
     @classmethod
     def of(cls, pred: np.ndarray) -> Moments:
-        p = pred.astype(np.float64)
-        mean = p.mean(axis=0)
-        return cls(len(p), mean, ((p - mean) ** 2).sum(axis=(0, 2, 3)))
+        """Two passes in float64, one clip at a time: no float64 copy of all the clips."""
+        mean = pred.mean(axis=0, dtype=np.float64)
+        m2 = np.zeros(pred.shape[1])
+        for clip in pred:
+            deviation = clip - mean
+            m2 += np.einsum("std,std->s", deviation, deviation)
+        return cls(len(pred), mean, m2)
 
     def merge(self, other: Moments) -> Moments:
         """The moments of both sets of clips (Chan et al.'s pairwise update)."""
