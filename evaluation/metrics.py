@@ -91,10 +91,22 @@ def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return centred, mean, (centred**2).mean(axis=-2), _constant_columns(x)
 
 
+def _reference_stats(x: np.ndarray, block: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows ``(A, D, T)`` (the float32 values), float64 means, population variances and constant
+    flags ``(A, D)`` of references ``(A, T, D)``; float64 temporaries for ``block`` references at a time."""
+    mean = x.mean(axis=1, dtype=np.float64)
+    var = np.empty_like(mean)
+    for a in range(0, len(x), block):
+        deviation = x[a:a + block] - mean[a:a + block, None]
+        var[a:a + block] = np.einsum("atd,atd->ad", deviation, deviation) / x.shape[1]
+    return np.ascontiguousarray(x.transpose(0, 2, 1)), mean, var, _constant_columns(x)
+
+
 def _ccc(p: tuple, g_rows: np.ndarray, g_mean: np.ndarray, g_var: np.ndarray, g_const: np.ndarray,
          t: int) -> np.ndarray:
     """(S, A) CCC (mean over columns) of predictions with stats ``p`` (:func:`_stats` of (S, T, D))
-    and A references: centred rows ``g_rows`` (A, D, T), means, variances, constant flags (A, D)."""
+    and A references: rows ``g_rows`` (A, D, T), centred or not (the predictions are centred, so
+    the covariance is the same), means, variances, constant flags (A, D)."""
     p_c, p_mean, p_var, p_const = p
     p_rows = np.ascontiguousarray(p_c.transpose(2, 0, 1))  # (D, S, T)
     cov = (np.matmul(p_rows, g_rows.transpose(1, 2, 0)) / t).transpose(1, 2, 0)  # (S, A, D), BLAS per column
@@ -125,8 +137,7 @@ def frc_per_clip(pred: Seqs, listener: Seqs, appropriate: np.ndarray) -> np.ndar
     used = np.flatnonzero(appropriate.any(axis=0))  # statistics of these listeners only (a chunk's)
     where = np.zeros(len(listener), dtype=np.int64)
     where[used] = np.arange(len(used))
-    g_c, g_mean, g_var, g_const = _stats(listener[used])
-    g_rows = np.ascontiguousarray(g_c.transpose(0, 2, 1))  # (U, D, T): a clip's candidates are whole rows
+    g_rows, g_mean, g_var, g_const = _reference_stats(listener[used])  # a clip's candidates: whole rows
     out = np.empty(len(pred))
     for k, cand in enumerate(cands):
         cand = where[cand]
