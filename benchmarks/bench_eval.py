@@ -18,7 +18,7 @@ values are checked against ours. Three kinds of predictions (``evaluation/synthe
   clips at a time (``evaluation.score_clips``, merged by ``evaluation.combine``) so memory holds the
   ground truth and one chunk; prints the time per metric, the projected reference and the peak memory.
 
-    python benchmarks/bench_eval.py [--clips 80] [--density 28] [--workers 2] [--kinds mixture,random]
+    python benchmarks/bench_eval.py [--clips 80] [--density 28] [--workers CORES] [--kinds mixture,random]
     python benchmarks/bench_eval.py real-size [--clips 1600] [--chunk 64] [--kinds ...] [--device cuda]
 """
 
@@ -263,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=64, help="real-size: clips scored at a time")
     parser.add_argument("--sample", type=int, default=4, help="clips the reference runs on")
     parser.add_argument("--repeats", type=int, default=2, help="density: command / reference alternations")
-    parser.add_argument("--workers", type=int, default=2, help="our threads and the reference's processes")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="our threads and the reference's processes (default: every core, as the "
+                             "official script's pool)")
     parser.add_argument("--kinds", default=",".join(KINDS), help="prediction kinds, comma-separated")
     parser.add_argument("--device", default="cpu", help="real-size: also run the torch DTW on this device")
     parser.add_argument("--seed", type=int, default=0)

@@ -91,12 +91,25 @@ def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return centred, mean, (centred**2).mean(axis=-2), _constant_columns(x)
 
 
-def _ccc(p: tuple, g_cols: np.ndarray, g_mean: np.ndarray, g_var: np.ndarray, g_const: np.ndarray,
+def _reference_stats(x: np.ndarray, block: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows ``(A, D, T)`` (the float32 values), float64 means, population variances and constant
+    flags ``(A, D)`` of references ``(A, T, D)``; float64 temporaries for ``block`` references at a time."""
+    mean = x.mean(axis=1, dtype=np.float64)
+    var = np.empty_like(mean)
+    for a in range(0, len(x), block):
+        deviation = x[a:a + block] - mean[a:a + block, None]
+        var[a:a + block] = np.einsum("atd,atd->ad", deviation, deviation) / x.shape[1]
+    return np.ascontiguousarray(x.transpose(0, 2, 1)), mean, var, _constant_columns(x)
+
+
+def _ccc(p: tuple, g_rows: np.ndarray, g_mean: np.ndarray, g_var: np.ndarray, g_const: np.ndarray,
          t: int) -> np.ndarray:
     """(S, A) CCC (mean over columns) of predictions with stats ``p`` (:func:`_stats` of (S, T, D))
-    and A references: centred columns ``g_cols`` (D, T, A), means, variances, constant flags (A, D)."""
+    and A references: rows ``g_rows`` (A, D, T), centred or not (the predictions are centred, so
+    the covariance is the same), means, variances, constant flags (A, D)."""
     p_c, p_mean, p_var, p_const = p
-    cov = (np.matmul(p_c.transpose(2, 0, 1), g_cols) / t).transpose(1, 2, 0)  # (S, A, D)
+    p_rows = np.ascontiguousarray(p_c.transpose(2, 0, 1))  # (D, S, T)
+    cov = (np.matmul(p_rows, g_rows.transpose(1, 2, 0)) / t).transpose(1, 2, 0)  # (S, A, D), BLAS per column
     cov = np.where(p_const[:, None, :] | g_const[None], 0.0, cov)  # r := 0 where a column is constant
     denom = p_var[:, None] + g_var[None] + (p_mean[:, None] - g_mean[None]) ** 2
     return (2 * cov / (denom + CCC_EPS)).mean(axis=-1)
@@ -124,12 +137,11 @@ def frc_per_clip(pred: Seqs, listener: Seqs, appropriate: np.ndarray) -> np.ndar
     used = np.flatnonzero(appropriate.any(axis=0))  # statistics of these listeners only (a chunk's)
     where = np.zeros(len(listener), dtype=np.int64)
     where[used] = np.arange(len(used))
-    g_c, g_mean, g_var, g_const = _stats(listener[used])
-    g_cols = np.ascontiguousarray(g_c.transpose(2, 1, 0))  # (D, T, U)
+    g_rows, g_mean, g_var, g_const = _reference_stats(listener[used])  # a clip's candidates: whole rows
     out = np.empty(len(pred))
     for k, cand in enumerate(cands):
         cand = where[cand]
-        ccc = _ccc(_stats(pred[k]), g_cols[:, :, cand], g_mean[cand], g_var[cand], g_const[cand], t)
+        ccc = _ccc(_stats(pred[k]), g_rows[cand], g_mean[cand], g_var[cand], g_const[cand], t)
         out[k] = ccc.max(axis=1).sum()  # (S, |A|): best reaction per sample, summed over samples
     return out
 
@@ -141,7 +153,7 @@ def _frc_ragged(pred: list, listener: Seqs, cands: list[np.ndarray]) -> np.ndarr
         best = np.full(pred[k].shape[0], -np.inf)
         for m, group in _common_lengths(pred[k].shape[1], listener, cand):
             g_c, g_mean, g_var, g_const = _stats(_truncated(listener, group, m))
-            ccc = _ccc(_stats(pred[k][:, :m]), np.ascontiguousarray(g_c.transpose(2, 1, 0)), g_mean, g_var,
+            ccc = _ccc(_stats(pred[k][:, :m]), np.ascontiguousarray(g_c.transpose(0, 2, 1)), g_mean, g_var,
                        g_const, m)
             best = np.maximum(best, ccc.max(axis=1))
         out[k] = best.sum()
@@ -223,9 +235,13 @@ class Moments:
 
     @classmethod
     def of(cls, pred: np.ndarray) -> Moments:
-        p = pred.astype(np.float64)
-        mean = p.mean(axis=0)
-        return cls(len(p), mean, ((p - mean) ** 2).sum(axis=(0, 2, 3)))
+        """Two passes in float64, one clip at a time: no float64 copy of all the clips."""
+        mean = pred.mean(axis=0, dtype=np.float64)
+        m2 = np.zeros(pred.shape[1])
+        for clip in pred:
+            deviation = clip - mean
+            m2 += np.einsum("std,std->s", deviation, deviation)
+        return cls(len(pred), mean, m2)
 
     def merge(self, other: Moments) -> Moments:
         """The moments of both sets of clips (Chan et al.'s pairwise update)."""

@@ -54,6 +54,24 @@ def test_diversity_metrics_by_hand():
     assert M.fr_var(alternating) == pytest.approx(1 / 3)
 
 
+def test_reference_stats_by_hand_across_blocks():
+    # 3 references of 4 frames, statistics a block of 2 references at a time.
+    x = np.zeros((3, 4, 25), np.float32)
+    x[0, :, 0] = [0, 1, 0, 1]  # mean 0.5, population variance 0.25
+    x[1, :, 1] = [2, 2, 2, 2]  # constant column
+    x[2, :, 2] = [1, 2, 3, 4]  # mean 2.5, variance 1.25 (the second block)
+    rows, mean, var, const = M._reference_stats(x, block=2)
+    np.testing.assert_array_equal(rows, x.transpose(0, 2, 1))
+    assert (mean[0, 0], var[0, 0], mean[1, 1], var[1, 1]) == (0.5, 0.25, 2, 0)
+    assert (mean[2, 2], var[2, 2]) == (2.5, 1.25)
+    assert const[1, 1] and const[0, 3] and not const[0, 0] and not const[2, 2]
+    # The samples are centred, so FRC from uncentred reference rows is the reference CCC.
+    pred = np.random.default_rng(0).random((1, 2, 4, 25), dtype=np.float32)
+    expected = max(reference.ccc(x[j], pred[0, 0]) for j in range(3)) + max(
+        reference.ccc(x[j], pred[0, 1]) for j in range(3))
+    assert M.frc_per_clip(pred, x, np.ones((1, 3), bool))[0] == pytest.approx(expected, rel=1e-12)
+
+
 def test_tlcc_by_hand():
     rng = np.random.default_rng(0)
     speaker = smooth(rng, (1, 300, 25))
