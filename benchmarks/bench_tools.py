@@ -198,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     ea.add_argument("--out-dir", default=str(ROOT / "docs" / "results" / "tools"),
                     help="selection.{json,md}, evidence.{json,md}")
     tp.add_argument("--out", help="also write the figures as JSON here")
-    args = ap.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = ap.parse_args(argv or ["throughput"])  # no subcommand (make bench): the throughput
     if args.what == "evidence-all":
         settings = evidence.Settings(**{k: getattr(args, k) for k in evidence.Settings.__dataclass_fields__})
         evidence.evidence_all(settings, Path(args.out_dir))
