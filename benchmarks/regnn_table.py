@@ -109,12 +109,14 @@ def cell(values: list[float], digits: int) -> str:
 def summarise(scores: dict[str, list[dict]], runs: dict[str, list[dict]], args: argparse.Namespace,
               columns: dict[str, str] = COLUMNS) -> str:
     """The markdown table: mean ± sd over seeds for the models, one value for each baseline; then
-    ``columns`` (heading -> key of a run's record), one value per run."""
+    ``columns`` (heading -> key of a run's record), one value per run (once where all runs agree)."""
     head = "| | " + " | ".join(f"{k} {ARROWS[k]}" for k in METRIC_KEYS) + " | " + " | ".join(columns) + " |"
     lines = [head, "|---|" + "---:|" * (len(METRIC_KEYS) + len(columns))]
     for name, group in scores.items():
         cells = [cell([g[k] for g in group], DIGITS[k]) for k in METRIC_KEYS]
-        cells += [", ".join(str(r[key]) for r in runs.get(name, [])) or "-" for key in columns.values()]
+        for key in columns.values():
+            values = [str(r[key]) for r in runs.get(name, [])]
+            cells.append("; ".join(values[:1] if len(set(values)) == 1 else values) or "-")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     note = (f"\n{2 * args.eval_pairs} test clips ({args.pairs} training dyads); models: mean ± sd over the "
             f"seeds listed, at most {args.max_epochs} epochs of {args.steps} batches of 32 windows, stopped "
