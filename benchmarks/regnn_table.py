@@ -29,6 +29,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -71,17 +72,18 @@ def make_data(out: Path, args: argparse.Namespace) -> Path:
     return data
 
 
-def train_model(config: str, seed: int, data: Path, run_dir: Path, args: argparse.Namespace) -> dict:
-    """Train (or finish training) one model; returns epochs trained, seconds and the best val loss."""
-    results = run_dir / "test_results.json"
-    if not results.is_file():
+def train_model(config: str, seed: int, data: Path, run_dir: Path, args: argparse.Namespace,
+                extra: Sequence[str] = (), done: str = "test_results.json") -> dict:
+    """Train (or finish training) one model, with the overrides ``extra``, unless ``run_dir/done``
+    exists; returns epochs trained, seconds and the best val loss."""
+    if not (run_dir / done).is_file():
         start = time.perf_counter()
         run([sys.executable, "train.py", "--config", config, f"data.root={data}", f"out_dir={run_dir}",
              f"seed={seed}", f"train.epochs={args.max_epochs}", f"train.max_steps_per_epoch={args.steps}",
              "train.milestones=[]", "train.val_every=1", f"train.patience={args.patience}",
              "train.ckpt_every=0", "val.samples=0", f"val.max_clips={args.val_clips}", "generate.workers=1",
-             "generate.metrics=false",
-             f"resume={'auto' if (run_dir / 'checkpoints').is_dir() else ''}"], run_dir.parent / "train.log")
+             "generate.metrics=false", f"resume={'auto' if (run_dir / 'checkpoints').is_dir() else ''}",
+             *extra], run_dir.parent / "train.log")
         (run_dir / "seconds.txt").write_text(f"{time.perf_counter() - start:.0f}\n")
     last = torch.load(run_dir / "checkpoints" / "last" / "state.pt", map_location="cpu", weights_only=True)
     seconds = (run_dir / "seconds.txt").read_text().strip() if (run_dir / "seconds.txt").is_file() else "?"
@@ -107,12 +109,14 @@ def cell(values: list[float], digits: int) -> str:
 def summarise(scores: dict[str, list[dict]], runs: dict[str, list[dict]], args: argparse.Namespace,
               columns: dict[str, str] = COLUMNS) -> str:
     """The markdown table: mean ± sd over seeds for the models, one value for each baseline; then
-    ``columns`` (heading -> key of a run's record), one value per run."""
+    ``columns`` (heading -> key of a run's record), one value per run (once where all runs agree)."""
     head = "| | " + " | ".join(f"{k} {ARROWS[k]}" for k in METRIC_KEYS) + " | " + " | ".join(columns) + " |"
     lines = [head, "|---|" + "---:|" * (len(METRIC_KEYS) + len(columns))]
     for name, group in scores.items():
         cells = [cell([g[k] for g in group], DIGITS[k]) for k in METRIC_KEYS]
-        cells += [", ".join(str(r[key]) for r in runs.get(name, [])) or "-" for key in columns.values()]
+        for key in columns.values():
+            values = [str(r[key]) for r in runs.get(name, [])]
+            cells.append("; ".join(values[:1] if len(set(values)) == 1 else values) or "-")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     note = (f"\n{2 * args.eval_pairs} test clips ({args.pairs} training dyads); models: mean ± sd over the "
             f"seeds listed, at most {args.max_epochs} epochs of {args.steps} batches of 32 windows, stopped "
@@ -140,9 +144,10 @@ def parser(description: str, out_dir: str) -> argparse.ArgumentParser:
 
 
 def compare(models: dict[str, str], args: argparse.Namespace, columns: dict[str, str] = COLUMNS,
-            describe=lambda run_dir: {}) -> str:
+            describe=lambda run_dir: {}, train: Callable[..., dict] = train_model) -> str:
     """Data, baselines, every model (name -> config) over the seeds, scores, ``table.md`` (returned);
-    ``describe(run_dir)`` adds entries to a finished run's record (e.g. for extra ``columns``)."""
+    ``describe(run_dir)`` adds entries to a finished run's record (e.g. for extra ``columns``);
+    ``train`` trains one run (the arguments of :func:`train_model`)."""
     seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -158,7 +163,7 @@ def compare(models: dict[str, str], args: argparse.Namespace, columns: dict[str,
             run_dir = out / Path(config).stem / f"seed{seed}"
             if args.table_only and not (run_dir / "test_results.json").is_file():
                 continue
-            info = train_model(config, seed, data, run_dir, args) | {"seed": seed} | describe(run_dir)
+            info = train(config, seed, data, run_dir, args) | {"seed": seed} | describe(run_dir)
             runs[name].append(info)
             scores[name].append(score(f"{Path(config).stem}_seed{seed}", run_dir / "pred", data, out))
             got = scores[name][-1]
