@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.regnn_data import seeded_one_thread  # noqa: F401 - autouse
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -23,15 +24,6 @@ from react.reaction.models.belfusion import (
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = 6
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny(**kw) -> BeLFusionConfig:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.regnn_data import seeded_one_thread  # noqa: F401 - autouse
 
 from react.reaction.contract import sample
 from react.reaction.models.cognitive import CognitiveProcessor
@@ -22,15 +23,6 @@ from react.reaction.models.regnn import REGNN, CognitiveConfig, ModelConfig, Mot
 
 FRAMES = 10
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 def random_edges(batch: int, channels: int = 4, nodes: int = 25) -> torch.Tensor:
