@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from helpers.regnn_data import seeded_one_thread  # noqa: F401 - autouse fixture
 from torch.nn import functional as F
 
 from react.reaction.deploy.export import _onnx_export
@@ -13,7 +14,7 @@ from react.reaction.deploy.graph import ReactionGenerator
 from react.reaction.models.cognitive import EdgeLayer
 from react.reaction.models.motor import AttentionGraphLayer
 from react.reaction.models.mult import PerceptualProcessor, fairseq_positions
-from tests.test_regnn_model import FRAMES, official_model, one_thread  # noqa: F401 - autouse fixture
+from tests.test_regnn_model import FRAMES, official_model
 
 
 def test_motor_mixing_renormalises_rows_and_channel_weights():
