@@ -8,13 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers.launch import launch_two_processes
-from helpers.regnn_data import (  # noqa: F401 - one_thread: autouse
-    AUDIO_DIM,
-    VIDEO_DIM,
-    one_thread,
-    synthetic_react,
-    write_features,
-)
+from helpers.regnn_data import AUDIO_DIM, VIDEO_DIM, one_thread, synthetic_with_features  # noqa: F401 - autouse
 
 from evaluation.cli import main as evaluate
 from react.engine import checkpoint_file, load_checkpoint
@@ -33,9 +27,7 @@ SHORT = ["train.epochs=1", "train.max_steps_per_epoch=2", "train.batch_size=16",
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = synthetic_react(tmp_path_factory.mktemp("syn"), pairs=8, eval_pairs=4, seed=1)
-    write_features(root)
-    return root
+    return synthetic_with_features(tmp_path_factory, pairs=8, eval_pairs=4, seed=1)
 
 
 @pytest.fixture(scope="module")

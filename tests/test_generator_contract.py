@@ -14,7 +14,7 @@ import pytest
 import torch
 from helpers.deploy_data import write_clip
 from helpers.fake_generator import FEEDBACK, FakeConfig, FakeGenerator, registered
-from helpers.regnn_data import one_thread, synthetic_react, write_features  # noqa: F401 - autouse
+from helpers.regnn_data import one_thread, synthetic_with_features  # noqa: F401 - autouse
 from torch import nn
 
 from evaluation.cli import main as evaluate
@@ -38,9 +38,7 @@ FEATURES = str(Path(__file__).resolve().parents[1] / "configs" / "features_tiny.
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = synthetic_react(tmp_path_factory.mktemp("syn"), pairs=4, eval_pairs=2, seed=3)
-    write_features(root)
-    return root
+    return synthetic_with_features(tmp_path_factory, pairs=4, eval_pairs=2, seed=3)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from helpers.launch import launch_two_processes
-from helpers.regnn_data import one_thread, synthetic_react, tiny_overrides, write_features  # noqa: F401 - autouse
+from helpers.regnn_data import one_thread, synthetic_with_features, tiny_overrides  # noqa: F401 - autouse
 
 from react.config import ConfigError
 from react.engine import checkpoint_file, load_checkpoint, run
@@ -28,9 +28,7 @@ TINY = ROOT / "configs" / "regnn_tiny.yaml"
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = synthetic_react(tmp_path_factory.mktemp("syn"), pairs=8, eval_pairs=4, seed=1)
-    write_features(root)
-    return root
+    return synthetic_with_features(tmp_path_factory, pairs=8, eval_pairs=4, seed=1)
 
 
 def test_losses_match_hand_computation():

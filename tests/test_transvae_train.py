@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers.launch import launch_two_processes
-from helpers.regnn_data import AUDIO_DIM, VIDEO_DIM, one_thread, synthetic_react, write_features  # noqa: F401
+from helpers.regnn_data import AUDIO_DIM, VIDEO_DIM, one_thread, synthetic_with_features  # noqa: F401
 
 from evaluation.cli import main as evaluate
 from react.engine import load_checkpoint
@@ -36,9 +36,7 @@ def overrides(data: Path, out: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = synthetic_react(tmp_path_factory.mktemp("syn"), pairs=4, eval_pairs=2, seed=3)
-    write_features(root)
-    return root
+    return synthetic_with_features(tmp_path_factory, pairs=4, eval_pairs=2, seed=3)
 
 
 @pytest.fixture(scope="module", params=["offline", "online"])

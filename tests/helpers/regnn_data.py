@@ -54,3 +54,11 @@ def seeded_one_thread():
     torch.manual_seed(0)
     yield
     torch.set_num_threads(threads)
+
+
+def synthetic_with_features(tmp_path_factory, pairs: int, eval_pairs: int, seed: int) -> Path:
+    """A synthetic REACT set (``synthetic_react``) in a new temporary folder, with its stand-in
+    feature files written: the data of the tests that train a generator."""
+    root = synthetic_react(tmp_path_factory.mktemp("syn"), pairs=pairs, eval_pairs=eval_pairs, seed=seed)
+    write_features(root)
+    return root
