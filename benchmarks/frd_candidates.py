@@ -12,7 +12,9 @@ computed in full. Per prediction kind it prints:
   often the previous sample's best reaction is;
 * on a few pairs, the nearest-frame lower bound (the sum over one sequence's frames of the squared
   distance to the nearest frame of the other, either way round) as a fraction of each term and of
-  the total (its square roots combined with the FRD weights).
+  the total (its square roots combined with the FRD weights), and the block lower bounds of the
+  AU and expression terms with the boxes on either side (what the bound tiers of
+  ``evaluation.dtw`` choose between).
 
     python benchmarks/frd_candidates.py [--clips 400] [--queried 40] [--bound-pairs 48] [--kinds ...]
 """
@@ -55,6 +57,17 @@ def nearest_frame_bounds(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
+def box_bounds(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(3 box choices, 2 terms) block lower bounds of the squared AU and expression DTWs: boxes of 8
+    reference frames, boxes of 8 prediction frames, one box of the whole prediction."""
+    xr, yr = np.ascontiguousarray(x.T[:, ::-1]), np.ascontiguousarray(y.T[:, ::-1])
+    out = np.empty((3, 2))
+    for c, (seq, boxed, block) in enumerate(((xr, y, 8), (yr, x, 8), (yr, x, len(x)))):
+        lo, hi = (b[0] for b in D.reference_boxes(boxed[None], block))
+        out[c] = [D.block_lower_bound(seq, lo, hi, d0, d1) for d0, d1, _ in (GROUPS[0], GROUPS[2])]
+    return out
+
+
 def report(kind: str, pred: np.ndarray, listener: np.ndarray, appropriate: np.ndarray, workers: int,
            bound_pairs: int) -> None:
     pairs = [(k, i, j) for k in range(len(pred)) for i in range(pred.shape[1])
@@ -94,6 +107,12 @@ def report(kind: str, pred: np.ndarray, listener: np.ndarray, appropriate: np.nd
           + ", ".join(f"{name} {per_group[:, g, 0].mean():.2f} / {per_group[:, g, 1].mean():.2f}"
                       for g, name in enumerate(("AU", "VA", "expr")))
           + f"; total {combined[:, 0].mean():.2f} / {combined[:, 1].mean():.2f}")
+    boxes = np.array([box_bounds(pred[pairs[p][0], pairs[p][1]], listener[pairs[p][2]]) for p in chosen])
+    box_ratio = np.sqrt(boxes) / exact[:, None, [0, 2]]  # (pairs, box choice, AU/expr)
+    print(f"block bound / DTW on {len(chosen)} pairs (AU, expr): "
+          + "; ".join(f"{name} {box_ratio[:, c, 0].mean():.2f}, {box_ratio[:, c, 1].mean():.2f}"
+                      for c, name in enumerate(("boxes of 8 reaction frames", "boxes of 8 prediction frames",
+                                                "one box of the whole prediction"))))
 
 
 def main(argv: list[str] | None = None) -> int:

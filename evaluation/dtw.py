@@ -12,17 +12,22 @@ Speed comes from:
 * SIMD: the accumulated matrix is filled in horizontal strips of ``STRIP`` rows and, inside a
   strip, along anti-diagonals, whose cells are independent, so the inner loop vectorises and the
   strip's frames stay in the L1 cache while the other sequence streams through once per strip;
-* exact pruning: FRD needs only the minimum over a clip's appropriate listeners. Candidates are
-  tried best guess first (smallest diagonal-path cost), the others term by term against the best
-  so far: valence-arousal first (2 columns, yet usually most of the cost); then block lower
-  bounds of the expression and AU terms (the DTW of a frame against boxes of ``BLOCK`` reference
-  frames: 8 times fewer cells, about 3/4 of the true value on model-like data) drop most of the
-  candidates that are left; then expressions, then AUs, each with early abandoning. Every warping
+* exact pruning: FRD needs only the minimum over a clip's appropriate listeners. The samples of a
+  clip are scored in order; each computes one candidate in full first (the smallest
+  diagonal-path cost, or the previous sample's best when its diagonal path is nearly as cheap:
+  samples of one clip often share their nearest reaction), then the others by increasing
+  diagonal-path cost, term by term against the best so far: valence-arousal first (2 columns,
+  yet usually most of the cost), abandoned early; then lower bounds of the expression and AU
+  terms in tiers of growing cost and tightness (``TIER_BLOCKS``: one box of all frames, boxes of
+  32, 8 and 4 frames), each a DTW between one sequence's frames and the other's boxes, with the
+  boxes on the side where they are narrower: the prediction's when it barely moves (low-diversity
+  predictions), the reference's when the prediction is noisy. A tier that prunes little in a
+  clip is skipped there. Then expressions, then AUs, each with early abandoning. Every warping
   path crosses every row, so the smallest value of a finished row bounds a DTW from below. Every
   bound is computed with roundings that are monotone, so each holds in floating point, and a
   candidate stops only when its finished terms plus the bounds of the others exceed the best: the
-  minimum is bit for bit the one a full computation gives;
-* threads: (clip, sample) minima run in parallel (numba ``prange``).
+  minimum is the one a full computation gives;
+* threads: clips run in parallel (numba ``prange``); the references are packed once per array.
 
 Kernels are compiled with ``cache=True`` so a new process loads them from disk.
 """
@@ -30,13 +35,19 @@ Kernels are compiled with ``cache=True`` so a new process loads them from disk.
 from __future__ import annotations
 
 import math
+import weakref
 
 import numba
 import numpy as np
 from numba import njit, prange
 
 STRIP = 128  # rows of the accumulated matrix per strip
-BLOCK = 8  # frames of a reference per box of the block lower bound
+# Frames per box of the four tiers of lower bounds of the expression and AU terms (0: one box of the
+# whole sequence). Tier KEPT_TIER always runs; the others stop while they prune too little.
+TIER_BLOCKS = (0, 32, 8, 4)
+KEPT_TIER = 2
+BLOCK = TIER_BLOCKS[KEPT_TIER]
+GUESS_SLACK = 1.2  # the previous query's best goes first if its diagonal path costs at most this much more
 # Column groups of the 25 facial attributes and their divisors (docs/metrics.md).
 G0, G1, G2, G3 = 0, 15, 17, 25
 DIVISORS = (15.0, 1.0, 8.0)
@@ -202,32 +213,6 @@ def block_lower_bound(xr, lo, hi, d0, d1):
 
 
 @njit(cache=True, nogil=True)
-def staged_cost(xt, xr, yr, lo, hi, threshold):
-    """``group_dtw`` one term at a time against ``threshold``; ``inf`` when the cost exceeds it.
-
-    Valence-arousal first (2 columns, yet usually most of the cost); then the block lower bounds
-    of the expression and AU terms (``block_lower_bound``: a fraction of a DTW's work) prune the
-    candidate when the terms so far plus the bounds of the others exceed ``threshold``; then the
-    expression and AU DTWs, each abandoned early. ``xr``: the first sequence transposed and
-    reversed, ``lo``/``hi``: the second's block boxes (``reference_boxes``).
-    """
-    partial = va_term(xt, yr, threshold, 0.0)
-    if partial > threshold:
-        return np.inf
-    bound = partial + math.sqrt(block_lower_bound(xr, lo, hi, G2, G3)) / DIVISORS[2]
-    if bound > threshold:
-        return np.inf
-    au_bound = math.sqrt(block_lower_bound(xr, lo, hi, G0, G1)) / DIVISORS[0]
-    if bound + au_bound > threshold:
-        return np.inf
-    partial = expression_term(xt, yr, threshold, partial)
-    if partial > threshold or partial + au_bound > threshold:
-        return np.inf
-    total = au_term(xt, yr, threshold, partial)
-    return total if total <= threshold else np.inf
-
-
-@njit(cache=True, nogil=True)
 def _path_cost(xt, yr):
     """FRD cost along one warping path: the diagonal for equal lengths; for unequal lengths the
     longer sequence steps every frame and the shorter one follows its rounded-down position (steps
@@ -252,51 +237,16 @@ def reference_boxes(y: np.ndarray, block: int = BLOCK) -> tuple[np.ndarray, np.n
     """(N, T, D) -> per-block minima and maxima (N, D, ceil(T / block)) float32 for ``block_lower_bound``."""
     y = np.asarray(y, dtype=np.float32)
     n, t, d = y.shape
-    nb = -(-t // block)
-    padded = np.concatenate([y, np.repeat(y[:, -1:], nb * block - t, axis=1)], axis=1)  # repeats stay inside
-    blocks = padded.reshape(n, nb, block, d)
-    lo = np.ascontiguousarray(blocks.min(axis=2).transpose(0, 2, 1))
-    hi = np.ascontiguousarray(blocks.max(axis=2).transpose(0, 2, 1))
-    return lo, hi
-
-
-@njit(cache=True, inline="always")
-def _block(buf, off, q, rows):
-    """Item ``q`` of a packed buffer (:func:`pack`) as a C-contiguous ``(rows, size / rows)`` array."""
-    return buf[off[q]:off[q + 1]].reshape((rows, (off[q + 1] - off[q]) // rows))
-
-
-@njit(cache=True, parallel=True)
-def _min_over_candidates(qbuf, qoff, ybuf, yoff, lobuf, hibuf, boff, cand_ptr, cand, start, stop,
-                         out_value, out_done):
-    """For queries ``start..stop-1``: min over their candidates of ``group_dtw``.
-
-    Packed inputs (:func:`pack`): queries ``(T1, 25)``, references transposed and reversed
-    ``(25, T2)``, their block boxes ``(25, B)``. The best guess (:func:`_path_cost`) is computed in
-    full, every other candidate term by term against the best so far (``staged_cost``).
-    ``out_done[q]``: candidates not pruned (the guess included).
-    """
-    d = G3
-    for q in prange(start, stop):
-        x = qbuf[qoff[q]:qoff[q + 1]].reshape(((qoff[q + 1] - qoff[q]) // d, d))
-        xt = np.ascontiguousarray(x.T)
-        xr = np.ascontiguousarray(xt[:, ::-1])
-        first, last = cand_ptr[q], cand_ptr[q + 1]
-        guess = np.empty(last - first)
-        for c in range(last - first):
-            guess[c] = _path_cost(xt, _block(ybuf, yoff, cand[first + c], d))
-        order = np.argsort(guess, kind="mergesort")
-        best = group_dtw(xt, _block(ybuf, yoff, cand[first + order[0]], d), np.inf)
-        done = 1
-        for c in order[1:]:
-            r = cand[first + c]
-            value = staged_cost(xt, xr, _block(ybuf, yoff, r, d), _block(lobuf, boff, r, d),
-                                _block(hibuf, boff, r, d), best)
-            if value < np.inf:
-                done += 1
-            best = min(best, value)
-        out_value[q] = best
-        out_done[q] = done
+    full = t // block
+    lo, hi = [], []
+    if full:
+        blocks = y[:, :full * block].reshape(n, full, block, d)
+        lo.append(blocks.min(axis=2))
+        hi.append(blocks.max(axis=2))
+    if full * block < t:  # a shorter last block
+        lo.append(y[:, full * block:].min(axis=1, keepdims=True))
+        hi.append(y[:, full * block:].max(axis=1, keepdims=True))
+    return tuple(np.ascontiguousarray(np.concatenate(b, axis=1).transpose(0, 2, 1)) for b in (lo, hi))
 
 
 def reverse_references(y: np.ndarray) -> np.ndarray:
@@ -317,17 +267,226 @@ def pack(items: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return flat, np.concatenate([[0], np.cumsum([a.size for a in items])]).astype(np.int64)
 
 
-def _packed_references(references: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray, ...]:
-    """Packed reversed references, their block minima and maxima, and the offsets of both."""
-    if isinstance(references, np.ndarray):
-        lo, hi = reference_boxes(references)
-        reversed_refs = reverse_references(references)
+@njit(cache=True, inline="always")
+def _item(buf, off, q, rows):
+    """Item ``q`` of a packed buffer (:func:`pack`) as a C-contiguous ``(rows, size / rows)`` array."""
+    return buf[off[q]:off[q + 1]].reshape((rows, (off[q + 1] - off[q]) // rows))
+
+
+@njit(cache=True, inline="always")
+def _widths(lo, hi):
+    """Mean widths (2,) of boxes (25, B), summed over the AU columns and over the expression columns."""
+    w = np.zeros(2)
+    for k in range(lo.shape[1]):
+        for c in range(G0, G1):
+            w[0] += hi[c, k] - lo[c, k]
+        for c in range(G2, G3):
+            w[1] += hi[c, k] - lo[c, k]
+    return w / lo.shape[1]
+
+
+@njit(cache=True, nogil=True)
+def _boxes(xt, block):
+    """Per-dimension minima and maxima (25, B) float32 of blocks of ``block`` frames of ``xt``
+    (25, T) (0: one block), and their widths (:func:`_widths`)."""
+    d, t = xt.shape
+    block = block or t
+    nb = (t + block - 1) // block
+    lo = np.empty((d, nb), dtype=np.float32)
+    hi = np.empty((d, nb), dtype=np.float32)
+    for k in range(nb):
+        for c in range(d):
+            a = xt[c, k * block]
+            m = a
+            for i in range(k * block + 1, min(t, (k + 1) * block)):
+                a = min(a, xt[c, i])
+                m = max(m, xt[c, i])
+            lo[c, k] = a
+            hi[c, k] = m
+    return lo, hi, _widths(lo, hi)
+
+
+@njit(cache=True, inline="always")
+def _box_sum(xt, forward, lo, hi, d0, d1):
+    """Sum over the frames of ``xt`` (25, T) of the squared distance of dims ``d0:d1`` to one box
+    (25, 1), in the frames' time order (``forward`` false: ``xt`` is reversed in time). Every
+    warping path visits every frame, with a cost at least that distance: a lower bound of the
+    squared DTW, with float32 costs summed in float64 in path order like the DTW itself."""
+    t = xt.shape[1]
+    zero = np.float32(0.0)
+    total = 0.0
+    for s in range(t):
+        i = s if forward else t - 1 - s
+        c = zero
+        for d in range(d0, d1):
+            e = max(lo[d, 0] - xt[d, i], zero) + max(xt[d, i] - hi[d, 0], zero)
+            c += e * e
+        total += c
+    return total
+
+
+@njit(cache=True, inline="always")
+def _term_bound(tier, g, xt, xr, yr, q_boxes, r_lo, r_hi, r_width):
+    """Lower bound of the AU (``g`` 0) or expression (``g`` 1) term of a pair.
+
+    Tier 0: each sequence's frames against the other's one box of all frames, the larger of the two.
+    Tiers 1 and 2: ``block_lower_bound`` with the boxes on the side where they are narrower (the
+    query's when it barely moves, the reference's when the query is noisy); DTW is symmetric, so
+    either side bounds the same value.
+    """
+    d0, d1, div = (G0, G1, DIVISORS[0]) if g == 0 else (G2, G3, DIVISORS[2])
+    q_lo, q_hi, q_width = q_boxes
+    if tier == 0:
+        value = max(_box_sum(xt, True, r_lo, r_hi, d0, d1), _box_sum(yr, False, q_lo, q_hi, d0, d1))
+    elif q_width[g] < r_width[g]:
+        value = block_lower_bound(yr, q_lo, q_hi, d0, d1)
     else:
-        boxes = [reference_boxes(np.asarray(y)[None]) for y in references]
-        lo, hi = [b[0][0] for b in boxes], [b[1][0] for b in boxes]
-        reversed_refs = [reverse_references(np.asarray(y)[None])[0] for y in references]
-    (ybuf, yoff), (lobuf, boff), (hibuf, _) = pack(reversed_refs), pack(lo), pack(hi)
-    return ybuf, yoff, lobuf, hibuf, boff
+        value = block_lower_bound(xr, r_lo, r_hi, d0, d1)
+    return math.sqrt(value) / div
+
+
+@njit(cache=True, nogil=True)
+def _query_minimum(xt, refs, path, first, ybuf, yoff, box_lo, box_hi, box_off, box_width, tried, pruned):
+    """Min over references ``refs`` of ``group_dtw`` for one query ``xt`` (25, T1), the index in
+    ``refs`` of the minimum, and the candidates whose cost was computed to the end.
+
+    ``refs[first]`` is computed in full; the others, by increasing diagonal-path cost ``path``,
+    term by term against the best so far: the valence-arousal DTW (abandoned early); lower bounds
+    of the expression and AU terms in the tiers of ``TIER_BLOCKS`` (:func:`_term_bound`; the
+    references' boxes packed in ``box_*``, :func:`_pack_references`), each but ``KEPT_TIER``
+    skipped once it pruned less than a quarter of at least 8 candidates (``tried``/``pruned``:
+    counts per tier shared by the query's group); then the expression and AU DTWs, abandoned early.
+    """
+    d = G3
+    xr = np.ascontiguousarray(xt[:, ::-1])
+    best = group_dtw(xt, _item(ybuf, yoff, refs[first], d), np.inf)
+    best_at, done = first, 1
+    q_boxes = (_boxes(xt, TIER_BLOCKS[0]), _boxes(xt, TIER_BLOCKS[1]), _boxes(xt, TIER_BLOCKS[2]),
+               _boxes(xt, TIER_BLOCKS[3]))
+    for c in np.argsort(path, kind="mergesort"):
+        if c == first:
+            continue
+        r = refs[c]
+        yr = _item(ybuf, yoff, r, d)
+        base = va_term(xt, yr, best, 0.0)
+        if base > best:
+            continue
+        bounds = np.zeros(2)
+        stop = False
+        for tier in range(len(TIER_BLOCKS)):
+            if tier != KEPT_TIER and tried[tier] >= 8 and 4 * pruned[tier] < tried[tier]:
+                continue
+            r_lo, r_hi = _item(box_lo, box_off[tier], r, d), _item(box_hi, box_off[tier], r, d)
+            for g in (1, 0):  # expression, then AU
+                bound = _term_bound(tier, g, xt, xr, yr, q_boxes[tier], r_lo, r_hi, box_width[tier, r])
+                bounds[g] = max(bounds[g], bound)
+                if base + bounds[1] + bounds[0] > best:
+                    stop = True
+                    break
+            if tier != KEPT_TIER:
+                tried[tier] += 1
+                pruned[tier] += stop
+            if stop:
+                break
+        if stop:
+            continue
+        value = expression_term(xt, yr, best, base)
+        if value > best or value + bounds[0] > best:
+            continue
+        value = au_term(xt, yr, best, value)
+        if value < np.inf:
+            done += 1
+        if value < best:
+            best, best_at = value, c
+    return best, best_at, done
+
+
+@njit(cache=True, parallel=True)
+def _search(qbuf, qoff, ybuf, yoff, box_lo, box_hi, box_off, box_width, cand_ptr, cand, group_ptr, start,
+            stop, out_value, out_done):
+    """:func:`_query_minimum` of the queries of groups ``start..stop-1``, the groups in parallel.
+
+    A group holds consecutive queries with the same candidates (the samples of one clip), scored in
+    order. A query first computes the candidate of smallest diagonal-path cost, or the previous
+    query's best if its diagonal path costs at most ``GUESS_SLACK`` times more (samples of one clip
+    often share their nearest reaction). References come packed (:func:`min_group_dtw`).
+    """
+    d = G3
+    for g in prange(start, stop):
+        tried = np.zeros(len(TIER_BLOCKS), np.int64)
+        pruned = np.zeros(len(TIER_BLOCKS), np.int64)
+        previous = -1
+        for q in range(group_ptr[g], group_ptr[g + 1]):
+            x = qbuf[qoff[q]:qoff[q + 1]].reshape(((qoff[q + 1] - qoff[q]) // d, d))
+            xt = np.ascontiguousarray(x.T)
+            refs = cand[cand_ptr[q]:cand_ptr[q + 1]]
+            path = np.empty(len(refs))
+            for c in range(len(refs)):
+                path[c] = _path_cost(xt, _item(ybuf, yoff, refs[c], d))
+            first = np.argmin(path)
+            for c in range(len(refs)):
+                if refs[c] == previous and path[c] <= GUESS_SLACK * path[first]:
+                    first = c
+            value, at, done = _query_minimum(xt, refs, path, first, ybuf, yoff, box_lo, box_hi, box_off,
+                                             box_width, tried, pruned)
+            previous = refs[at]
+            out_value[q] = value
+            out_done[q] = done
+
+
+def _tier_boxes(references: np.ndarray | list[np.ndarray], block: int) -> tuple[list, list]:
+    """Per-block minima and maxima ``(25, B)`` of each reference (``block`` 0: one box of the whole
+    sequence), as two lists."""
+    if isinstance(references, np.ndarray):
+        lo, hi = reference_boxes(references, block or references.shape[1])
+        return list(lo), list(hi)
+    boxes = [reference_boxes(y[None], block or len(y)) for y in references]
+    return [b[0][0] for b in boxes], [b[1][0] for b in boxes]
+
+
+def _box_widths(lo: list[np.ndarray], hi: list[np.ndarray]) -> np.ndarray:
+    """(R, 2) mean widths of each reference's boxes, summed over the AU and over the expression columns."""
+    spread = [(h - w).astype(np.float64) / w.shape[1] for w, h in zip(lo, hi)]
+    return np.array([[s[G0:G1].sum(), s[G2:G3].sum()] for s in spread]).reshape(-1, 2)
+
+
+_packed: tuple = (None, None)  # (weak reference to the last references array, its packed form)
+
+
+def _pack_references(references: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """The references reversed in time and packed (:func:`pack`), and their boxes of every tier of
+    ``TIER_BLOCKS`` in one buffer each for the minima and the maxima, with per-tier offsets
+    ``(tiers, R + 1)`` and widths ``(tiers, R, 2)``. The last array's packing is kept: an evaluation
+    scores its clips in chunks against one array of references."""
+    global _packed
+    if isinstance(references, np.ndarray) and _packed[0] is not None and _packed[0]() is references:
+        return _packed[1]
+    if isinstance(references, np.ndarray):
+        ybuf, yoff = pack(reverse_references(references))
+    else:
+        references = [np.asarray(y, dtype=np.float32) for y in references]
+        ybuf, yoff = pack([reverse_references(y[None])[0] for y in references])
+    tiers = [_tier_boxes(references, block) for block in TIER_BLOCKS]
+    box_lo, off = pack([b for lo, _ in tiers for b in lo])
+    box_hi, _ = pack([b for _, hi in tiers for b in hi])
+    n = len(references)
+    box_off = np.stack([off[k * n:(k + 1) * n + 1] for k in range(len(tiers))])
+    widths = np.stack([_box_widths(lo, hi) for lo, hi in tiers])
+    packed = (ybuf, yoff, box_lo, box_hi, box_off, widths)
+    if isinstance(references, np.ndarray):
+        _packed = (weakref.ref(references), packed)
+    return packed
+
+
+def _groups(cand_ptr: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """Offsets of the runs of consecutive queries with the same candidate list."""
+    sizes = np.diff(cand_ptr)
+    starts = [0]
+    for q in range(1, len(sizes)):
+        if sizes[q] != sizes[q - 1] or not np.array_equal(cand[cand_ptr[q - 1]:cand_ptr[q]],
+                                                          cand[cand_ptr[q]:cand_ptr[q + 1]]):
+            starts.append(q)
+    return np.array([*starts, len(sizes)], dtype=np.int64)
 
 
 def min_group_dtw(
@@ -339,8 +498,9 @@ def min_group_dtw(
     ``queries``: (Q, T1, 25), or a list of Q ``(T1_q, 25)`` arrays of any lengths; ``references``:
     (R, T2, 25) or a list of ``(T2_r, 25)``. Query ``q`` is compared with
     ``references[cand[cand_ptr[q]:cand_ptr[q+1]]]`` (CSR layout, at least one candidate each).
-    Returns (minimum (Q,), candidates not pruned (Q,)). ``chunk`` > 0 runs the queries in chunks
-    (with a progress bar if ``progress``).
+    Returns (minimum (Q,), candidates whose cost was computed to the end (Q,)). ``chunk`` > 0 runs
+    about that many queries at a time, whole groups and at least 8 per thread (with a progress bar if
+    ``progress``).
     """
     nq = len(queries)
     cand_ptr = np.ascontiguousarray(cand_ptr, dtype=np.int64)
@@ -348,20 +508,22 @@ def min_group_dtw(
     if len(cand_ptr) != nq + 1 or np.any(np.diff(cand_ptr) < 1):
         raise ValueError("cand_ptr must have one entry per query plus one, each query >= 1 candidate")
     qbuf, qoff = pack(queries)
-    ybuf, yoff, lobuf, hibuf, boff = _packed_references(references)
+    packed = _pack_references(references)
+    group_ptr = _groups(cand_ptr, cand)
+    groups = len(group_ptr) - 1
     value = np.empty(nq)
     done = np.zeros(nq, dtype=np.int64)
-    step = chunk if chunk > 0 else max(nq, 1)
-    starts = range(0, nq, step)
+    # whole groups per call, at least 8 per thread: a call waits for its slowest group
+    step = max(8 * numba.get_num_threads(), round(chunk * groups / nq)) if chunk > 0 else groups
+    starts = range(0, groups, step)
     if progress:
-        from react.utils.progress import progress
+        from react.utils.progress import progress as bar
 
-        starts = progress(starts, desc="FRD", unit="chunk")
+        starts = bar(starts, desc="FRD", unit="chunk")
     with numba.parallel_chunksize(1):
         for start in starts:
-            stop = min(start + step, nq)
-            _min_over_candidates(qbuf, qoff, ybuf, yoff, lobuf, hibuf, boff, cand_ptr, cand, start, stop,
-                                 value, done)
+            _search(qbuf, qoff, *packed, cand_ptr, cand, group_ptr, start, min(start + step, groups),
+                    value, done)
     return value, done
 
 
