@@ -330,7 +330,7 @@ def _term_bound(tier, g, xt, xr, yr, q_boxes, r_lo, r_hi, r_width):
     """Lower bound of the AU (``g`` 0) or expression (``g`` 1) term of a pair.
 
     Tier 0: each sequence's frames against the other's one box of all frames, the larger of the two.
-    Tiers 1 and 2: ``block_lower_bound`` with the boxes on the side where they are narrower (the
+    Other tiers: ``block_lower_bound`` with the boxes on the side where they are narrower (the
     query's when it barely moves, the reference's when the query is noisy); DTW is symmetric, so
     either side bounds the same value.
     """
@@ -446,8 +446,7 @@ def _tier_boxes(references: np.ndarray | list[np.ndarray], block: int) -> tuple[
 
 def _box_widths(lo: list[np.ndarray], hi: list[np.ndarray]) -> np.ndarray:
     """(R, 2) mean widths of each reference's boxes, summed over the AU and over the expression columns."""
-    spread = [(h - w).astype(np.float64) / w.shape[1] for w, h in zip(lo, hi)]
-    return np.array([[s[G0:G1].sum(), s[G2:G3].sum()] for s in spread]).reshape(-1, 2)
+    return np.array([_widths(w, h) for w, h in zip(lo, hi)]).reshape(-1, 2)
 
 
 _packed: tuple = (None, None)  # (weak reference to the last references array, its packed form)
